@@ -1,0 +1,42 @@
+using System.CommandLine;
+using System.Text.Json;
+
+namespace Sio.Cli;
+
+/// <summary>Shared plumbing: one error path (SioException → "error: …", exit 1) and JSON output.</summary>
+public static class Cli
+{
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static int Run(RootCommand root, string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        var config = new InvocationConfiguration { Output = stdout ?? Console.Out, Error = stderr ?? Console.Error, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return root.Parse(args).Invoke(config);
+        }
+        catch (SioException e)
+        {
+            config.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+
+    public static void WriteJson(TextWriter w, object value) => w.WriteLine(JsonSerializer.Serialize(value, Json));
+
+    /// <summary>Progress on stderr, on one line, only when stderr is a terminal.</summary>
+    public static IProgress<string> Progress(string prefix) => new Progress<string>(m =>
+    {
+        if (!Console.IsErrorRedirected) Console.Error.Write($"\r{prefix}: {m}\u001b[K");
+    });
+
+    public static void EndProgress()
+    {
+        if (!Console.IsErrorRedirected) Console.Error.Write("\r\u001b[K");
+    }
+}

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using Sio.Evaluation;
+using Sio.Generation;
+
+namespace Sio.Cli;
+
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var dir = new Argument<string>("model") { Description = "A sio model folder." };
+        var dataset = new Option<string>("--dataset") { Description = "JSONL ({text}, {prompt,response}, OpenOrca {system_prompt,question,response}, chat messages) or plain text.", Required = true };
+        var maxRecords = new Option<int>("--max-records") { Description = "Score at most this many records (0: all).", DefaultValueFactory = _ => 0 };
+        var maxTokens = new Option<int>("--max-tokens-per-record") { Description = "Cut each record to this many tokens, BOS included (0: the model's context).", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print records, tokens_scored, mean_nll, perplexity as JSON." };
+        var cmd = new Command("eval", "Perplexity of a model on a dataset by teacher forcing (prompt/response rows: response tokens only).")
+        {
+            dir, dataset, maxRecords, maxTokens, json,
+        };
+        cmd.SetAction(p =>
+        {
+            if (p.GetValue(maxRecords) < 0 || p.GetValue(maxTokens) < 0) throw new SioException("--max-records and --max-tokens-per-record must be ≥ 0");
+            if (p.GetValue(maxTokens) == 1) throw new SioException("--max-tokens-per-record must be at least 2 (BOS and one scored token)");
+            using var model = Model.Load(p.GetValue(dir)!);
+            var data = DatasetReader.Read(p.GetValue(dataset)!, p.GetValue(maxRecords) is > 0 and var m ? m : int.MaxValue);
+            var progress = Cli.Progress("eval");
+            var result = Perplexity.Evaluate(model, data, p.GetValue(maxTokens), new Progress<int>(n => progress.Report($"{n}/{data.Records.Count} records")));
+            Cli.EndProgress();
+            var output = p.InvocationConfiguration.Output;
+            if (p.GetValue(json))
+                Cli.WriteJson(output, new
+                {
+                    records = result.Records,
+                    tokens_scored = result.TokensScored,
+                    mean_nll = result.MeanNll,
+                    perplexity = result.Perplexity,
+                    skipped = result.Skipped,
+                    dataset_sha256 = data.Sha256,
+                });
+            else output.WriteLine($"perplexity {result.Perplexity:F4} (mean NLL {result.MeanNll:F5}) over {result.TokensScored} tokens in {result.Records} records{(result.Skipped > 0 ? $", {result.Skipped} skipped" : "")}");
+            return 0;
+        });
+        return cmd;
+    }
+}

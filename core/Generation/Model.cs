@@ -1,0 +1,79 @@
+using Microsoft.ML.OnnxRuntime;
+using Sio.Models;
+using Sio.Tokenization;
+
+namespace Sio.Generation;
+
+/// <summary>How to run a model: threads and execution provider.</summary>
+public sealed record ModelOptions
+{
+    /// <summary>Intra-op threads; 0 means one per core.</summary>
+    public int Threads { get; init; }
+    /// <summary>cpu or cuda.</summary>
+    public string Provider { get; init; } = "cpu";
+}
+
+/// <summary>A loaded model folder: its manifest, an ONNX Runtime session and its tokenizer.</summary>
+public sealed class Model : IDisposable
+{
+    public string Folder { get; }
+    public ModelManifest Manifest { get; }
+    public DecoderConfig Config => Manifest.Config;
+    public Tokenizer Tokenizer { get; }
+    internal InferenceSession Session { get; }
+    /// <summary>Ids that end generation: EOS, and BOS for llama2.c models.</summary>
+    public IReadOnlyList<int> StopTokens { get; }
+
+    Model(string folder, ModelManifest manifest, Tokenizer tokenizer, InferenceSession session)
+    {
+        Folder = folder;
+        Manifest = manifest;
+        Tokenizer = tokenizer;
+        Session = session;
+        StopTokens = manifest.StopOnBos ? [Config.EosTokenId, Config.BosTokenId] : [Config.EosTokenId];
+    }
+
+    public static Model Load(string folder, ModelOptions? options = null)
+    {
+        options ??= new ModelOptions();
+        var manifest = ModelManifest.Load(folder);
+        var c = manifest.Config;
+        var tokenizer = TokenizerLoader.LoadFile(Path.Combine(folder, manifest.Tokenizer.File), c.VocabSize, c.BosTokenId, c.EosTokenId);
+        var modelPath = Path.Combine(folder, manifest.ModelFile);
+        if (!File.Exists(modelPath)) throw SioException.InFile(modelPath, "model file not found");
+        var so = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            IntraOpNumThreads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        try
+        {
+            switch (options.Provider)
+            {
+                case "cpu": break;
+                case "cuda": so.AppendExecutionProvider_CUDA(); break;
+                default: throw new SioException($"unknown execution provider {options.Provider} (cpu or cuda)");
+            }
+        }
+        catch (OnnxRuntimeException e)
+        {
+            so.Dispose();
+            throw new SioException($"execution provider {options.Provider} is not available here: {e.Message}", e);
+        }
+        try
+        {
+            return new Model(folder, manifest, tokenizer, new InferenceSession(modelPath, so));
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw SioException.InFile(modelPath, $"ONNX Runtime cannot load the model: {e.Message}");
+        }
+        finally
+        {
+            so.Dispose();
+        }
+    }
+
+    public void Dispose() => Session.Dispose();
+}

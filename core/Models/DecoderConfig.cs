@@ -1,0 +1,51 @@
+namespace Sio.Models;
+
+/// <summary>
+/// The blueprint of a Llama-family decoder: every shape the graph builder, the generator and the
+/// manifest need. Weights live elsewhere (<see cref="ICheckpoint"/>).
+/// </summary>
+public sealed record DecoderConfig
+{
+    public required int Dim { get; init; }            // model width
+    public required int HiddenDim { get; init; }      // feed-forward width
+    public required int Layers { get; init; }
+    public required int Heads { get; init; }          // query heads
+    public required int KvHeads { get; init; }        // key/value heads (GQA when fewer than Heads)
+    public required int VocabSize { get; init; }
+    public required int ContextLength { get; init; }  // longest sequence the rotary tables cover
+    public int HeadSize { get; init; }                // 0 means Dim / Heads
+    public float RopeTheta { get; init; } = 10000f;
+    public float NormEpsilon { get; init; } = 1e-5f;
+    /// <summary>True when rotary pairs are adjacent (llama2.c, Meta); false for the half-split convention (Hugging Face).</summary>
+    public bool RotaryInterleaved { get; init; }
+    /// <summary>True when the classifier shares the token embedding.</summary>
+    public bool TiedEmbeddings { get; init; }
+    public int BosTokenId { get; init; } = 1;
+    public int EosTokenId { get; init; } = 2;
+    /// <summary>The architecture name as Hugging Face spells it.</summary>
+    public string Architecture { get; init; } = "LlamaForCausalLM";
+
+    public int HeadDim => HeadSize > 0 ? HeadSize : Dim / Heads;
+    public int KvDim => KvHeads * HeadDim;
+    public int QDim => Heads * HeadDim;
+
+    /// <summary>Throws when the shapes cannot describe a working decoder.</summary>
+    public DecoderConfig Validate(string source)
+    {
+        void Require(bool ok, string what) { if (!ok) throw SioException.InFile(source, what); }
+        Require(Dim > 0 && HiddenDim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && VocabSize > 0 && ContextLength > 0,
+            $"every dimension must be positive (dim {Dim}, hidden {HiddenDim}, layers {Layers}, heads {Heads}, kv heads {KvHeads}, vocab {VocabSize}, context {ContextLength})");
+        Require(HeadSize > 0 || Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
+        Require(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv heads {KvHeads}");
+        Require(HeadDim % 2 == 0, $"head size {HeadDim} must be even for rotary embeddings");
+        Require(Layers <= 1024 && Dim <= 65536 && HiddenDim <= 262144 && VocabSize <= 1 << 22 && ContextLength <= 1 << 20,
+            "dimensions are out of any plausible range");
+        return this;
+    }
+
+    /// <summary>Parameters in the weights, counting a tied classifier once.</summary>
+    public long ParameterCount =>
+        (long)VocabSize * Dim * (TiedEmbeddings ? 1 : 2)
+        + Layers * ((long)Dim * QDim * 2 + 2L * Dim * KvDim + 3L * Dim * HiddenDim + 2L * Dim)
+        + Dim;
+}

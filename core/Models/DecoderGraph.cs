@@ -1,0 +1,151 @@
+using Onnx;
+using Sio.Onnx;
+using static Sio.Onnx.GraphBuilder;
+using DT = Onnx.TensorProto.Types.DataType;
+
+namespace Sio.Models;
+
+/// <summary>
+/// Builds the ONNX graph of a Llama-family decoder with ONNX Runtime GenAI's I/O names:
+/// <c>input_ids</c>, <c>attention_mask</c>, <c>position_ids</c>, <c>past_key_values.N.key/value</c> in,
+/// <c>logits</c>, <c>present.N.key/value</c> out. Attention is GroupQueryAttention, which appends any
+/// number of new tokens to a past (or writes in place into a shared past/present buffer), so the
+/// same graph serves prefill, decode, speculative verification and rollback.
+///
+/// Per layer: x = SkipRMSNorm(residual) → q,k,v MatMuls → rotary → GQA → o MatMul →
+/// SkipRMSNorm → gate/up MatMuls → SiLU(gate)·up → down MatMul. Weights are stored (in, out).
+/// </summary>
+public static class DecoderGraph
+{
+    public const string ModelFile = "model.onnx";
+    public const string DataFile = "model.onnx.data";
+
+    /// <summary>True when GroupQueryAttention applies rotary itself (ORT needs head size % 16 == 0 for that).</summary>
+    public static bool FusedRotary(DecoderConfig c) => c.HeadDim % 16 == 0;
+
+    public static void Build(ICheckpoint checkpoint, string folder, int slidingWindow = 0, IProgress<string>? progress = null)
+    {
+        var c = checkpoint.Config;
+        using var g = new GraphBuilder(Path.Combine(folder, DataFile));
+        g.Input("input_ids", DT.Int64, "batch_size", "sequence_length");
+        g.Input("attention_mask", DT.Int64, "batch_size", "total_sequence_length");
+        g.Input("position_ids", DT.Int64, "batch_size", "sequence_length");
+        for (int i = 0; i < c.Layers; i++)
+        {
+            g.Input($"past_key_values.{i}.key", DT.Float, "batch_size", c.KvHeads, "past_sequence_length", c.HeadDim);
+            g.Input($"past_key_values.{i}.value", DT.Float, "batch_size", c.KvHeads, "past_sequence_length", c.HeadDim);
+        }
+        g.Output("logits", DT.Float, "batch_size", "sequence_length", c.VocabSize);
+        for (int i = 0; i < c.Layers; i++)
+        {
+            g.Output($"present.{i}.key", DT.Float, "batch_size", c.KvHeads, "total_sequence_length", c.HeadDim);
+            g.Output($"present.{i}.value", DT.Float, "batch_size", c.KvHeads, "total_sequence_length", c.HeadDim);
+        }
+
+        // seqlens_k = sum(attention_mask) - 1 and total_sequence_length = attention_mask.shape[1], as GQA wants them (int32)
+        var maskSum = g.Node("ReduceSum", ["attention_mask", g.Vector("/model/const/axis1", 1)], "/model/attn_mask/ReduceSum", attributes: Attr("keepdims", 0L));
+        var seqlens64 = g.Node("Sub", [maskSum, g.Scalar("/model/const/one", 1)], "/model/attn_mask/Sub");
+        var seqlensK = g.Node("Cast", [seqlens64], "/model/attn_mask/seqlens_k", attributes: Attr("to", (long)DT.Int32));
+        var maskShape = g.Node("Shape", ["attention_mask"], "/model/attn_mask/Shape");
+        var total64 = g.Node("Gather", [maskShape, g.Scalar("/model/const/index1", 1)], "/model/attn_mask/Gather", attributes: Attr("axis", 0L));
+        var totalLen = g.Node("Cast", [total64], "/model/attn_mask/total_seq_len", attributes: Attr("to", (long)DT.Int32));
+
+        // rotary tables (max_pos, head/2): angle = pos * theta^(-2i/head)
+        int half = c.HeadDim / 2;
+        var cos = new float[c.ContextLength * half];
+        var sin = new float[c.ContextLength * half];
+        for (int p = 0; p < c.ContextLength; p++)
+            for (int i = 0; i < half; i++)
+            {
+                double angle = p * Math.Pow(c.RopeTheta, -2.0 * i / c.HeadDim);
+                cos[p * half + i] = (float)Math.Cos(angle);
+                sin[p * half + i] = (float)Math.Sin(angle);
+            }
+        var cosCache = g.Initializer<float>("cos_cache", cos, DT.Float, c.ContextLength, half);
+        var sinCache = g.Initializer<float>("sin_cache", sin, DT.Float, c.ContextLength, half);
+        bool fused = FusedRotary(c);
+
+        string Weight(string canonical, string onnxName)
+        {
+            var w = checkpoint.Read(canonical);
+            var shape = CheckpointNames.Shape(c, canonical);
+            if (shape.Length == 1) return g.Initializer<float>(onnxName, w, DT.Float, shape[0]);
+            var t = Transpose(w, (int)shape[0], (int)shape[1]);
+            return g.Initializer<float>(onnxName, t, DT.Float, shape[1], shape[0]);
+        }
+        string Linear(string x, int layer, string canonical, string module)
+        {
+            var w = Weight(CheckpointNames.Layer(layer, canonical), $"model.layers.{layer}.{module}.weight");
+            return g.Node("MatMul", [x, w], $"/model/layers.{layer}/{module}/MatMul");
+        }
+
+        var embed = checkpoint.Read("embed");
+        var embedName = g.Initializer<float>("model.embed_tokens.weight", embed, DT.Float, c.VocabSize, c.Dim);
+        embed = null;
+        string hidden = g.Node("Gather", [embedName, "input_ids"], "/model/embed_tokens/Gather", attributes: Attr("axis", 0L));
+        string residual = hidden;
+        string? pending = null; // output of the previous block, not yet added to the residual
+        var eps = Attr("epsilon", c.NormEpsilon);
+
+        (string Normed, string Residual) SkipNorm(string? add, string res, string weight, string name)
+        {
+            if (add is null)
+                return (g.Node("SimplifiedLayerNormalization", [res, weight], name, attributes: [Attr("axis", -1L), eps, Attr("stash_type", 1L)]), res);
+            g.Node("SkipSimplifiedLayerNormalization", [add, res, weight], name, "com.microsoft",
+                outputNames: [$"{name}/output_0", "", "", $"{name}/output_3"], attributes: eps);
+            return ($"{name}/output_0", $"{name}/output_3");
+        }
+
+        for (int l = 0; l < c.Layers; l++)
+        {
+            progress?.Report($"layer {l + 1}/{c.Layers}");
+            var (x, res) = SkipNorm(pending, residual, Weight(CheckpointNames.Layer(l, "attn_norm"), $"model.layers.{l}.input_layernorm.weight"),
+                $"/model/layers.{l}/input_layernorm");
+            residual = res;
+            var q = Linear(x, l, "wq", "attn.q_proj");
+            var k = Linear(x, l, "wk", "attn.k_proj");
+            var v = Linear(x, l, "wv", "attn.v_proj");
+            if (!fused)
+            {
+                q = g.Node("RotaryEmbedding", [q, "position_ids", cosCache, sinCache], $"/model/layers.{l}/attn/q_rotary", "com.microsoft",
+                    attributes: [Attr("interleaved", c.RotaryInterleaved ? 1L : 0L), Attr("num_heads", (long)c.Heads)]);
+                k = g.Node("RotaryEmbedding", [k, "position_ids", cosCache, sinCache], $"/model/layers.{l}/attn/k_rotary", "com.microsoft",
+                    attributes: [Attr("interleaved", c.RotaryInterleaved ? 1L : 0L), Attr("num_heads", (long)c.KvHeads)]);
+            }
+            var gqaInputs = new List<string> { q, k, v, $"past_key_values.{l}.key", $"past_key_values.{l}.value", seqlensK, totalLen };
+            if (fused) gqaInputs.AddRange([cosCache, sinCache]);
+            var attn = g.Node("GroupQueryAttention", gqaInputs.ToArray(), $"/model/layers.{l}/attn/GroupQueryAttention", "com.microsoft",
+                outputNames: [$"/model/layers.{l}/attn/output", $"present.{l}.key", $"present.{l}.value"],
+                attributes: [Attr("num_heads", (long)c.Heads), Attr("kv_num_heads", (long)c.KvHeads), Attr("do_rotary", fused ? 1L : 0L),
+                    Attr("rotary_interleaved", c.RotaryInterleaved ? 1L : 0L), Attr("local_window_size", slidingWindow > 0 ? slidingWindow : -1L)]);
+            var o = Linear(attn, l, "wo", "attn.o_proj");
+
+            (x, residual) = SkipNorm(o, residual, Weight(CheckpointNames.Layer(l, "ffn_norm"), $"model.layers.{l}.post_attention_layernorm.weight"),
+                $"/model/layers.{l}/post_attention_layernorm");
+            var gate = Linear(x, l, "w1", "mlp.gate_proj");
+            var up = Linear(x, l, "w3", "mlp.up_proj");
+            var sig = g.Node("Sigmoid", [gate], $"/model/layers.{l}/mlp/act/Sigmoid");
+            var silu = g.Node("Mul", [gate, sig], $"/model/layers.{l}/mlp/act/Mul");
+            var prod = g.Node("Mul", [silu, up], $"/model/layers.{l}/mlp/Mul");
+            pending = Linear(prod, l, "w2", "mlp.down_proj");
+        }
+        var (final, _) = SkipNorm(pending, residual, Weight("norm", "model.norm.weight"), "/model/norm");
+        progress?.Report("classifier");
+        var head = Weight("lm_head", "lm_head.weight");
+        g.Node("MatMul", [final, head], "/lm_head/MatMul", outputNames: ["logits"]);
+        g.Save(Path.Combine(folder, ModelFile), [("producer", "sio"), ("architecture", c.Architecture)]);
+    }
+
+    /// <summary>(rows, cols) → (cols, rows), blocked for the cache.</summary>
+    public static float[] Transpose(float[] w, int rows, int cols)
+    {
+        var t = new float[w.Length];
+        const int B = 32;
+        for (int r0 = 0; r0 < rows; r0 += B)
+            for (int c0 = 0; c0 < cols; c0 += B)
+                for (int r = r0; r < Math.Min(r0 + B, rows); r++)
+                    for (int col = c0; col < Math.Min(c0 + B, cols); col++)
+                        t[(long)col * rows + r] = w[(long)r * cols + col];
+        return t;
+    }
+}

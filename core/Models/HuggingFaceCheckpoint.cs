@@ -1,0 +1,168 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Sio.Models;
+
+/// <summary>
+/// A Hugging Face Llama-family folder: <c>config.json</c> plus one or more <c>*.safetensors</c>
+/// (sharded through <c>model.safetensors.index.json</c> or not), F32, F16 or BF16. Rotary is
+/// half-split, as Hugging Face stores q and k.
+/// </summary>
+public sealed class HuggingFaceCheckpoint : ICheckpoint
+{
+    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"];
+
+    readonly List<SafetensorsFile> _files = new();
+    readonly Dictionary<string, (SafetensorsFile File, string Name)> _index = new();
+
+    public DecoderConfig Config { get; }
+    public string Source { get; }
+    /// <summary>Mistral's sliding attention window, or 0 for full attention.</summary>
+    public int SlidingWindow { get; }
+
+    public HuggingFaceCheckpoint(string folder)
+    {
+        Source = folder;
+        var configPath = Path.Combine(folder, "config.json");
+        if (!File.Exists(configPath)) throw SioException.InFile(configPath, "file not found (a Hugging Face model folder needs config.json)");
+        JsonObject cfg;
+        try { cfg = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject(); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
+        {
+            throw SioException.InFile(configPath, $"not a JSON object ({e.Message})");
+        }
+        var archs = cfg["architectures"]?.AsArray().Select(a => a!.GetValue<string>()).ToArray() ?? [];
+        var arch = archs.FirstOrDefault(SupportedArchitectures.Contains);
+        if (arch is null)
+            throw SioException.InFile(configPath, $"unsupported architecture {(archs.Length == 0 ? "(none given)" : string.Join(", ", archs))}; sio imports {string.Join(" and ", SupportedArchitectures)}");
+        if (cfg["rope_scaling"] is JsonObject scaling)
+            throw SioException.InFile(configPath, $"unsupported rope_scaling {scaling.ToJsonString()}: sio builds plain rotary embeddings");
+        foreach (var biasFlag in new[] { "attention_bias", "mlp_bias" })
+            if (cfg[biasFlag]?.GetValue<bool>() == true) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds bias-free Llama layers");
+        string act = cfg["hidden_act"]?.GetValue<string>() ?? "silu";
+        if (act != "silu") throw SioException.InFile(configPath, $"unsupported hidden_act {act}: sio builds SiLU-gated feed-forward layers");
+
+        int Int(string key, int? fallback = null)
+        {
+            var n = cfg[key];
+            if (n is null || n.GetValueKind() == JsonValueKind.Null)
+                return fallback ?? throw SioException.InFile(configPath, $"missing {key}");
+            return n.GetValue<int>();
+        }
+        int FirstId(string key, int fallback) => cfg[key] switch
+        {
+            JsonArray a when a.Count > 0 => a[0]!.GetValue<int>(),
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<int>(),
+            _ => fallback,
+        };
+        int heads = Int("num_attention_heads");
+        Config = new DecoderConfig
+        {
+            Dim = Int("hidden_size"),
+            HiddenDim = Int("intermediate_size"),
+            Layers = Int("num_hidden_layers"),
+            Heads = heads,
+            KvHeads = Int("num_key_value_heads", heads),
+            VocabSize = Int("vocab_size"),
+            ContextLength = Int("max_position_embeddings", 2048),
+            HeadSize = Int("head_dim", 0),
+            RopeTheta = cfg["rope_theta"]?.GetValue<float>() ?? 10000f,
+            NormEpsilon = cfg["rms_norm_eps"]?.GetValue<float>() ?? 1e-6f,
+            RotaryInterleaved = false,
+            TiedEmbeddings = cfg["tie_word_embeddings"]?.GetValue<bool>() ?? false,
+            BosTokenId = FirstId("bos_token_id", 1),
+            EosTokenId = FirstId("eos_token_id", 2),
+            Architecture = arch,
+        }.Validate(configPath);
+        SlidingWindow = cfg["sliding_window"] is JsonValue sw && sw.GetValueKind() == JsonValueKind.Number ? sw.GetValue<int>() : 0;
+        if (SlidingWindow >= Config.ContextLength) SlidingWindow = 0;
+
+        try
+        {
+            var indexPath = Path.Combine(folder, "model.safetensors.index.json");
+            IEnumerable<string> shards;
+            if (File.Exists(indexPath))
+            {
+                var map = JsonNode.Parse(File.ReadAllText(indexPath))?["weight_map"]?.AsObject()
+                    ?? throw SioException.InFile(indexPath, "no weight_map");
+                shards = map.Select(kv => kv.Value!.GetValue<string>()).Distinct();
+            }
+            else shards = Directory.GetFiles(folder, "*.safetensors").Select(Path.GetFileName).Order()!;
+            foreach (var shard in shards)
+            {
+                if (shard.Contains("..") || Path.IsPathRooted(shard)) throw SioException.InFile(indexPath, $"shard name {shard} leaves the folder");
+                var f = new SafetensorsFile(Path.Combine(folder, shard));
+                _files.Add(f);
+                foreach (var name in f.Tensors.Keys) _index[name] = (f, name);
+            }
+            if (_files.Count == 0) throw SioException.InFile(folder, "no *.safetensors weights found");
+            CheckTensors();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The Hugging Face name of a canonical tensor.</summary>
+    public static string HfName(string canonical)
+    {
+        if (canonical == "embed") return "model.embed_tokens.weight";
+        if (canonical == "norm") return "model.norm.weight";
+        if (canonical == "lm_head") return "lm_head.weight";
+        var p = canonical.Split('.');
+        var layer = $"model.layers.{p[1]}.";
+        return layer + p[2] switch
+        {
+            "attn_norm" => "input_layernorm.weight",
+            "ffn_norm" => "post_attention_layernorm.weight",
+            "wq" => "self_attn.q_proj.weight",
+            "wk" => "self_attn.k_proj.weight",
+            "wv" => "self_attn.v_proj.weight",
+            "wo" => "self_attn.o_proj.weight",
+            "w1" => "mlp.gate_proj.weight",
+            "w2" => "mlp.down_proj.weight",
+            "w3" => "mlp.up_proj.weight",
+            _ => throw new ArgumentException(canonical),
+        };
+    }
+
+    public static IEnumerable<string> CanonicalNames(DecoderConfig c)
+    {
+        yield return "embed";
+        for (int i = 0; i < c.Layers; i++)
+            foreach (var t in CheckpointNames.LayerTensors) yield return CheckpointNames.Layer(i, t);
+        yield return "norm";
+        if (!c.TiedEmbeddings) yield return "lm_head";
+    }
+
+    void CheckTensors()
+    {
+        var expected = new HashSet<string>();
+        foreach (var canonical in CanonicalNames(Config))
+        {
+            var hf = HfName(canonical);
+            expected.Add(hf);
+            if (!_index.TryGetValue(hf, out var at)) throw SioException.InFile(Source, $"tensor {hf} is missing");
+            var shape = CheckpointNames.Shape(Config, canonical);
+            var actual = at.File.Tensors[hf].Shape;
+            if (!shape.SequenceEqual(actual))
+                throw SioException.InFile(at.File.Path, $"tensor {hf} has shape [{string.Join(",", actual)}], config.json implies [{string.Join(",", shape)}]");
+        }
+        var extra = _index.Keys.FirstOrDefault(k => !expected.Contains(k) && !k.EndsWith("rotary_emb.inv_freq") && !(k == "lm_head.weight" && Config.TiedEmbeddings));
+        if (extra is not null) throw SioException.InFile(_index[extra].File.Path, $"unsupported tensor {extra}: not part of a {Config.Architecture} that sio builds");
+    }
+
+    public float[] Read(string name)
+    {
+        if (name == "lm_head" && Config.TiedEmbeddings) name = "embed";
+        var (file, hf) = _index[HfName(name)];
+        return file.ReadFloats(hf);
+    }
+
+    public void Dispose()
+    {
+        foreach (var f in _files) f.Dispose();
+    }
+}

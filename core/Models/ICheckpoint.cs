@@ -1,0 +1,44 @@
+namespace Sio.Models;
+
+/// <summary>
+/// Weights of a decoder, read one tensor at a time so that an importer never holds two copies of a
+/// large model. Names are canonical and shapes are (out, in) as in llama2.c and Hugging Face:
+/// <list type="bullet">
+/// <item><c>embed</c> (vocab, dim); <c>norm</c> (dim); <c>lm_head</c> (vocab, dim), absent when tied</item>
+/// <item><c>layers.{i}.attn_norm</c> (dim); <c>wq</c> (heads*head, dim); <c>wk</c>, <c>wv</c> (kv_heads*head, dim); <c>wo</c> (dim, heads*head)</item>
+/// <item><c>layers.{i}.ffn_norm</c> (dim); <c>w1</c> gate (hidden, dim); <c>w2</c> down (dim, hidden); <c>w3</c> up (hidden, dim)</item>
+/// </list>
+/// Rotary layout follows <see cref="DecoderConfig.RotaryInterleaved"/>.
+/// </summary>
+public interface ICheckpoint : IDisposable
+{
+    DecoderConfig Config { get; }
+    /// <summary>Where the weights came from, for error messages and the manifest.</summary>
+    string Source { get; }
+    float[] Read(string name);
+}
+
+public static class CheckpointNames
+{
+    public static string Layer(int i, string tensor) => $"layers.{i}.{tensor}";
+    public static readonly string[] LayerTensors = ["attn_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w1", "w2", "w3"];
+
+    /// <summary>The shape of a canonical tensor under a config.</summary>
+    public static long[] Shape(DecoderConfig c, string name)
+    {
+        var t = name.StartsWith("layers.") ? name[(name.IndexOf('.', 7) + 1)..] : name;
+        return t switch
+        {
+            "embed" or "lm_head" => [c.VocabSize, c.Dim],
+            "norm" or "attn_norm" or "ffn_norm" => [c.Dim],
+            "wq" => [c.QDim, c.Dim],
+            "wk" or "wv" => [c.KvDim, c.Dim],
+            "wo" => [c.Dim, c.QDim],
+            "w1" or "w3" => [c.HiddenDim, c.Dim],
+            "w2" => [c.Dim, c.HiddenDim],
+            _ => throw new ArgumentException($"unknown tensor {name}"),
+        };
+    }
+
+    public static long Elements(DecoderConfig c, string name) => Shape(c, name).Aggregate(1L, (a, b) => a * b);
+}

@@ -1,0 +1,166 @@
+using System.Text;
+using Sio.Tokenization;
+
+namespace Sio.Models;
+
+/// <summary>What to import: a llama2.c checkpoint, a Hugging Face folder, or a synthetic shape.</summary>
+public sealed record ImportRequest
+{
+    /// <summary>A llama2.c .bin or a Hugging Face folder; null for synthetic.</summary>
+    public string? Source { get; init; }
+    /// <summary>A tokenizer file that overrides the one found beside the source.</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>The shape of a synthetic model (random weights).</summary>
+    public DecoderConfig? Synthetic { get; init; }
+    public int Seed { get; init; } = 1234;
+}
+
+/// <summary>
+/// Turns a checkpoint into a model folder: model.onnx (+ external data), genai_config.json, the
+/// tokenizer files and sio.json. The folder is built beside the destination and renamed into place,
+/// so a failure never leaves a half-written model.
+/// </summary>
+public static class ModelImporter
+{
+    public static ModelManifest Import(ImportRequest request, string outDir, IProgress<string>? progress = null)
+    {
+        outDir = Path.GetFullPath(outDir.TrimEnd('/', '\\'));
+        CheckDestination(outDir);
+        using var checkpoint = Open(request, out var kind);
+        var c = checkpoint.Config;
+        var slidingWindow = checkpoint is HuggingFaceCheckpoint hf ? hf.SlidingWindow : 0;
+
+        var parent = Path.GetDirectoryName(outDir)!;
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            var tokenizer = WriteTokenizer(request, checkpoint, kind, temp);
+            progress?.Report("building graph");
+            DecoderGraph.Build(checkpoint, temp, slidingWindow, progress);
+            GenAiConfig.Write(temp, c);
+            var manifest = new ModelManifest
+            {
+                Architecture = c.Architecture,
+                Config = c,
+                SlidingWindow = slidingWindow,
+                Source = new ModelManifest.ModelSource(kind, request.Source is null ? checkpoint.Source : Path.GetFullPath(request.Source), SourceHash(request, kind)),
+                Tokenizer = tokenizer,
+                StopOnBos = kind == "llama2c",
+                Steps = [$"import:{kind}"],
+            };
+            manifest.Save(temp);
+            Replace(temp, outDir);
+            return manifest;
+        }
+        catch
+        {
+            try { Directory.Delete(temp, true); } catch (IOException) { }
+            throw;
+        }
+    }
+
+    static void CheckDestination(string outDir)
+    {
+        if (File.Exists(outDir)) throw SioException.InFile(outDir, "the output path is a file, not a folder");
+        if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, ModelManifest.FileName)))
+            throw SioException.InFile(outDir, "the output folder exists and is not a sio model folder; choose another --out or empty it");
+    }
+
+    /// <summary>Moves the finished folder into place; an earlier sio model folder there is replaced.</summary>
+    internal static void Replace(string temp, string outDir)
+    {
+        if (!Directory.Exists(outDir)) { Directory.Move(temp, outDir); return; }
+        var old = outDir + $".old-{Guid.NewGuid():N}";
+        Directory.Move(outDir, old);
+        Directory.Move(temp, outDir);
+        Directory.Delete(old, true);
+    }
+
+    static ICheckpoint Open(ImportRequest r, out string kind)
+    {
+        if (r.Synthetic is not null)
+        {
+            kind = "synthetic";
+            return new SyntheticCheckpoint(r.Synthetic, r.Seed);
+        }
+        if (string.IsNullOrEmpty(r.Source)) throw new SioException("import: give a checkpoint (llama2.c .bin or Hugging Face folder) or --synthetic");
+        if (Directory.Exists(r.Source)) { kind = "huggingface"; return new HuggingFaceCheckpoint(r.Source); }
+        if (!File.Exists(r.Source)) throw SioException.InFile(r.Source, "not found");
+        if (r.Source.EndsWith(".safetensors") || r.Source.EndsWith(".json"))
+            throw SioException.InFile(r.Source, "pass the Hugging Face model folder, not one of its files");
+        kind = "llama2c";
+        return new Llama2cCheckpoint(r.Source);
+    }
+
+    static string SourceHash(ImportRequest r, string kind) => kind switch
+    {
+        "synthetic" => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            Encoding.UTF8.GetBytes($"{System.Text.Json.JsonSerializer.Serialize(r.Synthetic)}|{r.Seed}"))),
+        "huggingface" => ModelManifest.Sha256Folder(r.Source!, f => f.EndsWith(".safetensors") || f.EndsWith(".json")),
+        _ => ModelManifest.Sha256File(r.Source!),
+    };
+
+    static ModelManifest.TokenizerInfo WriteTokenizer(ImportRequest r, ICheckpoint checkpoint, string kind, string folder)
+    {
+        var c = checkpoint.Config;
+        Tokenizer tokenizer;
+        string file;
+        if (kind == "synthetic" && r.Tokenizer is null)
+        {
+            file = Path.Combine(folder, "tokenizer.bin");
+            WriteSyntheticTokenizer(file, c.VocabSize);
+            tokenizer = TokenizerLoader.LoadFile(file, c.VocabSize, c.BosTokenId, c.EosTokenId);
+        }
+        else
+        {
+            var source = r.Tokenizer ?? FindTokenizer(r.Source!, kind);
+            tokenizer = TokenizerLoader.LoadFile(source, c.VocabSize, c.BosTokenId, c.EosTokenId);
+            if (tokenizer.VocabSize > c.VocabSize)
+                throw SioException.InFile(source, $"the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocabulary of {c.VocabSize}");
+            file = Path.Combine(folder, tokenizer.Format);
+            File.Copy(source, file);
+            if (tokenizer.Format == "tokenizer.json")
+                foreach (var extra in new[] { "tokenizer_config.json", "special_tokens_map.json" })
+                {
+                    var e = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, extra);
+                    if (File.Exists(e)) File.Copy(e, Path.Combine(folder, extra));
+                }
+        }
+        // A llama2.c vocabulary is also written as tokenizer.json, so ONNX Runtime GenAI can tokenize too.
+        if (tokenizer is SentencePieceBpeTokenizer { Format: "tokenizer.bin" } bpe)
+            bpe.WriteTokenizerJson(Path.Combine(folder, "tokenizer.json"));
+        return new ModelManifest.TokenizerInfo(Path.GetFileName(file), tokenizer.Format, tokenizer.VocabSize, tokenizer.Fingerprint());
+    }
+
+    static string FindTokenizer(string source, string kind)
+    {
+        if (kind == "huggingface")
+            return TokenizerLoader.FindIn(source)
+                ?? throw SioException.InFile(source, "missing tokenizer: the folder has no tokenizer.json or tokenizer.model (pass --tokenizer FILE)");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(source))!;
+        var beside = Path.Combine(dir, "tokenizer.bin");
+        if (File.Exists(beside)) return beside;
+        var candidates = Directory.GetFiles(dir, "tok*.bin");
+        if (candidates.Length == 1) return candidates[0];
+        throw SioException.InFile(source, $"missing tokenizer: no tokenizer.bin beside the checkpoint{(candidates.Length > 1 ? $" and {candidates.Length} tok*.bin candidates" : "")} (pass --tokenizer FILE)");
+    }
+
+    /// <summary>A llama2.c tokenizer for synthetic models: specials, 256 byte pieces, then filler pieces.</summary>
+    static void WriteSyntheticTokenizer(string path, int vocab)
+    {
+        using var w = new BinaryWriter(File.Create(path));
+        var pieces = new List<string> { "<unk>", "\n<s>\n", "\n</s>\n" };
+        for (int b = 0; b < 256 && pieces.Count < vocab; b++) pieces.Add($"<0x{b:X2}>");
+        for (int i = pieces.Count; i < vocab; i++) pieces.Add($" w{i}");
+        w.Write(pieces.Max(p => Encoding.UTF8.GetByteCount(p)));
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            var bytes = Encoding.UTF8.GetBytes(pieces[i]);
+            w.Write(i < 259 ? 0f : -(float)i);
+            w.Write(bytes.Length);
+            w.Write(bytes);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using Microsoft.ML.Tokenizers;
+
+namespace Sio.Tokenization;
+
+/// <summary>A SentencePiece <c>tokenizer.model</c>, encoded by Microsoft.ML.Tokenizers' LlamaTokenizer.</summary>
+public sealed class SentencePieceModelTokenizer : Tokenizer
+{
+    readonly LlamaTokenizer _inner;
+
+    SentencePieceModelTokenizer(LlamaTokenizer inner, IReadOnlyList<string> pieces)
+        : base(pieces, inner.BeginningOfSentenceId, inner.EndOfSentenceId, [inner.UnknownId, inner.BeginningOfSentenceId, inner.EndOfSentenceId])
+        => _inner = inner;
+
+    public override string Format => "tokenizer.model";
+
+    public static SentencePieceModelTokenizer Load(string path)
+    {
+        if (!File.Exists(path)) throw SioException.InFile(path, "tokenizer file not found");
+        LlamaTokenizer inner;
+        try
+        {
+            using var s = File.OpenRead(path);
+            inner = LlamaTokenizer.Create(s, addBeginOfSentence: false, addEndOfSentence: false);
+        }
+        catch (Exception e) when (e is not SioException)
+        {
+            throw SioException.InFile(path, $"not a SentencePiece model ({e.Message})");
+        }
+        var vocab = inner.Vocabulary;
+        var pieces = new string[vocab.Values.Max() + 1];
+        Array.Fill(pieces, "");
+        foreach (var (piece, id) in vocab) pieces[id] = piece.Replace('\u2581', ' ');
+        return new SentencePieceModelTokenizer(inner, pieces);
+    }
+
+    public override List<int> Encode(string text, bool addBos = true)
+    {
+        var ids = new List<int>();
+        if (addBos) ids.Add(BosTokenId);
+        if (text.Length > 0) ids.AddRange(_inner.EncodeToIds(text));
+        return ids;
+    }
+}

@@ -1,0 +1,28 @@
+namespace Sio.Tokenization;
+
+/// <summary>Finds and loads the tokenizer of a model folder, or a tokenizer file by its name.</summary>
+public static class TokenizerLoader
+{
+    /// <summary>The file names sio recognises, in the order a folder is searched.</summary>
+    public static readonly string[] FileNames = ["tokenizer.bin", "tokenizer.json", "tokenizer.model"];
+
+    /// <summary>Loads a tokenizer file. A llama2.c tokenizer.bin is recognised by its content, whatever its name.</summary>
+    public static Tokenizer LoadFile(string path, int vocabSize, int bos, int eos)
+    {
+        if (!File.Exists(path)) throw SioException.InFile(path, "tokenizer file not found");
+        var name = Path.GetFileName(path);
+        if (name.EndsWith(".json")) return SentencePieceBpeTokenizer.FromTokenizerJson(path, bos, eos);
+        if (name.EndsWith(".model")) return SentencePieceModelTokenizer.Load(path);
+        return SentencePieceBpeTokenizer.FromLlama2c(path, vocabSize, bos, eos);
+    }
+
+    /// <summary>The first recognised tokenizer file in a folder, or null.</summary>
+    public static string? FindIn(string folder) =>
+        FileNames.Select(f => Path.Combine(folder, f)).FirstOrDefault(File.Exists);
+
+    public static Tokenizer LoadFromFolder(string folder, int vocabSize, int bos, int eos)
+    {
+        var file = FindIn(folder) ?? throw SioException.InFile(folder, $"missing tokenizer: none of {string.Join(", ", FileNames)} is there");
+        return LoadFile(file, vocabSize, bos, eos);
+    }
+}
