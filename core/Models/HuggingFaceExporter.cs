@@ -8,7 +8,9 @@ namespace Sio.Models;
 /// </summary>
 public static class HuggingFaceExporter
 {
-    public static void Export(ICheckpoint checkpoint, string folder)
+    /// <param name="dtype">F32, F16 or BF16.</param>
+    /// <param name="shards">How many .safetensors files to split the weights over (with model.safetensors.index.json when more than one).</param>
+    public static void Export(ICheckpoint checkpoint, string folder, string dtype = "F32", int shards = 1, Tokenization.SentencePieceBpeTokenizer? tokenizer = null)
     {
         var c = checkpoint.Config;
         Directory.CreateDirectory(folder);
@@ -21,7 +23,23 @@ public static class HuggingFaceExporter
                 data = InterleavedToHalfSplit(data, kind == "wq" ? c.Heads : c.KvHeads, c.HeadDim, c.Dim);
             tensors.Add((HuggingFaceCheckpoint.HfName(name), CheckpointNames.Shape(c, name), data));
         }
-        SafetensorsFile.Write(Path.Combine(folder, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        var meta = new Dictionary<string, string> { ["format"] = "pt" };
+        if (shards <= 1) SafetensorsFile.Write(Path.Combine(folder, "model.safetensors"), tensors, meta, dtype);
+        else
+        {
+            var weightMap = new JsonObject();
+            int per = (tensors.Count + shards - 1) / shards;
+            for (int s = 0; s < shards; s++)
+            {
+                var name = $"model-{s + 1:D5}-of-{shards:D5}.safetensors";
+                var part = tensors.Skip(s * per).Take(per).ToList();
+                SafetensorsFile.Write(Path.Combine(folder, name), part, meta, dtype);
+                foreach (var (t, _, _) in part) weightMap[t] = name;
+            }
+            File.WriteAllText(Path.Combine(folder, "model.safetensors.index.json"),
+                new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = weightMap }.ToJsonString(new() { WriteIndented = true }));
+        }
+        tokenizer?.WriteTokenizerJson(Path.Combine(folder, "tokenizer.json"));
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
@@ -40,7 +58,7 @@ public static class HuggingFaceExporter
             ["bos_token_id"] = c.BosTokenId,
             ["eos_token_id"] = c.EosTokenId,
             ["hidden_act"] = "silu",
-            ["torch_dtype"] = "float32",
+            ["torch_dtype"] = dtype switch { "F16" => "float16", "BF16" => "bfloat16", _ => "float32" },
         };
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
     }

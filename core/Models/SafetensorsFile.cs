@@ -113,9 +113,11 @@ public sealed class SafetensorsFile : IDisposable
 
     public void Dispose() => _file.Dispose();
 
-    /// <summary>Writes float32 tensors as one .safetensors file.</summary>
-    public static void Write(string path, IEnumerable<(string Name, long[] Shape, float[] Data)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>Writes tensors as one .safetensors file, stored as F32, F16 or BF16 (rounded to nearest even).</summary>
+    public static void Write(string path, IEnumerable<(string Name, long[] Shape, float[] Data)> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null, string dtype = "F32")
     {
+        int size = dtype switch { "F32" => 4, "F16" or "BF16" => 2, _ => throw new ArgumentException($"dtype {dtype}") };
         var list = tensors.ToList();
         var header = new JsonObject();
         if (metadata is not null)
@@ -127,10 +129,10 @@ public sealed class SafetensorsFile : IDisposable
         long offset = 0;
         foreach (var (name, shape, data) in list)
         {
-            long bytes = (long)data.Length * 4;
+            long bytes = (long)data.Length * size;
             header[name] = new JsonObject
             {
-                ["dtype"] = "F32",
+                ["dtype"] = dtype,
                 ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + bytes),
             };
@@ -144,6 +146,19 @@ public sealed class SafetensorsFile : IDisposable
         fs.Write(len);
         fs.Write(json);
         for (int i = json.Length; i < padded; i++) fs.WriteByte((byte)' ');
-        foreach (var (_, _, data) in list) fs.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+        foreach (var (_, _, data) in list)
+        {
+            if (dtype == "F32") { fs.Write(MemoryMarshal.AsBytes(data.AsSpan())); continue; }
+            var half = new ushort[data.Length];
+            for (long i = 0; i < data.Length; i++) half[i] = dtype == "F16" ? BitConverter.HalfToUInt16Bits((Half)data[i]) : ToBFloat16(data[i]);
+            fs.Write(MemoryMarshal.AsBytes(half.AsSpan()));
+        }
+    }
+
+    public static ushort ToBFloat16(float f)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(f);
+        if (float.IsNaN(f)) return 0x7FC0;
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
 }

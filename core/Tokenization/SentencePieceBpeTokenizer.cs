@@ -64,7 +64,9 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
                 scores[i] = r.ReadSingle();
                 int len = r.ReadInt32();
                 if (len < 0 || len > maxLen || r.BaseStream.Position + len > length)
-                    throw SioException.InFile(path, $"not a llama2.c tokenizer for a vocabulary of {vocabSize}: token {i} has length {len}");
+                    throw SioException.InFile(path, len < 0 || len > maxLen
+                        ? $"not a llama2.c tokenizer for a vocabulary of {vocabSize}: token {i} has length {len}"
+                        : $"truncated llama2.c tokenizer: token {i} of {vocabSize} runs past the end of the file");
                 pieces.Add(Encoding.UTF8.GetString(r.ReadBytes(len)));
             }
         }

@@ -1,0 +1,15 @@
+using System.CommandLine;
+
+namespace Sio.Cli;
+
+/// <summary>The `sio` command tree. Each verb lives in its own file under Commands/.</summary>
+public static class SioCommand
+{
+    public static RootCommand Create() => new("sio: optimize generative language models with ONNX Runtime: import a checkpoint, generate, evaluate and benchmark it.")
+    {
+        ImportCommand.Create(),
+        GenerateCommand.Create(),
+        EvalCommand.Create(),
+        BenchCommand.Create(),
+    };
+}

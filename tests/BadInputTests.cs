@@ -1,0 +1,132 @@
+using System.Text;
+using Sio.Models;
+
+namespace Sio.Tests;
+
+/// <summary>Each bad input gives one clear error naming the file and the problem, exit 1, and no output folder.</summary>
+public class BadInputTests : IDisposable
+{
+    readonly string _dir = TestPaths.TempDir("bad");
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    string Out => Path.Combine(_dir, "out");
+
+    void AssertRefused(string[] args, string file, string problem)
+    {
+        var (exit, stdout, err) = CliTests.Sio(args);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: ", err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.Contains(file, err);
+        Assert.Contains(problem, err);
+        Assert.False(Directory.Exists(Out), "an output folder was left behind");
+        Assert.DoesNotContain(Directory.GetDirectories(_dir), d => Path.GetFileName(d).StartsWith(".out"));
+    }
+
+    string WithTokenizer(string name, byte[] content)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllBytes(path, content);
+        File.Copy(TestPaths.Tok512, Path.Combine(_dir, "tokenizer.bin"), true);
+        return path;
+    }
+
+    [Fact]
+    public void TruncatedCheckpoint()
+    {
+        var path = WithTokenizer("cut.bin", File.ReadAllBytes(TestPaths.Stories260K)[..100_000]);
+        AssertRefused(["import", path, "--out", Out], path, "truncated llama2.c checkpoint");
+    }
+
+    [Fact]
+    public void ForeignBinFile()
+    {
+        var path = WithTokenizer("foreign.bin", Encoding.UTF8.GetBytes("PK\u0003\u0004 this is a zip archive, not a checkpoint at all........"));
+        AssertRefused(["import", path, "--out", Out], path, "not a llama2.c checkpoint");
+        AssertRefused(["import", TestPaths.Tok512, "--out", Out], TestPaths.Tok512, "not a llama2.c checkpoint");
+    }
+
+    [Fact]
+    public void CheckpointWithoutTokenizer()
+    {
+        var lonely = Path.Combine(_dir, "lonely");
+        Directory.CreateDirectory(lonely);
+        var path = Path.Combine(lonely, "model.bin");
+        File.Copy(TestPaths.Stories260K, path);
+        AssertRefused(["import", path, "--out", Out], path, "missing tokenizer");
+        AssertRefused(["import", path, "--tokenizer", Path.Combine(lonely, "nope.bin"), "--out", Out], "nope.bin", "not found");
+    }
+
+    string HfFolder()
+    {
+        var hf = Path.Combine(_dir, "hf");
+        using var ckpt = new Llama2cCheckpoint(TestPaths.Stories260K);
+        HuggingFaceExporter.Export(ckpt, hf, tokenizer: Tokenization.SentencePieceBpeTokenizer.FromLlama2c(TestPaths.Tok512, 512));
+        return hf;
+    }
+
+    [Fact]
+    public void SafetensorsWithBrokenHeader()
+    {
+        var hf = HfFolder();
+        var st = Path.Combine(hf, "model.safetensors");
+        var bytes = File.ReadAllBytes(st);
+        bytes[20] = (byte)'}'; // break the JSON
+        File.WriteAllBytes(st, bytes);
+        AssertRefused(["import", hf, "--out", Out], st, "broken safetensors header");
+        BitConverter.GetBytes(1L << 40).CopyTo(bytes, 0); // a header length past the end
+        File.WriteAllBytes(st, bytes);
+        AssertRefused(["import", hf, "--out", Out], st, "broken safetensors header");
+    }
+
+    [Fact]
+    public void UnsupportedArchitecture()
+    {
+        var hf = HfFolder();
+        var config = Path.Combine(hf, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("LlamaForCausalLM", "Qwen2ForCausalLM"));
+        AssertRefused(["import", hf, "--out", Out], config, "unsupported architecture Qwen2ForCausalLM");
+    }
+
+    [Fact]
+    public void HuggingFaceFolderWithoutTokenizer()
+    {
+        var hf = HfFolder();
+        File.Delete(Path.Combine(hf, "tokenizer.json"));
+        AssertRefused(["import", hf, "--out", Out], hf, "missing tokenizer");
+    }
+
+    [Fact]
+    public void MissingTensorAndWrongShape()
+    {
+        var hf = HfFolder();
+        var config = Path.Combine(hf, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"intermediate_size\": 172", "\"intermediate_size\": 170"));
+        AssertRefused(["import", hf, "--out", Out], "model.safetensors", "config.json implies");
+    }
+
+    [Fact]
+    public void GenerateOnAFolderThatIsNotAModel()
+    {
+        var (exit, _, err) = CliTests.Sio("generate", _dir);
+        Assert.Equal(1, exit);
+        Assert.Contains("not a sio model folder", err);
+    }
+
+    [Fact]
+    public void DatasetsWithNothingUsable()
+    {
+        var empty = Path.Combine(_dir, "empty.jsonl");
+        File.WriteAllText(empty, "");
+        var e = Assert.Throws<SioException>(() => Evaluation.DatasetReader.Read(empty));
+        Assert.Contains("empty", e.Message);
+        var bad = Path.Combine(_dir, "bad.jsonl");
+        File.WriteAllText(bad, "{\"foo\": 1}\n{not json\n{\"text\": 5}\n");
+        e = Assert.Throws<SioException>(() => Evaluation.DatasetReader.Read(bad));
+        Assert.Contains("no usable row (3 rows skipped", e.Message);
+        var mixed = Path.Combine(_dir, "mixed.jsonl");
+        File.WriteAllText(mixed, "{\"text\": \"Once upon a time\"}\n{broken\n");
+        var d = Evaluation.DatasetReader.Read(mixed);
+        Assert.Equal((1, 1), (d.Records.Count, d.Skipped));
+    }
+}

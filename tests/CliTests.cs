@@ -1,0 +1,99 @@
+using System.Text.Json.Nodes;
+using Sio.Cli;
+
+namespace Sio.Tests;
+
+/// <summary>The command-line contract, run in-process with captured output.</summary>
+[Collection("stories260K")]
+public class CliTests(Stories260KFixture stories)
+{
+    internal static (int Exit, string Out, string Err) Sio(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int exit = Cli.Cli.Run(SioCommand.Create(), args, o, e);
+        return (exit, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void GenerateJsonHasTheContractFields()
+    {
+        var (exit, output, err) = Sio("generate", stories.ModelDir, "--max-tokens", "20", "--json");
+        Assert.True(exit == 0, err);
+        var j = JsonNode.Parse(output)!;
+        Assert.Equal([1], j["prompt_token_ids"]!.AsArray().Select(n => n!.GetValue<int>()));
+        Assert.Equal(20, j["token_ids"]!.AsArray().Count);
+        Assert.StartsWith("Once upon a time, there was a little girl named Lily.", j["text"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void GenerateWithPromptAndSamplingIsReproducible()
+    {
+        string[] args = ["generate", stories.ModelDir, "--prompt", "Once upon a time", "--max-tokens", "30", "--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "--seed", "7", "--json"];
+        var a = JsonNode.Parse(Sio(args).Out)!;
+        var b = JsonNode.Parse(Sio(args).Out)!;
+        Assert.Equal([1, 403, 407, 261, 378], a["prompt_token_ids"]!.AsArray().Select(n => n!.GetValue<int>()));
+        Assert.Equal(a["token_ids"]!.ToJsonString(), b["token_ids"]!.ToJsonString());
+        var other = JsonNode.Parse(Sio([.. args[..^2], "12345", "--json"]).Out)!;
+        Assert.NotEqual(a["token_ids"]!.ToJsonString(), other["token_ids"]!.ToJsonString());
+    }
+
+    [Fact]
+    public void EvalJsonScoresTextAndPromptResponseRows()
+    {
+        var (exit, output, err) = Sio("eval", stories.ModelDir, "--dataset", TestPaths.TinyStoriesDev, "--max-records", "5", "--max-tokens-per-record", "64", "--json");
+        Assert.True(exit == 0, err);
+        var j = JsonNode.Parse(output)!;
+        Assert.Equal(5, j["records"]!.GetValue<int>());
+        Assert.Equal(5 * 63, j["tokens_scored"]!.GetValue<long>());
+        Assert.Equal(Math.Exp(j["mean_nll"]!.GetValue<double>()), j["perplexity"]!.GetValue<double>(), 6);
+
+        var orca = JsonNode.Parse(Sio("eval", stories.ModelDir, "--dataset", TestPaths.OpenOrcaDev, "--max-records", "3", "--json").Out)!;
+        // records whose prompt fills the whole context have no response token left to score: skipped, counted
+        Assert.Equal(3, orca["records"]!.GetValue<int>() + orca["skipped"]!.GetValue<int>());
+        Assert.True(orca["records"]!.GetValue<int>() >= 1);
+        Assert.True(orca["tokens_scored"]!.GetValue<long>() > 0);
+    }
+
+    [Fact]
+    public void ImportReplacesAnEarlierModelFolderButNotOtherFolders()
+    {
+        var dir = TestPaths.TempDir("reimport");
+        try
+        {
+            var outDir = Path.Combine(dir, "m");
+            Assert.Equal(0, Sio("import", TestPaths.Stories260K, "--out", outDir).Exit);
+            Assert.Equal(0, Sio("import", TestPaths.Stories260K, "--out", outDir).Exit);
+            Assert.Single(Directory.GetDirectories(dir));
+
+            var precious = Path.Combine(dir, "precious");
+            Directory.CreateDirectory(precious);
+            File.WriteAllText(Path.Combine(precious, "notes.txt"), "keep me");
+            var (exit, _, err) = Sio("import", TestPaths.Stories260K, "--out", precious);
+            Assert.Equal(1, exit);
+            Assert.Contains("not a sio model folder", err);
+            Assert.Equal("keep me", File.ReadAllText(Path.Combine(precious, "notes.txt")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void SyntheticImportBuildsAWorkingModel()
+    {
+        var dir = TestPaths.TempDir("synthetic");
+        try
+        {
+            var outDir = Path.Combine(dir, "syn");
+            var (exit, _, err) = Sio("import", "--synthetic", "--dim", "64", "--hidden", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--vocab", "600", "--context", "128", "--out", outDir);
+            Assert.True(exit == 0, err);
+            var g = JsonNode.Parse(Sio("generate", outDir, "--max-tokens", "10", "--json").Out)!;
+            Assert.Equal(10, g["token_ids"]!.AsArray().Count);
+            var bench = Sio("bench", "decode", outDir, "--prompt-tokens", "8", "--tokens", "8", "--runs", "1", "--json");
+            Assert.True(bench.Exit == 0, bench.Err);
+            var b = JsonNode.Parse(bench.Out)!;
+            Assert.True(b["decode_tokens_per_second"]!.GetValue<double>() > 0);
+            Assert.True(b["weight_bytes_per_token"]!.GetValue<long>() > 2 * (4L * 64 * 64 + 3L * 64 * 128) * 3 / 4 * 4);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

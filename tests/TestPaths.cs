@@ -1,0 +1,57 @@
+using Sio.Models;
+
+namespace Sio.Tests;
+
+/// <summary>Where the sample model and datasets are, from the repository root.</summary>
+public static class TestPaths
+{
+    public static readonly string RepoRoot = FindRoot();
+
+    static string FindRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "Serverless.sln"))) dir = Path.GetDirectoryName(dir);
+        return dir ?? throw new InvalidOperationException("repository root (Serverless.sln) not found");
+    }
+
+    public static string Stories260K => Path.Combine(RepoRoot, "samples", "stories260K", "stories260K.bin");
+    public static string Tok512 => Path.Combine(RepoRoot, "samples", "stories260K", "tok512.bin");
+
+    /// <summary>The full dev sets from ../shared when present, else the samples copied into the repository.</summary>
+    public static string TinyStoriesDev => Shared("tinystories-dev.jsonl", "tinystories-sample.jsonl");
+    public static string OpenOrcaDev => Shared("openorca-qa-dev.jsonl", "openorca-sample.jsonl");
+    public static string? AiDreams => File.Exists(Path.Combine(RepoRoot, "..", "shared", "models", "aidreams260K", "aidreams260K.bin"))
+        ? Path.Combine(RepoRoot, "..", "shared", "models", "aidreams260K", "aidreams260K.bin") : null;
+
+    static string Shared(string name, string sample)
+    {
+        var shared = Path.Combine(RepoRoot, "..", "shared", "datasets", name);
+        return File.Exists(shared) ? Path.GetFullPath(shared) : Path.Combine(RepoRoot, "samples", "data", sample);
+    }
+
+    public static string TempDir(string prefix)
+    {
+        var d = Path.Combine(Path.GetTempPath(), $"sio-tests-{prefix}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(d);
+        return d;
+    }
+}
+
+/// <summary>stories260K imported once for every test that needs it.</summary>
+public sealed class Stories260KFixture : IDisposable
+{
+    public string Root { get; } = TestPaths.TempDir("stories");
+    public string ModelDir { get; }
+    public ModelManifest Manifest { get; }
+
+    public Stories260KFixture()
+    {
+        ModelDir = Path.Combine(Root, "stories260K");
+        Manifest = ModelImporter.Import(new ImportRequest { Source = TestPaths.Stories260K }, ModelDir);
+    }
+
+    public void Dispose() { try { Directory.Delete(Root, true); } catch (IOException) { } }
+}
+
+[CollectionDefinition("stories260K")]
+public sealed class Stories260KCollection : ICollectionFixture<Stories260KFixture>;
