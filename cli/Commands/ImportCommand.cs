@@ -18,11 +18,12 @@ public static class ImportCommand
         var kvHeads = new Option<int?>("--kv-heads") { Description = "Synthetic: key/value heads (default: --heads)." };
         var vocab = new Option<int>("--vocab") { Description = "Synthetic: vocabulary size.", DefaultValueFactory = _ => 32000 };
         var context = new Option<int>("--context") { Description = "Synthetic: context length.", DefaultValueFactory = _ => 1024 };
+        var tied = new Option<bool>("--tie-embeddings") { Description = "Synthetic: share the classifier with the token embedding (as llama2.c's stories models do).", DefaultValueFactory = _ => true };
         var seed = new Option<int>("--seed") { Description = "Synthetic: weight seed.", DefaultValueFactory = _ => 1234 };
         var json = new Option<bool>("--json") { Description = "Print the manifest as JSON." };
         var cmd = new Command("import", "Turn a checkpoint into a sio model folder: model.onnx (+ external data), genai_config.json, tokenizer, sio.json.")
         {
-            source, tokenizer, output, synthetic, dim, hidden, layers, heads, kvHeads, vocab, context, seed, json,
+            source, tokenizer, output, synthetic, dim, hidden, layers, heads, kvHeads, vocab, context, tied, seed, json,
         };
         cmd.SetAction(p =>
         {
@@ -36,6 +37,7 @@ public static class ImportCommand
                     {
                         Dim = p.GetValue(dim), HiddenDim = p.GetValue(hidden), Layers = p.GetValue(layers), Heads = p.GetValue(heads),
                         KvHeads = p.GetValue(kvHeads) ?? p.GetValue(heads), VocabSize = p.GetValue(vocab), ContextLength = p.GetValue(context),
+                        TiedEmbeddings = p.GetValue(tied),
                     },
                 };
             }

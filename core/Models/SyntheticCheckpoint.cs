@@ -2,7 +2,7 @@ namespace Sio.Models;
 
 /// <summary>
 /// A decoder of any shape with seeded random weights, for throughput work where quality does not
-/// matter. Weights are uniform in ±1/sqrt(fan_in), norms are 1, the classifier is separate.
+/// matter. Weights are uniform in ±1/sqrt(fan_in), norms are 1; the classifier is tied to the embedding when the config says so.
 /// </summary>
 public sealed class SyntheticCheckpoint(DecoderConfig config, int seed) : ICheckpoint
 {
@@ -11,6 +11,7 @@ public sealed class SyntheticCheckpoint(DecoderConfig config, int seed) : ICheck
 
     public float[] Read(string name)
     {
+        if (name == "lm_head" && Config.TiedEmbeddings) name = "embed";
         var shape = CheckpointNames.Shape(Config, name);
         long n = CheckpointNames.Elements(Config, name);
         var values = new float[n];
