@@ -52,6 +52,30 @@ public class HuggingFaceTests(Stories260KFixture stories)
         finally { Directory.Delete(dir, true); }
     }
 
+    [Fact]
+    public void MistralFolderWithSentencePieceModelImports()
+    {
+        var dir = TestPaths.TempDir("mistral");
+        try
+        {
+            var hf = Path.Combine(dir, "hf");
+            using (var ckpt = new Llama2cCheckpoint(TestPaths.Stories260K))
+                HuggingFaceExporter.Export(ckpt, hf);
+            var config = Path.Combine(hf, "config.json");
+            File.WriteAllText(config, File.ReadAllText(config).Replace("LlamaForCausalLM", "MistralForCausalLM").Replace("\"hidden_act\"", "\"sliding_window\": 4096, \"hidden_act\""));
+            Reference.SentencePieceModelWriter.Write(SentencePieceBpeTokenizer.FromLlama2c(TestPaths.Tok512, 512), Path.Combine(hf, "tokenizer.model"));
+            var imported = Path.Combine(dir, "imported");
+            var manifest = ModelImporter.Import(new ImportRequest { Source = hf }, imported);
+            Assert.Equal("MistralForCausalLM", manifest.Architecture);
+            Assert.Equal("tokenizer.model", manifest.Tokenizer.Format);
+            using var model = Model.Load(imported);
+            var ids = model.Tokenizer.Encode("Once upon a time, there was a little girl");
+            Assert.Equal([1, 403, 407, 261, 378], ids.Take(5));
+            AssertClose(LogitsOf(stories.ModelDir, ids), LogitsOf(imported, ids), 1e-4f);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Theory]
     [InlineData("F16", 2e-2f)]
     [InlineData("BF16", 2e-1f)]

@@ -66,6 +66,28 @@ public class TokenizerTests
     }
 
     [Fact]
+    public void SentencePieceModelEncodesIdenticallyToTokenizerBin()
+    {
+        var bin = Tok512();
+        var dir = TestPaths.TempDir("spm");
+        try
+        {
+            var path = Path.Combine(dir, "tokenizer.model");
+            Reference.SentencePieceModelWriter.Write(bin, path);
+            var spm = SentencePieceModelTokenizer.Load(path);
+            Assert.Equal("tokenizer.model", spm.Format);
+            Assert.Equal([1, 403, 407, 261, 378], spm.Encode("Once upon a time"));
+            foreach (var r in DatasetReader.Read(TestPaths.TinyStoriesDev, 50).Records)
+            {
+                var a = bin.Encode(r.Text!);
+                Assert.Equal(a, spm.Encode(r.Text!));
+                Assert.Equal(bin.Decode(a.Skip(1), 1), spm.Decode(a.Skip(1), 1));
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void TruncatedTokenizerIsAClearError()
     {
         var dir = TestPaths.TempDir("badtok");
