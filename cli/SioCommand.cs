@@ -10,6 +10,7 @@ public static class SioCommand
         ImportCommand.Create(),
         GenerateCommand.Create(),
         EvalCommand.Create(),
+        QuantizeCommand.Create(),
         BenchCommand.Create(),
     };
 }

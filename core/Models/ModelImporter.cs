@@ -61,7 +61,7 @@ public static class ModelImporter
         }
     }
 
-    static void CheckDestination(string outDir)
+    internal static void CheckDestination(string outDir)
     {
         if (File.Exists(outDir)) throw SioException.InFile(outDir, "the output path is a file, not a folder");
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, ModelManifest.FileName)))

@@ -1,0 +1,49 @@
+using System.CommandLine;
+using Sio.Quantization;
+
+namespace Sio.Cli;
+
+public static class QuantizeCommand
+{
+    public static Command Create()
+    {
+        var dir = new Argument<string>("model") { Description = "A float32 sio model folder." };
+        var method = new Option<string>("--method") { Description = "awq (activation-aware, calibrated on your data) or rtn (round-to-nearest).", DefaultValueFactory = _ => "awq" };
+        var bits = new Option<int>("--bits") { Description = "Weight bits (4).", DefaultValueFactory = _ => 4 };
+        var group = new Option<int>("--group-size") { Description = "Input elements per scale: 32 (most accurate), 64 or 128 (smallest).", DefaultValueFactory = _ => 32 };
+        var symmetric = new Option<bool>("--symmetric") { Description = "No zero points (smaller, a little less accurate)." };
+        var calibration = new Option<string?>("--calibration") { Description = "Calibration data for AWQ: JSONL ({text}, prompt/response, OpenOrca, chat messages) or plain text." };
+        var samples = new Option<int>("--calibration-samples") { Description = "Calibration records used.", DefaultValueFactory = _ => 64 };
+        var seqLen = new Option<int>("--calibration-seq-len") { Description = "Tokens per calibration record.", DefaultValueFactory = _ => 256 };
+        var searchRows = new Option<int>("--search-rows") { Description = "Activation rows per layer for AWQ's error searches (more: slower, steadier).", DefaultValueFactory = _ => 512 };
+        var duo = new Option<bool>("--duo-scaling") { Description = "AWQ scale s = mean|x|^α / mean|w|^(1−α) (AutoAWQ's default; 'false' for the paper's s = mean|x|^α).", DefaultValueFactory = _ => true };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => 0 };
+        var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
+        var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4.", DefaultValueFactory = _ => "fp32" };
+        var output = new Option<string>("--out") { Description = "The quantized model folder to write.", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };
+        var cmd = new Command("quantize", "Int4 weight quantization (AWQ or RTN) into ONNX Runtime MatMulNBits, with a quantization-report.json.")
+        {
+            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, accuracy, exclude, lmHead, output, json,
+        };
+        cmd.SetAction(p =>
+        {
+            var config = new QuantizationConfig
+            {
+                Method = p.GetValue(method)!, Bits = p.GetValue(bits), GroupSize = p.GetValue(group), Symmetric = p.GetValue(symmetric),
+                Calibration = p.GetValue(calibration), CalibrationSamples = p.GetValue(samples), CalibrationSeqLen = p.GetValue(seqLen),
+                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!,
+                Exclude = (p.GetValue(exclude) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            };
+            var report = Quantizer.Run(p.GetValue(dir)!, p.GetValue(output)!, config, Cli.Progress("quantize"));
+            Cli.EndProgress();
+            var o = p.InvocationConfiguration.Output;
+            if (p.GetValue(json)) Cli.WriteJson(o, report);
+            else
+                o.WriteLine($"{report.Method} int{report.Bits} g{report.GroupSize}: {report.Layers.Count} linears, {report.Sizes.QuantizedLayersFp32Bytes / 1e6:F2} MB → {report.Sizes.QuantizedLayersBytes / 1e6:F2} MB " +
+                    $"({report.Sizes.QuantizedLayersRatio:P1}); model {report.Sizes.ModelBytesBefore / 1e6:F2} MB → {report.Sizes.ModelBytesAfter / 1e6:F2} MB; {report.SecondsTaken:F1} s → {Path.GetFullPath(p.GetValue(output)!)}");
+            return 0;
+        });
+        return cmd;
+    }
+}

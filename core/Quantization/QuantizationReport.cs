@@ -1,0 +1,26 @@
+namespace Sio.Quantization;
+
+/// <summary><c>quantization-report.json</c>: what was chosen per layer and what it cost.</summary>
+public sealed record QuantizationReport
+{
+    public const string FileName = "quantization-report.json";
+
+    public required string Method { get; init; }
+    public required int Bits { get; init; }
+    public required int GroupSize { get; init; }
+    public required bool Symmetric { get; init; }
+    public required int AccuracyLevel { get; init; }
+    public CalibrationInfo? Calibration { get; init; }
+    public required List<LayerReport> Layers { get; init; }
+    public required SizeReport Sizes { get; init; }
+    public required TensorReport LmHead { get; init; }
+    public required TensorReport Embedding { get; init; }
+    public double SecondsTaken { get; init; }
+
+    public sealed record CalibrationInfo(string File, string Sha256, int Samples, long Tokens, int SearchRows);
+    public sealed record LayerReport(string Name, string Weight, int K, int N, string Input, string Fold, float Alpha, float ClipMean,
+        double WeightError, double? OutputError, double? RtnOutputError);
+    /// <summary>Bytes of the quantized layers before (fp32) and after (packed + scales + zero points), and of the whole model.</summary>
+    public sealed record SizeReport(long QuantizedLayersFp32Bytes, long QuantizedLayersBytes, double QuantizedLayersRatio, long ModelBytesBefore, long ModelBytesAfter);
+    public sealed record TensorReport(string Precision, long BytesBefore, long BytesAfter);
+}

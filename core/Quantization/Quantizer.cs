@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Google.Protobuf;
+using Onnx;
+using Sio.Models;
+using Sio.Onnx;
+using Sio.Tokenization;
+using static Sio.Onnx.GraphBuilder;
+using DT = Onnx.TensorProto.Types.DataType;
+
+namespace Sio.Quantization;
+
+/// <summary>
+/// Rewrites a model folder's linears as int4 MatMulNBits (RTN or AWQ), streaming one weight at a
+/// time into a new folder built beside the destination and renamed into place.
+/// </summary>
+public static class Quantizer
+{
+    public static QuantizationReport Run(string inputDir, string outDir, QuantizationConfig config, IProgress<string>? progress = null)
+    {
+        config.Validate();
+        var clock = Stopwatch.StartNew();
+        var manifest = ModelManifest.Load(inputDir);
+        if (manifest.Dtype != "float32") throw SioException.InFile(inputDir, $"the model is already {manifest.Dtype}; quantize a float32 model");
+        var modelPath = Path.Combine(inputDir, manifest.ModelFile);
+        var model = OnnxModelFile.Read(modelPath);
+        var graph = new LinearGraph(model.Graph, config);
+        if (graph.Linears.Count == 0)
+            throw SioException.InFile(modelPath, "no quantizable MatMul: none has a constant float32 weight as its B input (after --exclude)");
+        foreach (var l in graph.Linears.Where(l => l.K < config.GroupSize))
+            throw SioException.InFile(modelPath, $"group size {config.GroupSize} is larger than K = {l.K} of {l.Name}: no block of it would be whole");
+        var c = manifest.Config;
+        var tokenizer = TokenizerLoader.LoadFile(Path.Combine(inputDir, manifest.Tokenizer.File), c.VocabSize, c.BosTokenId, c.EosTokenId);
+        outDir = Path.GetFullPath(outDir.TrimEnd('/', '\\'));
+        if (Path.GetFullPath(inputDir).TrimEnd('/') == outDir) throw SioException.InFile(outDir, "--out must differ from the input model folder");
+        ModelImporter.CheckDestination(outDir);
+
+        var q = new BlockQuantizer(config.Bits, config.GroupSize, config.Symmetric);
+        var initializers = model.Graph.Initializer.ToDictionary(t => t.Name);
+        float[] LoadNK(string weight) // stored (K, N) → (N, K)
+        {
+            var t = initializers[weight];
+            var kn = MemoryMarshal.Cast<byte, float>(OnnxModelFile.ReadBytes(t, inputDir)).ToArray();
+            return DecoderGraph.Transpose(kn, (int)t.Dims[0], (int)t.Dims[1]);
+        }
+
+        // 1. AWQ: calibrate, then choose each group's input scale
+        Calibrator.Result? calibration = null;
+        var choices = new Dictionary<string, AwqSearch.ScaleChoice>();
+        if (config.Method == "awq")
+        {
+            calibration = Calibrator.Run(inputDir, model, tokenizer, graph.Groups, config, progress);
+            int done = 0;
+            Parallel.ForEach(graph.Groups, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
+            {
+                var weights = group.Layers.Select(l => (LoadNK(l.Weight), l.N)).ToList();
+                var choice = AwqSearch.SearchScales(weights, calibration.Stats[group.Input], q, config.DuoScaling);
+                lock (choices) { choices[group.Input] = choice; progress?.Report($"scale search {++done}/{graph.Groups.Count}"); }
+            });
+        }
+
+        // 2. where each scale goes: consumer rows ×s, producer ÷s (norm weight, producer columns or a new Mul)
+        var rowScale = new Dictionary<string, float[]>();
+        var colDivide = new Dictionary<string, float[]>();
+        var normDivide = new Dictionary<string, float[]>();
+        var insertMul = new Dictionary<string, float[]>();
+        var groupOf = new Dictionary<string, LinearGroup>();
+        foreach (var group in graph.Groups)
+        {
+            foreach (var l in group.Layers) groupOf[l.Weight] = group;
+            if (!choices.TryGetValue(group.Input, out var choice) || choice.Alpha == 0) continue;
+            foreach (var l in group.Layers) rowScale[l.Weight] = choice.Scale;
+            switch (group.Fold)
+            {
+                case Fold.NormWeight n: normDivide[n.Initializer] = choice.Scale; break;
+                case Fold.ProducerColumns p: colDivide[p.Weight] = choice.Scale; break;
+                default: insertMul[group.Input] = choice.Scale.Select(v => 1f / v).ToArray(); break;
+            }
+        }
+        float[] FinalNK(LinearLayer l)
+        {
+            var w = LoadNK(l.Weight);
+            if (rowScale.TryGetValue(l.Weight, out var s))
+                for (int r = 0; r < l.N; r++) System.Numerics.Tensors.TensorPrimitives.Multiply(w.AsSpan(r * l.K, l.K), s, w.AsSpan(r * l.K, l.K));
+            if (colDivide.TryGetValue(l.Weight, out var d))
+                for (int r = 0; r < l.N; r++) System.Numerics.Tensors.TensorPrimitives.Divide(w.AsSpan(r * l.K, l.K), d[r], w.AsSpan(r * l.K, l.K));
+            return w;
+        }
+        List<float[]>? InputRows(LinearLayer l)
+        {
+            if (calibration is null) return null;
+            var rows = calibration.Stats[l.Input].Rows;
+            if (!rowScale.TryGetValue(l.Weight, out var s)) return rows;
+            return rows.Select(x => { var y = new float[x.Length]; System.Numerics.Tensors.TensorPrimitives.Divide(x, s, y); return y; }).ToList();
+        }
+
+        // 3. write the new folder: quantize each linear as it streams past
+        var parent = Path.GetDirectoryName(outDir)!;
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            var layerReports = new List<QuantizationReport.LayerReport>();
+            long fp32Bytes = 0, quantBytes = 0;
+            var quantized = graph.Linears.ToDictionary(l => l.Weight);
+            QuantizationReport.TensorReport lmHeadReport = new("fp32", 0, 0), embedReport = new("fp32", 0, 0);
+            using (var g = new GraphBuilder(Path.Combine(temp, DecoderGraph.DataFile)))
+            {
+                var og = model.Graph;
+                g.Graph.Input.AddRange(og.Input);
+                g.Graph.Output.AddRange(og.Output);
+                var lmHead8 = config.LmHead == "int8" && graph.LmHead is not null ? graph.LmHead : null;
+                var replaced = new Dictionary<string, LinearLayer>(quantized);
+                if (lmHead8 is not null) replaced[lmHead8.Weight] = lmHead8;
+
+                // initializers
+                int index = 0;
+                foreach (var t in og.Initializer)
+                {
+                    index++;
+                    if (replaced.TryGetValue(t.Name, out var l))
+                    {
+                        progress?.Report($"quantizing {index}/{og.Initializer.Count}: {l.Name}");
+                        bool head8 = l == lmHead8;
+                        var bq = head8 ? new BlockQuantizer(8, config.GroupSize, config.Symmetric) : q;
+                        var w = FinalNK(l);
+                        var rows = head8 ? null : InputRows(l);
+                        float[]? clip = config.Method == "awq" && rows is not null ? AwqSearch.SearchClip(w, l.N, l.K, rows, bq) : null;
+                        var packed = bq.Quantize(w, l.N, l.K, clip);
+                        g.Initializer(l.Weight + "_Q", packed.B, DT.Uint8, l.N, packed.KBlocks, bq.BlockSize * bq.Bits / 8);
+                        g.Initializer<float>(l.Weight + "_scales", packed.Scales, DT.Float, l.N, packed.KBlocks);
+                        if (packed.ZeroPoints is not null)
+                            g.Initializer(l.Weight + "_zp", packed.ZeroPoints, DT.Uint8, l.N, packed.ZeroPoints.Length / l.N);
+                        long before = (long)l.N * l.K * 4;
+                        if (head8) { lmHeadReport = new("int8", before, packed.Bytes); continue; }
+                        fp32Bytes += before;
+                        quantBytes += packed.Bytes;
+                        if (l == graph.LmHead) lmHeadReport = new("int4", before, packed.Bytes);
+                        var dq = BlockQuantizer.Dequantize(packed);
+                        double weightErr = RelativeError(w, dq);
+                        double? outErr = null, rtnErr = null;
+                        if (rows is not null)
+                        {
+                            var e = new float[w.Length];
+                            System.Numerics.Tensors.TensorPrimitives.Subtract(dq, w, e);
+                            outErr = AwqSearch.OutputError(e, l.N, l.K, rows) / Math.Max(1e-30, AwqSearch.OutputError(w, l.N, l.K, rows));
+                        }
+                        var choice = choices.GetValueOrDefault(l.Input);
+                        if (choice is not null)
+                        {
+                            var wOrig = LoadNK(l.Weight);
+                            var rtnPacked = q.Quantize(wOrig, l.N, l.K);
+                            var e = BlockQuantizer.Dequantize(rtnPacked);
+                            System.Numerics.Tensors.TensorPrimitives.Subtract(e, wOrig, e);
+                            var origRows = calibration!.Stats[l.Input].Rows;
+                            rtnErr = AwqSearch.OutputError(e, l.N, l.K, origRows) / Math.Max(1e-30, AwqSearch.OutputError(wOrig, l.N, l.K, origRows));
+                        }
+                        layerReports.Add(new(l.Name, l.Weight, l.K, l.N, l.Input, FoldName(groupOf[l.Weight].Fold, choice),
+                            choice?.Alpha ?? 0, clip?.Average() ?? 1f, weightErr, outErr, rtnErr));
+                        continue;
+                    }
+                    var bytes = OnnxModelFile.ReadBytes(t, inputDir);
+                    if (normDivide.TryGetValue(t.Name, out var s))
+                    {
+                        var v = MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+                        System.Numerics.Tensors.TensorPrimitives.Divide(v, s, v);
+                        bytes = MemoryMarshal.AsBytes(v.AsSpan()).ToArray();
+                    }
+                    else if (colDivide.TryGetValue(t.Name, out var d)) // a fold target that stays float: (K', K) columns ÷ s
+                    {
+                        var v = MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+                        int cols = (int)t.Dims[1];
+                        for (int r = 0; r < (int)t.Dims[0]; r++) System.Numerics.Tensors.TensorPrimitives.Divide(v.AsSpan(r * cols, cols), d, v.AsSpan(r * cols, cols));
+                        bytes = MemoryMarshal.AsBytes(v.AsSpan()).ToArray();
+                    }
+                    if (t.Name == graph.LmHead?.Weight) lmHeadReport = new("fp32", bytes.Length, bytes.Length);
+                    if (t.Name == "model.embed_tokens.weight") embedReport = new("fp32", bytes.Length, bytes.Length);
+                    g.Initializer(t.Name, bytes, (DT)t.DataType, t.Dims.ToArray());
+                }
+
+                // nodes: MatMul → MatMulNBits; a Mul in front of groups whose scale could not be folded
+                var mulFor = new Dictionary<string, string>();
+                foreach (var (input, inv) in insertMul)
+                    g.Initializer<float>($"{input}/awq_inv_scale", inv, DT.Float, inv.Length);
+                foreach (var n in og.Node)
+                {
+                    foreach (var i in n.Input)
+                        if (insertMul.ContainsKey(i) && !mulFor.ContainsKey(i) && n.OpType == "MatMul" && quantized.ContainsKey(n.Input[1]))
+                            mulFor[i] = g.Node("Mul", [i, $"{i}/awq_inv_scale"], $"{i}/awq_scale");
+                    if (n.OpType == "MatMul" && replaced.TryGetValue(n.Input[1], out var l))
+                    {
+                        var a = mulFor.GetValueOrDefault(n.Input[0], n.Input[0]);
+                        bool head8 = l == lmHead8;
+                        var inputs = new List<string> { a, l.Weight + "_Q", l.Weight + "_scales" };
+                        if (!config.Symmetric) inputs.Add(l.Weight + "_zp");
+                        g.Node("MatMulNBits", inputs.ToArray(), n.Name + "NBits", "com.microsoft", outputNames: n.Output.ToArray(),
+                            attributes: [Attr("K", (long)l.K), Attr("N", (long)l.N), Attr("bits", head8 ? 8L : config.Bits), Attr("block_size", (long)config.GroupSize),
+                                Attr("accuracy_level", (long)config.AccuracyLevel)]);
+                    }
+                    else g.Graph.Node.Add(n.Clone());
+                }
+                g.Save(Path.Combine(temp, DecoderGraph.ModelFile), model.MetadataProps.Select(m => (m.Key, m.Value)));
+            }
+
+            foreach (var f in Directory.GetFiles(inputDir))
+            {
+                var name = Path.GetFileName(f);
+                if (name.StartsWith("tokenizer") || name is "special_tokens_map.json" or GenAiConfig.FileName)
+                    File.Copy(f, Path.Combine(temp, name));
+            }
+            var tag = $"{config.Method}-int{config.Bits}-g{config.GroupSize}{(config.Symmetric ? "-sym" : "")}-acc{config.AccuracyLevel}";
+            var outManifest = manifest with { Dtype = $"int{config.Bits}", ModelFile = DecoderGraph.ModelFile, Steps = [.. manifest.Steps, $"quantize:{tag}"], CreatedUtc = DateTime.UtcNow };
+            outManifest.Save(temp);
+            var report = new QuantizationReport
+            {
+                Method = config.Method, Bits = config.Bits, GroupSize = config.GroupSize, Symmetric = config.Symmetric, AccuracyLevel = config.AccuracyLevel,
+                Calibration = calibration is null ? null : new(Path.GetFullPath(config.Calibration!), calibration.DatasetSha256, calibration.Samples, calibration.Tokens, config.SearchRows),
+                Layers = layerReports,
+                Sizes = new(fp32Bytes, quantBytes, fp32Bytes > 0 ? (double)quantBytes / fp32Bytes : 0, FolderModelBytes(inputDir), FolderModelBytes(temp)),
+                LmHead = lmHeadReport,
+                Embedding = embedReport,
+                SecondsTaken = clock.Elapsed.TotalSeconds,
+            };
+            File.WriteAllText(Path.Combine(temp, QuantizationReport.FileName), JsonSerializer.Serialize(report, ModelManifest.Json));
+            ModelImporter.Replace(temp, outDir);
+            return report;
+        }
+        catch
+        {
+            try { Directory.Delete(temp, true); } catch (IOException) { }
+            throw;
+        }
+    }
+
+    static string FoldName(Fold f, AwqSearch.ScaleChoice? choice) => choice is null || choice.Alpha == 0 ? "none" : f switch
+    {
+        Fold.NormWeight n => $"norm:{n.Initializer}",
+        Fold.ProducerColumns p => $"producer:{p.Weight}",
+        _ => "mul",
+    };
+
+    static double RelativeError(float[] reference, float[] approx)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < reference.Length; i++) { double d = approx[i] - reference[i]; num += d * d; den += (double)reference[i] * reference[i]; }
+        return den > 0 ? num / den : 0;
+    }
+
+    static long FolderModelBytes(string dir) => Directory.GetFiles(dir, "model.onnx*").Sum(f => new FileInfo(f).Length);
+}
