@@ -91,8 +91,11 @@ public class CliTests(Stories260KFixture stories)
             var bench = Sio("bench", "decode", outDir, "--prompt-tokens", "8", "--tokens", "8", "--runs", "1", "--json");
             Assert.True(bench.Exit == 0, bench.Err);
             var b = JsonNode.Parse(bench.Out)!;
-            Assert.True(b["decode_tokens_per_second"]!.GetValue<double>() > 0);
-            Assert.True(b["weight_bytes_per_token"]!.GetValue<long>() > 2 * (4L * 64 * 64 + 3L * 64 * 128) * 3 / 4 * 4);
+            var m = b["models"]![0]!;
+            Assert.True(m["decode_tokens_per_second"]!.GetValue<double>() > 0);
+            Assert.Equal(1.0, m["decode_speedup"]!.GetValue<double>());
+            // q, o (64x64), k, v (32x64), gate, up, down (64x128) per layer, the classifier (64x600), norms, three int64 constants
+            Assert.Equal(4L * (2 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 64 * 128 + 2 * 64) + 64 + 64 * 600) + 3 * 8, m["weight_bytes_per_token"]!.GetValue<long>());
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -12,10 +12,13 @@ public static class EvalCommand
         var dataset = new Option<string>("--dataset") { Description = "JSONL ({text}, {prompt,response}, OpenOrca {system_prompt,question,response}, chat messages) or plain text.", Required = true };
         var maxRecords = new Option<int>("--max-records") { Description = "Score at most this many records (0: all).", DefaultValueFactory = _ => 0 };
         var maxTokens = new Option<int>("--max-tokens-per-record") { Description = "Cut each record to this many tokens, BOS included (0: the model's context).", DefaultValueFactory = _ => 0 };
+        var baseline = new Option<string?>("--baseline") { Description = "A baseline model folder (e.g. the fp32 original): adds its perplexity and the greedy token agreement with it." };
+        var prompts = new Option<int>("--agreement-prompts") { Description = "Prompts for the greedy agreement with --baseline.", DefaultValueFactory = _ => 50 };
+        var agreementTokens = new Option<int>("--agreement-tokens") { Description = "Tokens generated per prompt for the agreement.", DefaultValueFactory = _ => 32 };
         var json = new Option<bool>("--json") { Description = "Print records, tokens_scored, mean_nll, perplexity as JSON." };
         var cmd = new Command("eval", "Perplexity of a model on a dataset by teacher forcing (prompt/response rows: response tokens only).")
         {
-            dir, dataset, maxRecords, maxTokens, json,
+            dir, dataset, maxRecords, maxTokens, baseline, prompts, agreementTokens, json,
         };
         cmd.SetAction(p =>
         {
@@ -25,6 +28,17 @@ public static class EvalCommand
             var data = DatasetReader.Read(p.GetValue(dataset)!, p.GetValue(maxRecords) is > 0 and var m ? m : int.MaxValue);
             var progress = Cli.Progress("eval");
             var result = Perplexity.Evaluate(model, data, p.GetValue(maxTokens), new Progress<int>(n => progress.Report($"{n}/{data.Records.Count} records")));
+            PerplexityResult? baseResult = null;
+            AgreementResult? agreement = null;
+            if (p.GetValue(baseline) is string baseDir)
+            {
+                using var baseModel = Model.Load(baseDir);
+                if (baseModel.Tokenizer.Fingerprint() != model.Tokenizer.Fingerprint())
+                    throw SioException.InFile(baseDir, "the baseline's vocabulary differs from the model's; agreement needs the same token ids");
+                baseResult = Perplexity.Evaluate(baseModel, data, p.GetValue(maxTokens));
+                progress.Report("greedy agreement");
+                agreement = GreedyAgreement.Compare(model, baseModel, data, p.GetValue(prompts), p.GetValue(agreementTokens));
+            }
             Cli.EndProgress();
             var output = p.InvocationConfiguration.Output;
             if (p.GetValue(json))
@@ -36,8 +50,23 @@ public static class EvalCommand
                     perplexity = result.Perplexity,
                     skipped = result.Skipped,
                     dataset_sha256 = data.Sha256,
+                    baseline = baseResult is null ? null : new
+                    {
+                        model = Path.GetFullPath(p.GetValue(baseline)!),
+                        perplexity = baseResult.Perplexity,
+                        perplexity_increase = result.Perplexity - baseResult.Perplexity,
+                        token_agreement = agreement!.TokenAgreement,
+                        exact_match = agreement.ExactMatch,
+                        agreement_prompts = agreement.Prompts,
+                        agreement_tokens = agreement.TokensPerPrompt,
+                    },
                 });
-            else output.WriteLine($"perplexity {result.Perplexity:F4} (mean NLL {result.MeanNll:F5}) over {result.TokensScored} tokens in {result.Records} records{(result.Skipped > 0 ? $", {result.Skipped} skipped" : "")}");
+            else
+            {
+                output.WriteLine($"perplexity {result.Perplexity:F4} (mean NLL {result.MeanNll:F5}) over {result.TokensScored} tokens in {result.Records} records{(result.Skipped > 0 ? $", {result.Skipped} skipped" : "")}");
+                if (baseResult is not null)
+                    output.WriteLine($"baseline perplexity {baseResult.Perplexity:F4} (+{result.Perplexity - baseResult.Perplexity:F4}); greedy token agreement {agreement!.TokenAgreement:P1}, identical continuations {agreement.ExactMatch:P0} over {agreement.Prompts} prompts × {agreement.TokensPerPrompt} tokens");
+            }
             return 0;
         });
         return cmd;

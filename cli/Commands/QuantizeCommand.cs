@@ -20,11 +20,12 @@ public static class QuantizeCommand
         var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => 0 };
         var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
         var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4.", DefaultValueFactory = _ => "fp32" };
+        var embedding = new Option<string>("--embedding") { Description = "Token embedding precision: fp32, int8 or int4 (GatherBlockQuantized; saves memory, not decode time).", DefaultValueFactory = _ => "fp32" };
         var output = new Option<string>("--out") { Description = "The quantized model folder to write.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };
         var cmd = new Command("quantize", "Int4 weight quantization (AWQ or RTN) into ONNX Runtime MatMulNBits, with a quantization-report.json.")
         {
-            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, accuracy, exclude, lmHead, output, json,
+            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, accuracy, exclude, lmHead, embedding, output, json,
         };
         cmd.SetAction(p =>
         {
@@ -32,7 +33,7 @@ public static class QuantizeCommand
             {
                 Method = p.GetValue(method)!, Bits = p.GetValue(bits), GroupSize = p.GetValue(group), Symmetric = p.GetValue(symmetric),
                 Calibration = p.GetValue(calibration), CalibrationSamples = p.GetValue(samples), CalibrationSeqLen = p.GetValue(seqLen),
-                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!,
+                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!, Embedding = p.GetValue(embedding)!,
                 Exclude = (p.GetValue(exclude) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };
             var report = Quantizer.Run(p.GetValue(dir)!, p.GetValue(output)!, config, Cli.Progress("quantize"));

@@ -40,6 +40,8 @@ public static class DecodeBenchmark
         prompt[0] = c.BosTokenId;
         for (int i = 1; i < prompt.Length; i++) prompt[i] = rng.Next(3, c.VocabSize);
 
+        // This kind of machine's bandwidth drifts (shared hosts): measure it right before and after the runs, and use the mean.
+        double bwBefore = o.MeasureBandwidth ? MemoryBandwidth.MeasureGBps(o.Threads) : 0;
         using var generator = new Generator(model, o.PromptTokens + o.DecodeTokens);
         var prefill = new List<double>();
         var decode = new List<double>();
@@ -67,7 +69,7 @@ public static class DecodeBenchmark
         if (o.MeasureBandwidth)
         {
             progress?.Report("memory bandwidth");
-            bw = MemoryBandwidth.MeasureGBps(o.Threads);
+            bw = (bwBefore + MemoryBandwidth.MeasureGBps(o.Threads)) / 2;
         }
         return new DecodeBenchmarkResult(o.PromptTokens, o.DecodeTokens, o.Runs, Median(prefill), Median(decode), weightBytes, bw,
             bw > 0 ? bw * 1e9 / weightBytes : 0);

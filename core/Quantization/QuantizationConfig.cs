@@ -36,6 +36,9 @@ public sealed record QuantizationConfig
     /// <summary>Activation rows kept per linear input for the output-error searches.</summary>
     public int SearchRows { get; init; } = 512;
 
+    /// <summary>Apply AWQ's scales (and their folds) but keep every weight float32: a check that folding is exact.</summary>
+    internal bool FoldOnly { get; init; }
+
     public const int MinCalibrationTokens = 64;
 
     public QuantizationConfig Validate()

@@ -38,6 +38,11 @@ public static class Quantizer
 
         var q = new BlockQuantizer(config.Bits, config.GroupSize, config.Symmetric);
         var initializers = model.Graph.Initializer.ToDictionary(t => t.Name);
+        // the token embedding: the table of the Gather on input_ids
+        var embedding = model.Graph.Node.FirstOrDefault(n => n.OpType == "Gather" && n.Input.Count == 2 && n.Input[1] == "input_ids" && initializers.ContainsKey(n.Input[0]))?.Input[0];
+        if (config.Embedding != "fp32" && embedding is null) throw SioException.InFile(modelPath, "--embedding: no Gather of a constant table on input_ids found");
+        if (embedding is not null && config.Embedding != "fp32" && model.Graph.Node.Count(n => n.Input.Contains(embedding)) != 1)
+            throw SioException.InFile(modelPath, $"--embedding: the table {embedding} is shared with another node; quantize it with the classifier instead");
         float[] LoadNK(string weight) // stored (K, N) → (N, K)
         {
             var t = initializers[weight];
@@ -120,6 +125,14 @@ public static class Quantizer
                 foreach (var t in og.Initializer)
                 {
                     index++;
+                    if (config.FoldOnly && quantized.TryGetValue(t.Name, out var folded))
+                    {
+                        var w = FinalNK(folded);
+                        g.Initializer<float>(t.Name, DecoderGraph.Transpose(w, folded.N, folded.K), DT.Float, folded.K, folded.N);
+                        var ch = choices.GetValueOrDefault(folded.Input);
+                        layerReports.Add(new(folded.Name, folded.Weight, folded.K, folded.N, folded.Input, FoldName(groupOf[folded.Weight].Fold, ch), ch?.Alpha ?? 0, 1f, 0, null, null));
+                        continue;
+                    }
                     if (replaced.TryGetValue(t.Name, out var l))
                     {
                         progress?.Report($"quantizing {index}/{og.Initializer.Count}: {l.Name}");
@@ -161,6 +174,19 @@ public static class Quantizer
                             choice?.Alpha ?? 0, clip?.Average() ?? 1f, weightErr, outErr, rtnErr));
                         continue;
                     }
+                    if (t.Name == embedding && config.Embedding != "fp32")
+                    {
+                        progress?.Report("quantizing the embedding");
+                        int bits = config.Embedding == "int8" ? 8 : 4;
+                        var eq = new BlockQuantizer(bits, config.GroupSize, config.Symmetric);
+                        int rows = (int)t.Dims[0], cols = (int)t.Dims[1];
+                        var packed = eq.Quantize(MemoryMarshal.Cast<byte, float>(OnnxModelFile.ReadBytes(t, inputDir)).ToArray(), rows, cols);
+                        g.Initializer(t.Name + "_Q", packed.B, DT.Uint8, rows, packed.B.Length / rows);
+                        g.Initializer<float>(t.Name + "_scales", packed.Scales, DT.Float, rows, packed.KBlocks);
+                        if (packed.ZeroPoints is not null) g.Initializer(t.Name + "_zp", packed.ZeroPoints, DT.Uint8, rows, packed.ZeroPoints.Length / rows);
+                        embedReport = new(config.Embedding, (long)rows * cols * 4, packed.Bytes);
+                        continue;
+                    }
                     var bytes = OnnxModelFile.ReadBytes(t, inputDir);
                     if (normDivide.TryGetValue(t.Name, out var s))
                     {
@@ -176,7 +202,7 @@ public static class Quantizer
                         bytes = MemoryMarshal.AsBytes(v.AsSpan()).ToArray();
                     }
                     if (t.Name == graph.LmHead?.Weight) lmHeadReport = new("fp32", bytes.Length, bytes.Length);
-                    if (t.Name == "model.embed_tokens.weight") embedReport = new("fp32", bytes.Length, bytes.Length);
+                    if (t.Name == embedding) embedReport = new("fp32", bytes.Length, bytes.Length);
                     g.Initializer(t.Name, bytes, (DT)t.DataType, t.Dims.ToArray());
                 }
 
@@ -189,7 +215,13 @@ public static class Quantizer
                     foreach (var i in n.Input)
                         if (insertMul.ContainsKey(i) && !mulFor.ContainsKey(i) && n.OpType == "MatMul" && quantized.ContainsKey(n.Input[1]))
                             mulFor[i] = g.Node("Mul", [i, $"{i}/awq_inv_scale"], $"{i}/awq_scale");
-                    if (n.OpType == "MatMul" && replaced.TryGetValue(n.Input[1], out var l))
+                    if (config.FoldOnly && n.OpType == "MatMul" && mulFor.TryGetValue(n.Input[0], out var scaledInput))
+                    {
+                        var m = n.Clone();
+                        m.Input[0] = scaledInput;
+                        g.Graph.Node.Add(m);
+                    }
+                    else if (!config.FoldOnly && n.OpType == "MatMul" && replaced.TryGetValue(n.Input[1], out var l))
                     {
                         var a = mulFor.GetValueOrDefault(n.Input[0], n.Input[0]);
                         bool head8 = l == lmHead8;
@@ -198,6 +230,14 @@ public static class Quantizer
                         g.Node("MatMulNBits", inputs.ToArray(), n.Name + "NBits", "com.microsoft", outputNames: n.Output.ToArray(),
                             attributes: [Attr("K", (long)l.K), Attr("N", (long)l.N), Attr("bits", head8 ? 8L : config.Bits), Attr("block_size", (long)config.GroupSize),
                                 Attr("accuracy_level", (long)config.AccuracyLevel)]);
+                    }
+                    else if (n.OpType == "Gather" && n.Input[0] == embedding && config.Embedding != "fp32")
+                    {
+                        var inputs = new List<string> { embedding + "_Q", n.Input[1], embedding + "_scales" };
+                        if (!config.Symmetric) inputs.Add(embedding + "_zp");
+                        g.Node("GatherBlockQuantized", inputs.ToArray(), n.Name + "BlockQuantized", "com.microsoft", outputNames: n.Output.ToArray(),
+                            attributes: [Attr("gather_axis", 0L), Attr("quantize_axis", 1L), Attr("block_size", (long)config.GroupSize),
+                                Attr("bits", config.Embedding == "int8" ? 8L : 4L)]);
                     }
                     else g.Graph.Node.Add(n.Clone());
                 }
@@ -211,7 +251,7 @@ public static class Quantizer
                     File.Copy(f, Path.Combine(temp, name));
             }
             var tag = $"{config.Method}-int{config.Bits}-g{config.GroupSize}{(config.Symmetric ? "-sym" : "")}-acc{config.AccuracyLevel}";
-            var outManifest = manifest with { Dtype = $"int{config.Bits}", ModelFile = DecoderGraph.ModelFile, Steps = [.. manifest.Steps, $"quantize:{tag}"], CreatedUtc = DateTime.UtcNow };
+            var outManifest = manifest with { Dtype = config.FoldOnly ? manifest.Dtype : $"int{config.Bits}", ModelFile = DecoderGraph.ModelFile, Steps = [.. manifest.Steps, $"quantize:{tag}"], CreatedUtc = DateTime.UtcNow };
             outManifest.Save(temp);
             var report = new QuantizationReport
             {

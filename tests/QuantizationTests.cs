@@ -1,0 +1,210 @@
+using System.Text.Json.Nodes;
+using Microsoft.ML.OnnxRuntime;
+using Sio.Evaluation;
+using Sio.Generation;
+using Sio.Onnx;
+using Sio.Quantization;
+using DT = Onnx.TensorProto.Types.DataType;
+
+namespace Sio.Tests;
+
+[Collection("stories260K")]
+public class QuantizationTests(Stories260KFixture stories)
+{
+    static float[] Random(int n, int seed, float scale = 1f)
+    {
+        var r = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1) * scale).ToArray();
+    }
+
+    [Theory]
+    [InlineData(4, 32, false, 64)]
+    [InlineData(4, 32, true, 64)]
+    [InlineData(4, 32, false, 172)]   // a last block of 12: padded
+    [InlineData(4, 128, false, 256)]
+    [InlineData(8, 32, false, 96)]
+    public void PackingRoundTripsAgainstTheReferenceDequantization(int bits, int block, bool symmetric, int k)
+    {
+        const int n = 24;
+        var w = Random(n * k, 1);
+        var q = new BlockQuantizer(bits, block, symmetric);
+        var packed = q.Quantize(w, n, k);
+        Assert.Equal(n * ((k + block - 1) / block) * block * bits / 8, packed.B.Length);
+        var dq = BlockQuantizer.Dequantize(packed);
+        var expected = new float[k];
+        for (int r = 0; r < n; r++)
+            for (int g = 0; g < k; g += block)
+            {
+                int len = Math.Min(block, k - g);
+                q.FakeQuantizeBlock(w.AsSpan(r * k + g, len), 1f, expected.AsSpan(g, len));
+                float scale = packed.Scales[r * packed.KBlocks + g / block];
+                for (int i = 0; i < len; i++)
+                {
+                    Assert.Equal(expected[g + i], dq[r * k + g + i]);
+                    Assert.True(Math.Abs(dq[r * k + g + i] - w[r * k + g + i]) <= scale * (symmetric ? 1.0f : 0.51f), $"row {r} col {g + i}");
+                }
+            }
+    }
+
+    [Theory]
+    [InlineData(4, 32, false, 0, 64, 48)]
+    [InlineData(4, 32, true, 0, 64, 48)]
+    [InlineData(4, 32, false, 0, 172, 64)]
+    [InlineData(4, 64, false, 0, 128, 40)]
+    [InlineData(8, 32, false, 0, 96, 32)]
+    public void MatMulNBitsComputesTheDequantizedMatMul(int bits, int block, bool symmetric, int accuracy, int k, int n)
+    {
+        var w = Random(n * k, 2, 0.5f);
+        var q = new BlockQuantizer(bits, block, symmetric);
+        var packed = q.Quantize(w, n, k);
+        var dir = TestPaths.TempDir("nbits");
+        try
+        {
+            var path = Path.Combine(dir, "m.onnx");
+            using (var g = new GraphBuilder(null))
+            {
+                g.Input("A", DT.Float, 3, k);
+                g.Output("Y", DT.Float, 3, n);
+                g.Initializer("B", packed.B, DT.Uint8, n, packed.KBlocks, block * bits / 8);
+                g.Initializer<float>("scales", packed.Scales, DT.Float, n, packed.KBlocks);
+                var inputs = new List<string> { "A", "B", "scales" };
+                if (packed.ZeroPoints is not null) { g.Initializer("zp", packed.ZeroPoints, DT.Uint8, n, packed.ZeroPoints.Length / n); inputs.Add("zp"); }
+                g.Node("MatMulNBits", inputs.ToArray(), "mm", "com.microsoft", outputNames: ["Y"],
+                    attributes: [GraphBuilder.Attr("K", (long)k), GraphBuilder.Attr("N", (long)n), GraphBuilder.Attr("bits", (long)bits),
+                        GraphBuilder.Attr("block_size", (long)block), GraphBuilder.Attr("accuracy_level", (long)accuracy)]);
+                g.Save(path);
+            }
+            var a = Random(3 * k, 3);
+            using var session = new InferenceSession(path);
+            using var input = OrtValue.CreateTensorValueFromMemory(a, [3, k]);
+            using var outputs = session.Run(new RunOptions(), ["A"], [input], ["Y"]);
+            var y = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+            var dq = BlockQuantizer.Dequantize(packed);
+            for (int r = 0; r < 3; r++)
+                for (int c = 0; c < n; c++)
+                {
+                    double expected = 0;
+                    for (int i = 0; i < k; i++) expected += a[r * k + i] * dq[c * k + i];
+                    Assert.True(Math.Abs(expected - y[r * n + c]) < 1e-5 * Math.Max(1, Math.Abs(expected)), $"[{r},{c}] {y[r * n + c]} vs {expected}");
+                }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void AwqScalesUpASalientChannelAndBeatsRtn()
+    {
+        const int k = 64, n = 48, rows = 256;
+        var rng = new Random(5);
+        var stats = new ActivationStats(k, rows);
+        for (int t = 0; t < rows; t++)
+        {
+            var x = Enumerable.Range(0, k).Select(i => (float)(rng.NextDouble() * 2 - 1) * (i == 7 ? 100f : 1f)).ToArray();
+            stats.Add(x, keep: true);
+        }
+        var w = Random(n * k, 6, 0.1f);
+        var q = new BlockQuantizer(4, 32, false);
+        foreach (var duo in new[] { false, true })
+        {
+            var choice = AwqSearch.SearchScales([(w, n)], stats, q, duo);
+            Assert.True(choice.Alpha > 0, $"duo={duo}: α = {choice.Alpha}");
+            Assert.True(choice.Error < choice.RtnError * 0.8, $"duo={duo}: AWQ error {choice.Error} vs RTN {choice.RtnError}");
+            Assert.True(choice.Scale[7] > choice.Scale.Where((_, i) => i != 7).Max(), "the salient channel gets the largest scale");
+        }
+    }
+
+    [Fact]
+    public void FoldedScalesLeaveTheFloatModelUnchanged()
+    {
+        var dir = TestPaths.TempDir("fold");
+        try
+        {
+            var folded = Path.Combine(dir, "folded");
+            Quantizer.Run(stories.ModelDir, folded, new QuantizationConfig { Method = "awq", Calibration = TestPaths.TinyStoriesDev, CalibrationSamples = 16, FoldOnly = true });
+            var report = JsonNode.Parse(File.ReadAllText(Path.Combine(folded, QuantizationReport.FileName)))!;
+            var folds = report["layers"]!.AsArray().Select(l => l!["fold"]!.GetValue<string>()).ToList();
+            Assert.Contains(folds, f => f.StartsWith("norm:"));
+            Assert.Contains(folds, f => f.StartsWith("producer:"));
+            Assert.Contains(folds, f => f == "mul");
+            using var a = Model.Load(stories.ModelDir);
+            using var b = Model.Load(folded);
+            var ids = a.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved to play outside.");
+            using var ga = new Generator(a);
+            using var gb = new Generator(b);
+            ga.AppendTokens(ids.ToArray());
+            gb.AppendTokens(ids.ToArray());
+            for (int p = 0; p < ids.Count; p++)
+            {
+                var x = ga.Logits(p); var y = gb.Logits(p);
+                for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - y[i]) < 1e-4f, $"position {p} logit {i}: {y[i]} vs {x[i]}");
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void QuantizedStoriesStaysCoherentAndAwqBeatsRtn()
+    {
+        var dir = TestPaths.TempDir("quant");
+        try
+        {
+            var all = File.ReadAllLines(TestPaths.TinyStoriesDev);
+            var calibration = Path.Combine(dir, "calibration.jsonl");
+            var evaluation = Path.Combine(dir, "evaluation.jsonl");
+            File.WriteAllLines(calibration, all.Take(all.Length / 2));
+            File.WriteAllLines(evaluation, all.Skip(all.Length / 2).Take(60));
+            var rtn = Path.Combine(dir, "rtn");
+            var awq = Path.Combine(dir, "awq");
+            var rtnReport = Quantizer.Run(stories.ModelDir, rtn, new QuantizationConfig { Method = "rtn" });
+            var awqReport = Quantizer.Run(stories.ModelDir, awq, new QuantizationConfig { Method = "awq", Calibration = calibration });
+            Assert.Equal(35, awqReport.Layers.Count);
+            Assert.InRange(awqReport.Sizes.QuantizedLayersRatio, 0.1, 0.3);
+            Assert.True(awqReport.Layers.Average(l => l.OutputError!.Value) < awqReport.Layers.Average(l => l.RtnOutputError!.Value));
+
+            var data = DatasetReader.Read(evaluation);
+            double Ppl(string m) { using var model = Model.Load(m); return Perplexity.Evaluate(model, data).Perplexity; }
+            double fp32 = Ppl(stories.ModelDir), pRtn = Ppl(rtn), pAwq = Ppl(awq);
+            Assert.True(pAwq < pRtn, $"AWQ {pAwq} vs RTN {pRtn} (fp32 {fp32})");
+            Assert.True(pAwq < fp32 * 1.10, $"AWQ {pAwq} vs fp32 {fp32}");
+
+            using var model = Model.Load(awq);
+            Assert.Equal("int4", model.Manifest.Dtype);
+            var text = TextGeneration.Generate(model, [1], new GenerationOptions { MaxTokens = 40 }).Text;
+            Assert.StartsWith("Once upon a time", text);
+            Assert.Contains(" she ", " " + text.ToLowerInvariant().Replace(".", " ") + " ");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void BadInputIsRefusedAndNothingIsWritten()
+    {
+        var dir = TestPaths.TempDir("qbad");
+        try
+        {
+            var outDir = Path.Combine(dir, "out");
+            void Refused(string problem, params string[] args)
+            {
+                var (exit, _, err) = CliTests.Sio(["quantize", stories.ModelDir, "--out", outDir, .. args]);
+                Assert.Equal(1, exit);
+                Assert.Contains(problem, err);
+                Assert.False(Directory.Exists(outDir));
+                Assert.DoesNotContain(Directory.GetFileSystemEntries(dir), e => Path.GetFileName(e).StartsWith(".out"));
+            }
+            var empty = Path.Combine(dir, "empty.jsonl");
+            File.WriteAllText(empty, "");
+            var shortFile = Path.Combine(dir, "short.jsonl");
+            File.WriteAllText(shortFile, "{\"text\": \"Once upon a time\"}\n");
+            var unknown = Path.Combine(dir, "unknown.jsonl");
+            File.WriteAllText(unknown, "{\"title\": \"a\", \"body\": 3}\n{\"foo\": [1,2]}\n");
+            Refused("no quantizable MatMul", "--method", "rtn", "--exclude", "*");
+            Refused("group size 128 is larger than K = 64", "--method", "rtn", "--group-size", "128");
+            Refused("--group-size must be", "--method", "rtn", "--group-size", "48");
+            Refused("--method awq needs --calibration", "--method", "awq");
+            Refused("the dataset is empty", "--calibration", empty);
+            Refused("calibration set too short", "--calibration", shortFile);
+            Refused("no usable row", "--calibration", unknown);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
