@@ -20,8 +20,7 @@ public static class TestPaths
     /// <summary>The full dev sets from ../shared when present, else the samples copied into the repository.</summary>
     public static string TinyStoriesDev => Shared("tinystories-dev.jsonl", "tinystories-sample.jsonl");
     public static string OpenOrcaDev => Shared("openorca-qa-dev.jsonl", "openorca-sample.jsonl");
-    public static string? AiDreams => File.Exists(Path.Combine(RepoRoot, "..", "shared", "models", "aidreams260K", "aidreams260K.bin"))
-        ? Path.Combine(RepoRoot, "..", "shared", "models", "aidreams260K", "aidreams260K.bin") : null;
+    public static string AiDreams => Path.Combine(RepoRoot, "samples", "aidreams260K", "aidreams260K.bin");
 
     static string Shared(string name, string sample)
     {

@@ -60,6 +60,55 @@ public static class BenchCommand
             }
             return 0;
         });
-        return new Command("bench", "Benchmarks.") { decode };
+        return new Command("bench", "Benchmarks.") { decode, Speculative() };
+    }
+
+    static Command Speculative()
+    {
+        var dir = new Argument<string>("model") { Description = "The target model folder." };
+        var dataset = new Option<string>("--dataset") { Description = "Prompts: text rows are cut to --prompt-tokens; prompt/response rows use their prompt.", Required = true };
+        var drafters = new Option<string>("--drafters") { Description = "Comma-separated drafters: none, ngram, self-int4, draft:DIR.", DefaultValueFactory = _ => "none,ngram,self-int4" };
+        var prompts = new Option<int>("--prompts") { Description = "Prompts measured (after one warm-up prompt).", DefaultValueFactory = _ => 20 };
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "Tokens kept of a text row as its prompt.", DefaultValueFactory = _ => 48 };
+        var maxTokens = new Option<int>("--max-tokens") { Description = "Most tokens generated per prompt.", DefaultValueFactory = _ => 200 };
+        var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "Print the results as JSON." };
+        var cmd = new Command("speculative", "Greedy decode tokens/s with and without each drafter on the same prompts, with acceptance, tokens per target step and whether the output equals plain decoding.")
+        {
+            dir, dataset, drafters, prompts, promptTokens, maxTokens, draftTokens, threads, json,
+        };
+        cmd.SetAction(p =>
+        {
+            var modelOptions = new ModelOptions { Threads = p.GetValue(threads) };
+            using var model = Model.Load(p.GetValue(dir)!, modelOptions);
+            var data = Evaluation.DatasetReader.Read(p.GetValue(dataset)!);
+            var results = SpeculativeBenchmark.Run(model, data, p.GetValue(drafters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                new SpeculativeBenchmarkOptions
+                {
+                    Prompts = p.GetValue(prompts), PromptTokens = p.GetValue(promptTokens), MaxTokens = p.GetValue(maxTokens),
+                    DraftTokens = Sio.Speculative.SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)), Threads = p.GetValue(threads),
+                }, modelOptions, Cli.Progress("bench"));
+            Cli.EndProgress();
+            var o = p.InvocationConfiguration.Output;
+            if (p.GetValue(json))
+                Cli.WriteJson(o, new
+                {
+                    model = Path.GetFullPath(p.GetValue(dir)!),
+                    machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
+                    dataset = data.Path, dataset_sha256 = data.Sha256,
+                    results = results.Select(r => new
+                    {
+                        drafter = r.Drafter, prompts = r.Prompts, tokens = r.Tokens, decode_tokens_per_second = r.DecodeTokensPerSecond, speedup = r.Speedup,
+                        identical_to_plain = r.IdenticalToPlain, speculative = GenerateCommand.SpeculativeJson(r.Stats),
+                    }),
+                });
+            else
+                foreach (var r in results)
+                    o.WriteLine($"{r.Drafter,-20} decode {r.DecodeTokensPerSecond,9:F1} tok/s  {r.Speedup,5:F2}x  acceptance {r.Stats.AcceptanceRate,6:P1}  " +
+                        $"tokens/step {r.Stats.MeanAcceptedLength,5:F2}  draft length {r.Stats.MeanDraftLength,5:F2}  identical {(r.IdenticalToPlain ? "yes" : "NO")}  ({r.Tokens} tokens, {r.Prompts} prompts)");
+            return 0;
+        });
+        return cmd;
     }
 }

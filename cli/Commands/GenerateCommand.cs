@@ -15,25 +15,33 @@ public static class GenerateCommand
         var topP = new Option<float>("--top-p") { Description = "Sample among the most likely tokens whose probability adds up to p.", DefaultValueFactory = _ => 1f };
         var seed = new Option<int?>("--seed") { Description = "Seed for sampling." };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram (prompt lookup), self-int4 (the target's int4 copy, built and cached on first use) or draft:DIR (a model with the same vocabulary).", DefaultValueFactory = _ => "none" };
+        var draftTokens = new Option<string>("--draft-tokens") { Description = "Tokens drafted per step: 1–32, or auto (adapts to acceptance and cost; off when drafting does not pay).", DefaultValueFactory = _ => "auto" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: prompt_token_ids (BOS included), token_ids, text, timings." };
         var cmd = new Command("generate", "Generate text with a model folder, streaming tokens as they come.")
         {
-            dir, prompt, maxTokens, temperature, topK, topP, seed, threads, json,
+            dir, prompt, maxTokens, temperature, topK, topP, seed, threads, speculative, draftTokens, json,
         };
         cmd.SetAction(p =>
         {
+            var spec = new Speculative.SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = Speculative.SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) }.Validate();
             var options = new GenerationOptions
             {
+                Speculative = spec,
                 MaxTokens = p.GetValue(maxTokens),
                 Sampling = new SamplingOptions { Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed) }.Validate(),
             };
             if (options.MaxTokens < 0) throw new SioException($"--max-tokens must be ≥ 0, got {options.MaxTokens}");
-            using var model = Model.Load(p.GetValue(dir)!, new ModelOptions { Threads = p.GetValue(threads) });
+            var modelOptions = new ModelOptions { Threads = p.GetValue(threads) };
+            using var model = Model.Load(p.GetValue(dir)!, modelOptions);
+            using var drafter = Speculative.DrafterFactory.Create(spec, model, modelOptions, Cli.Progress("generate"));
+            Cli.EndProgress();
             var promptIds = model.Tokenizer.Encode(p.GetValue(prompt) ?? "");
             var output = p.InvocationConfiguration.Output;
             bool asJson = p.GetValue(json);
             if (!asJson && p.GetValue(prompt) is string text) output.Write(text);
-            var result = TextGeneration.Generate(model, promptIds, options, asJson ? null : (_, piece) => { output.Write(piece); output.Flush(); });
+            var result = TextGeneration.Generate(model, promptIds, options, asJson ? null : (_, piece) => { output.Write(piece); output.Flush(); }, drafter: drafter);
+            var st = result.Speculative;
             if (asJson)
                 Cli.WriteJson(output, new
                 {
@@ -43,14 +51,30 @@ public static class GenerateCommand
                     finish_reason = result.FinishReason,
                     prefill_ms = Math.Round(result.PrefillMs, 3),
                     decode_tokens_per_second = Math.Round(result.DecodeTokensPerSecond, 2),
+                    speculative = spec.Enabled ? SpeculativeJson(st) : null,
                 });
             else
             {
                 output.WriteLine();
-                Console.Error.WriteLine($"[{result.TokenIds.Count} tokens, prefill {result.PrefillMs:F1} ms, decode {result.DecodeTokensPerSecond:F1} tok/s, {result.FinishReason}]");
+                Console.Error.WriteLine($"[{result.TokenIds.Count} tokens, prefill {result.PrefillMs:F1} ms, decode {result.DecodeTokensPerSecond:F1} tok/s, {result.FinishReason}" +
+                    (spec.Enabled ? $"; {st.Drafter}: acceptance {st.AcceptanceRate:P0}, {st.MeanAcceptedLength:F2} tokens per target step]" : "]"));
             }
             return 0;
         });
         return cmd;
     }
+
+    internal static object SpeculativeJson(Speculative.SpeculativeStats st) => new
+    {
+        drafter = st.Drafter,
+        proposed = st.Proposed,
+        accepted = st.Accepted,
+        acceptance_rate = st.AcceptanceRate,
+        mean_accepted_length = st.MeanAcceptedLength,
+        expected_accepted_length = st.ExpectedAcceptedLength,
+        mean_draft_length = st.MeanDraftLength,
+        target_steps = st.TargetSteps,
+        target_ms = st.TargetMs,
+        draft_ms = st.DraftMs,
+    };
 }

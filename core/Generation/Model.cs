@@ -7,7 +7,8 @@ namespace Sio.Generation;
 /// <summary>How to run a model: threads and execution provider.</summary>
 public sealed record ModelOptions
 {
-    /// <summary>Intra-op threads; 0 means one per core.</summary>
+    /// <summary>Intra-op threads; 0 chooses: one for small models (under 8 MB of weights, where keeping threads in step
+    /// costs more than it saves), one per core otherwise.</summary>
     public int Threads { get; init; }
     /// <summary>cpu or cuda.</summary>
     public string Provider { get; init; } = "cpu";
@@ -44,7 +45,7 @@ public sealed class Model : IDisposable
         var so = new SessionOptions
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount,
+            IntraOpNumThreads = options.Threads > 0 ? options.Threads : AutoThreads(modelPath),
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
         try
@@ -73,6 +74,12 @@ public sealed class Model : IDisposable
         {
             so.Dispose();
         }
+    }
+
+    static int AutoThreads(string modelPath)
+    {
+        long bytes = Directory.GetFiles(Path.GetDirectoryName(modelPath)!, Path.GetFileName(modelPath) + "*").Sum(f => new FileInfo(f).Length);
+        return bytes < 8 << 20 ? 1 : Environment.ProcessorCount;
     }
 
     public void Dispose() => Session.Dispose();

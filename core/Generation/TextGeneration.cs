@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Sio.Speculative;
 
 namespace Sio.Generation;
 
@@ -10,6 +11,8 @@ public sealed record GenerationOptions
     public SamplingOptions Sampling { get; init; } = new();
     /// <summary>Extra stop ids beside the model's own (EOS, and BOS for llama2.c models).</summary>
     public IReadOnlyList<int> StopTokens { get; init; } = [];
+    /// <summary>Draft length settings when a drafter is given.</summary>
+    public SpeculativeOptions Speculative { get; init; } = new();
 }
 
 public sealed record GenerationResult(
@@ -18,26 +21,31 @@ public sealed record GenerationResult(
     string Text,
     string FinishReason,
     double PrefillMs,
-    double DecodeMs)
+    double DecodeMs,
+    SpeculativeStats Speculative)
 {
     /// <summary>Decode tokens per second, the first (prefill) token excluded.</summary>
     public double DecodeTokensPerSecond => TokenIds.Count > 1 && DecodeMs > 0 ? (TokenIds.Count - 1) / (DecodeMs / 1000) : 0;
 }
 
-/// <summary>The plain decode loop: prefill the prompt, then sample one token per step.</summary>
+/// <summary>
+/// The decode loop: prefill the prompt, then step until a stop token, the token budget or the
+/// context's end. With a drafter each step may emit several tokens (speculative decoding);
+/// without one each step is a plain decode step.
+/// </summary>
 public static class TextGeneration
 {
     /// <param name="onToken">Called with each new id and the text it completes (streaming).</param>
+    /// <param name="drafter">Proposes tokens for the target to verify; null for plain decoding.</param>
     public static GenerationResult Generate(Model model, IReadOnlyList<int> promptIds, GenerationOptions options,
-        Action<int, string>? onToken = null, CancellationToken cancellation = default)
+        Action<int, string>? onToken = null, CancellationToken cancellation = default, IDrafter? drafter = null)
     {
         if (promptIds.Count == 0) throw new SioException("the prompt has no tokens");
         if (options.MaxTokens < 0) throw new SioException($"max tokens must be ≥ 0, got {options.MaxTokens}");
         if (promptIds.Count >= model.Config.ContextLength)
             throw new SioException($"the prompt has {promptIds.Count} tokens; the model's context is {model.Config.ContextLength}");
-        var sampler = new Sampler(options.Sampling);
         var stops = model.StopTokens.Concat(options.StopTokens).ToHashSet();
-        using var generator = new Generator(model);
+        using var decoder = new SpeculativeDecoder(model, drafter, options.Sampling, options.Speculative);
         var stream = model.Tokenizer.CreateStream(promptIds[^1]);
         var output = new List<int>();
         var text = new System.Text.StringBuilder();
@@ -45,23 +53,32 @@ public static class TextGeneration
 
         var clock = Stopwatch.StartNew();
         double prefillMs = 0;
-        if (options.MaxTokens > 0) generator.AppendTokens(promptIds.ToArray());
-        while (output.Count < options.MaxTokens)
+        bool Emit(int id)
         {
-            cancellation.ThrowIfCancellationRequested();
-            int next = sampler.Sample(generator.LastLogits);
-            if (output.Count == 0) { prefillMs = clock.Elapsed.TotalMilliseconds; clock.Restart(); }
-            if (stops.Contains(next)) { finish = "stop"; break; }
-            output.Add(next);
-            var piece = stream.Decode(next);
+            if (stops.Contains(id)) { finish = "stop"; return false; }
+            output.Add(id);
+            var piece = stream.Decode(id);
             text.Append(piece);
-            onToken?.Invoke(next, piece);
-            if (output.Count == options.MaxTokens || generator.Remaining == 0) break;
-            generator.AppendTokens([next]);
+            onToken?.Invoke(id, piece);
+            return output.Count < options.MaxTokens;
         }
+        if (options.MaxTokens > 0)
+        {
+            bool going = Emit(decoder.Start(promptIds));
+            prefillMs = clock.Elapsed.TotalMilliseconds;
+            clock.Restart();
+            while (going)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var step = decoder.Step(options.MaxTokens - output.Count);
+                if (step.Count == 0) break; // the context is full
+                foreach (var id in step) if (!(going = Emit(id))) break;
+            }
+        }
+        if (drafter is ILearningDrafter learner) learner.Learn(decoder.Context);
         var tail = stream.Flush();
         text.Append(tail);
         if (tail.Length > 0) onToken?.Invoke(-1, tail);
-        return new GenerationResult(promptIds, output, text.ToString(), finish, prefillMs, clock.Elapsed.TotalMilliseconds);
+        return new GenerationResult(promptIds, output, text.ToString(), finish, prefillMs, clock.Elapsed.TotalMilliseconds, decoder.Stats);
     }
 }

@@ -1,0 +1,74 @@
+using System.Runtime.CompilerServices;
+
+namespace Sio.Speculative;
+
+/// <summary>
+/// Chooses each step's draft length k by what drafting has actually paid: for each candidate k
+/// (0 = drafting off) it keeps a decaying tally of tokens emitted and milliseconds spent (drafting,
+/// verification and bookkeeping), and plays the k with the most tokens per millisecond. Each k is
+/// tried a few times first; afterwards a neighbour of the best k is re-tried now and then, at
+/// doubling intervals (a re-try can be dear: a draft model that sat idle must catch up on the
+/// tokens it missed), so a change in acceptance is noticed without paying much for the looking. Measuring the whole step, not a cost model, is what keeps
+/// speculation from ever costing more than it saves. A fixed k bypasses all of this.
+/// The tally lives with the drafter, so it carries over from one request to the next.
+/// </summary>
+public sealed class DraftLengthController
+{
+    static readonly ConditionalWeakTable<IDrafter, DraftLengthController> Shared = new();
+    const double Decay = 0.97;
+    const int TriesEach = 4, FirstRetry = 8, LastRetry = 1024;
+
+    readonly int? _fixed;
+    readonly int[] _arms;
+    readonly double[] _tokens, _ms, _steps;
+    readonly int[] _tries;
+    int _sinceRetry, _retryEvery = FirstRetry, _current, _retries;
+
+    public DraftLengthController(int? fixedK, int maxK)
+    {
+        _fixed = fixedK;
+        _arms = new[] { 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32 }.Where(k => k <= maxK).ToArray();
+        _tokens = new double[_arms.Length];
+        _ms = new double[_arms.Length];
+        _steps = new double[_arms.Length];
+        _tries = new int[_arms.Length];
+    }
+
+    /// <summary>The controller of a drafter (one per drafter and setting, kept while the drafter lives).</summary>
+    public static DraftLengthController For(IDrafter drafter, SpeculativeOptions options) =>
+        Shared.GetValue(drafter, _ => new DraftLengthController(options.DraftTokens, options.MaxAdaptiveDraftTokens));
+
+    public double TokensPerMs(int arm) => _ms[arm] > 0 ? _tokens[arm] / _ms[arm] : 0;
+
+    public int Next()
+    {
+        if (_fixed is int k) return k;
+        for (int a = 0; a < _arms.Length; a++)
+            if (_tries[a] < TriesEach) return _arms[_current = a];
+        int best = 0;
+        for (int a = 1; a < _arms.Length; a++) if (TokensPerMs(a) > TokensPerMs(best)) best = a;
+        if (++_sinceRetry >= _retryEvery)
+        {
+            _sinceRetry = 0;
+            _retryEvery = Math.Min(LastRetry, _retryEvery * 2);
+            // re-try, in turn, drafting off (the baseline) and the neighbours of the best k
+            var candidates = new[] { 0, best - 1, best + 1 }.Where(a => a >= 0 && a < _arms.Length && a != best).Distinct().ToArray();
+            return _arms[_current = candidates[_retries++ % candidates.Length]];
+        }
+        return _arms[_current = best];
+    }
+
+    /// <summary>Records the step just played: tokens drafted and emitted, and its whole time. A step whose drafter
+    /// proposed nothing was a plain step, and counts as one.</summary>
+    public void Observe(int drafted, int emitted, double stepMs)
+    {
+        if (_fixed is not null) return;
+        int a = drafted == 0 ? 0 : _current;
+        if (_tries[a]++ == 0) return; // the first step of each kind pays for warming up; it says little
+        // a pause that is not the step's doing (a collection, a busy neighbour) would stick to a rarely played k: clip it
+        if (_steps[a] >= TriesEach - 1) stepMs = Math.Min(stepMs, 2 * _ms[a] / _steps[a]);
+        _tokens[a] = _tokens[a] * Decay + emitted;
+        _ms[a] = _ms[a] * Decay + stepMs;
+        _steps[a] = _steps[a] * Decay + 1;
+    }
+}

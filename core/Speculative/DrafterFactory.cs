@@ -1,0 +1,42 @@
+using Sio.Generation;
+using Sio.Quantization;
+
+namespace Sio.Speculative;
+
+/// <summary>Builds the drafter a <see cref="SpeculativeOptions.Drafter"/> names.</summary>
+public static class DrafterFactory
+{
+    /// <summary>Where the target's own int4 copy is cached, inside the target's folder.</summary>
+    public static string SelfDraftFolder(Model target) => Path.Combine(target.Folder, ".sio", "self-int4");
+
+    public static IDrafter? Create(SpeculativeOptions options, Model target, ModelOptions? modelOptions = null, IProgress<string>? progress = null)
+    {
+        options.Validate();
+        switch (options.Drafter)
+        {
+            case "none": return null;
+            case "ngram": return new NgramDrafter();
+            case "datastore": return new DatastoreDrafter([]);
+            case "self-int4":
+                var folder = SelfDraftFolder(target);
+                if (target.Manifest.Dtype != "float32")
+                    throw new SioException($"--speculative self-int4 drafts with the int4 copy of a float32 target; {target.Folder} is already {target.Manifest.Dtype}");
+                if (!File.Exists(Path.Combine(folder, Models.ModelManifest.FileName)))
+                {
+                    progress?.Report("building the int4 self-draft");
+                    Quantizer.Run(target.Folder, folder, new QuantizationConfig { Method = "rtn", AccuracyLevel = 4, LmHead = "int8" });
+                }
+                return new ModelDrafter(Model.Load(folder, modelOptions), target, "self-int4", ownsModel: true);
+            case var d when d.StartsWith("datastore:"):
+                var file = d["datastore:".Length..];
+                var data = Evaluation.DatasetReader.Read(file);
+                var sequences = data.Records.Select(r => (IReadOnlyList<int>)target.Tokenizer.Encode(r.IsPromptResponse ? r.Prompt + r.Response : r.Text!));
+                return new DatastoreDrafter(sequences, $"datastore:{Path.GetFileName(file)}");
+            default:
+                var dir = options.Drafter["draft:".Length..];
+                var draft = Model.Load(dir, modelOptions);
+                try { return new ModelDrafter(draft, target, $"draft:{Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'))}", ownsModel: true); }
+                catch { draft.Dispose(); throw; }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using Sio.Generation;
+
+namespace Sio.Speculative;
+
+/// <summary>
+/// Decoding with a drafter: each step drafts up to k tokens, runs the pending token and the drafts
+/// through the target in one pass, keeps the longest accepted prefix plus the target's own next
+/// token, and rewinds the target's cache past the rest. Greedy: a draft is accepted when it is the
+/// target's argmax, so the output is exactly plain greedy decoding. Sampling: a draft x is accepted
+/// with probability min(1, p(x)/q(x)), else the token is drawn from norm(max(0, p − q)), so the
+/// output follows the target's distribution. Without a drafter every step is a plain decode step.
+/// </summary>
+public sealed class SpeculativeDecoder : IDisposable
+{
+    readonly Generator _target;
+    readonly IDrafter? _drafter;
+    readonly Sampler _sampler;
+    readonly DraftLengthController _controller;
+    readonly List<int> _context = new(); // every token so far; the last one is pending (not yet run through the target)
+
+    public SpeculativeDecoder(Model target, IDrafter? drafter, SamplingOptions sampling, SpeculativeOptions? options = null, int capacity = 0)
+    {
+        options = (options ?? new SpeculativeOptions()).Validate();
+        _target = new Generator(target, capacity);
+        _drafter = drafter;
+        _sampler = new Sampler(sampling);
+        _controller = drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(drafter, options);
+        Stats = new SpeculativeStats { Drafter = drafter?.Name ?? "none" };
+    }
+
+    public SpeculativeStats Stats { get; }
+    public IReadOnlyList<int> Context => _context;
+    public Generator Target => _target;
+
+    /// <summary>Runs the prompt and returns the first new token.</summary>
+    public int Start(IReadOnlyList<int> prompt) => Start(prompt, null);
+
+    /// <summary>Runs the prompt; the next token is <paramref name="pending"/> when given (not sampled).</summary>
+    internal int Start(IReadOnlyList<int> prompt, int? pending)
+    {
+        _context.Clear();
+        _context.AddRange(prompt);
+        _target.RewindTo(0);
+        _target.AppendTokens(prompt.ToArray());
+        int first = pending ?? _sampler.Sample(_target.LastLogits);
+        _context.Add(first);
+        return first;
+    }
+
+    /// <summary>One target pass: returns the accepted drafts and the target's next token (at most <paramref name="maxNew"/>, none when the cache is full).</summary>
+    public IReadOnlyList<int> Step(int maxNew)
+    {
+        int room = _target.Capacity - _target.Length;
+        if (room < 1 || maxNew < 1) return [];
+        int pending = _context[^1];
+
+        var step = Stopwatch.StartNew();
+        int k = _drafter is null ? 0 : Math.Min(_controller.Next(), Math.Min(room - 1, maxNew - 1));
+        var clock = Stopwatch.StartNew();
+        var proposal = k > 0 ? _drafter!.Draft(_context, k, _sampler.Options.IsGreedy ? null : _sampler) : DraftProposal.None;
+        double draftMs = clock.Elapsed.TotalMilliseconds;
+        var drafts = proposal.Tokens.Length <= k ? proposal.Tokens : proposal.Tokens[..k];
+
+        var feed = new int[drafts.Length + 1];
+        feed[0] = pending;
+        drafts.CopyTo(feed, 1);
+        clock.Restart();
+        _target.AppendTokens(feed);
+        double verifyMs = clock.Elapsed.TotalMilliseconds;
+
+        int accepted = 0, next = -1;
+        for (int i = 0; i < drafts.Length && next < 0; i++)
+        {
+            if (_sampler.Options.IsGreedy)
+            {
+                int t = Sampler.ArgMax(_target.Logits(i));
+                if (t == drafts[i]) accepted++; else next = t;
+            }
+            else
+            {
+                var p = _sampler.Distribution(_target.Logits(i)).ToArray();
+                int x = drafts[i];
+                float q = proposal.Distributions?[i][x] ?? 1f;
+                if (q > 0 && _sampler.NextUniform() < Math.Min(1.0, p[x] / q)) { accepted++; continue; }
+                next = _sampler.Draw(Residual(p, proposal.Distributions?[i], x));
+            }
+        }
+        if (next < 0) next = _sampler.Sample(_target.Logits(drafts.Length)); // every draft accepted: the bonus token
+        _target.RewindTo(_target.Length - (drafts.Length - accepted));
+
+        var emitted = new int[accepted + 1];
+        Array.Copy(drafts, emitted, accepted);
+        emitted[accepted] = next;
+        _context.AddRange(emitted);
+
+        Stats.TargetSteps++;
+        Stats.Emitted += emitted.Length;
+        Stats.TargetMs += verifyMs;
+        if (drafts.Length > 0) { Stats.DraftSteps++; Stats.Proposed += drafts.Length; Stats.Accepted += accepted; Stats.DraftMs += draftMs; }
+        _controller.Observe(drafts.Length, emitted.Length, step.Elapsed.TotalMilliseconds);
+        return emitted;
+    }
+
+    /// <summary>norm(max(0, p − q)); q is one-hot on <paramref name="drafted"/> when the drafter chose deterministically.</summary>
+    static float[] Residual(float[] p, float[]? q, int drafted)
+    {
+        var r = new float[p.Length];
+        double sum = 0;
+        for (int i = 0; i < p.Length; i++)
+        {
+            float qi = q is null ? (i == drafted ? 1f : 0f) : q[i];
+            r[i] = MathF.Max(0, p[i] - qi);
+            sum += r[i];
+        }
+        if (sum <= 0) return p; // p == q: a rejection had probability 0
+        for (int i = 0; i < r.Length; i++) r[i] = (float)(r[i] / sum);
+        return r;
+    }
+
+    public void Dispose() => _target.Dispose();
+}
