@@ -74,6 +74,7 @@ public static class GenerateCommand
         expected_accepted_length = st.ExpectedAcceptedLength,
         mean_draft_length = st.MeanDraftLength,
         target_steps = st.TargetSteps,
+        exact_replays = st.ExactReplays,
         target_ms = st.TargetMs,
         draft_ms = st.DraftMs,
     };

@@ -10,6 +10,13 @@ namespace Sio.Speculative;
 /// target's argmax, so the output is exactly plain greedy decoding. Sampling: a draft x is accepted
 /// with probability min(1, p(x)/q(x)), else the token is drawn from norm(max(0, p − q)), so the
 /// output follows the target's distribution. Without a drafter every step is a plain decode step.
+///
+/// Floating point: logits of a token computed in a batch of k+1 differ from a one-token run in the
+/// last bits, which can flip an argmax where the two best logits are all but tied. A greedy step
+/// therefore stops at a row whose top-2 margin is under <see cref="TieMargin"/> (relative to the top
+/// logit) — or meets one in a one-token step on top of batch-computed entries — and rebuilds the
+/// cache from the first batch-computed token one token at a time, exactly as plain decoding built
+/// it, before deciding. That is rare: the margin is a few rounding errors wide.
 /// </summary>
 public sealed class SpeculativeDecoder : IDisposable
 {
@@ -18,6 +25,10 @@ public sealed class SpeculativeDecoder : IDisposable
     readonly Sampler _sampler;
     readonly DraftLengthController _controller;
     readonly List<int> _context = new(); // every token so far; the last one is pending (not yet run through the target)
+
+    /// <summary>Top-2 logit margin, relative to the top logit, under which a batched row does not decide a greedy token.</summary>
+    public const float TieMargin = 2e-5f;
+    int _firstBatched = int.MaxValue; // cache position of the first generated token computed in a batch
 
     public SpeculativeDecoder(Model target, IDrafter? drafter, SamplingOptions sampling, SpeculativeOptions? options = null, int capacity = 0)
     {
@@ -41,6 +52,7 @@ public sealed class SpeculativeDecoder : IDisposable
     {
         _context.Clear();
         _context.AddRange(prompt);
+        _firstBatched = int.MaxValue;
         _target.RewindTo(0);
         _target.AppendTokens(prompt.ToArray());
         int first = pending ?? _sampler.Sample(_target.LastLogits);
@@ -66,16 +78,22 @@ public sealed class SpeculativeDecoder : IDisposable
         feed[0] = pending;
         drafts.CopyTo(feed, 1);
         clock.Restart();
+        if (feed.Length > 1) _firstBatched = Math.Min(_firstBatched, _target.Length);
         _target.AppendTokens(feed);
         double verifyMs = clock.Elapsed.TotalMilliseconds;
 
         int accepted = 0, next = -1;
-        for (int i = 0; i < drafts.Length && next < 0; i++)
+        bool greedy = _sampler.Options.IsGreedy;
+        bool tie = greedy && drafts.Length == 0 && _firstBatched < _target.Length && NearTie(_target.Logits(0), Sampler.ArgMax(_target.Logits(0)));
+        for (int i = 0; i < drafts.Length && next < 0 && !tie; i++)
         {
-            if (_sampler.Options.IsGreedy)
+            if (greedy)
             {
-                int t = Sampler.ArgMax(_target.Logits(i));
-                if (t == drafts[i]) accepted++; else next = t;
+                var logits = _target.Logits(i);
+                int t = Sampler.ArgMax(logits);
+                if (NearTie(logits, t)) tie = true;
+                else if (t == drafts[i]) accepted++;
+                else next = t;
             }
             else
             {
@@ -86,9 +104,31 @@ public sealed class SpeculativeDecoder : IDisposable
                 next = _sampler.Draw(Residual(p, proposal.Distributions?[i], x));
             }
         }
-        if (next < 0) next = _sampler.Sample(_target.Logits(drafts.Length)); // every draft accepted: the bonus token
-        _target.RewindTo(_target.Length - (drafts.Length - accepted));
-
+        if (!tie && next < 0)
+        {
+            var last = _target.Logits(drafts.Length); // every draft accepted: the bonus token
+            if (greedy && drafts.Length > 0 && NearTie(last, Sampler.ArgMax(last))) tie = true;
+            else next = _sampler.Sample(last);
+        }
+        if (tie)
+        {
+            // rebuild, one token at a time, every entry from the first batch-computed one through the
+            // token before the near-tie, exactly as plain decoding computed them; then decide
+            int keep = _target.Length - (drafts.Length - accepted); // through feed[accepted]
+            var replay = new List<int>();
+            for (int p = _firstBatched; p < keep; p++) replay.Add(p < _context.Count ? _context[p] : drafts[p - _context.Count]);
+            _target.RewindTo(Math.Min(_firstBatched, keep - 1));
+            if (replay.Count == 0) replay.Add(feed[accepted]);
+            foreach (var t in replay) _target.AppendTokens([t]);
+            _firstBatched = int.MaxValue;
+            next = Sampler.ArgMax(_target.LastLogits);
+            Stats.ExactReplays++;
+        }
+        else
+        {
+            _target.RewindTo(_target.Length - (drafts.Length - accepted));
+            if (_firstBatched >= _target.Length) _firstBatched = int.MaxValue;
+        }
         var emitted = new int[accepted + 1];
         Array.Copy(drafts, emitted, accepted);
         emitted[accepted] = next;
@@ -100,6 +140,14 @@ public sealed class SpeculativeDecoder : IDisposable
         if (drafts.Length > 0) { Stats.DraftSteps++; Stats.Proposed += drafts.Length; Stats.Accepted += accepted; Stats.DraftMs += draftMs; }
         _controller.Observe(drafts.Length, emitted.Length, step.Elapsed.TotalMilliseconds);
         return emitted;
+    }
+
+    static bool NearTie(ReadOnlySpan<float> logits, int best)
+    {
+        float top = logits[best], margin = TieMargin * MathF.Max(1, MathF.Abs(top));
+        for (int i = 0; i < logits.Length; i++)
+            if (i != best && top - logits[i] < margin) return true;
+        return false;
     }
 
     /// <summary>norm(max(0, p − q)); q is one-hot on <paramref name="drafted"/> when the drafter chose deterministically.</summary>

@@ -12,6 +12,8 @@ public sealed record SpeculativeStats
     public double TargetMs { get; set; }
     public double DraftMs { get; set; }
     public long DraftSteps { get; set; }
+    /// <summary>Greedy near-ties decided after rebuilding the batch-computed part of the cache one token at a time.</summary>
+    public long ExactReplays { get; set; }
 
     public double AcceptanceRate => Proposed > 0 ? (double)Accepted / Proposed : 0;
     /// <summary>Tokens emitted per target step: accepted drafts plus the target's own token.</summary>
@@ -31,6 +33,6 @@ public sealed record SpeculativeStats
     public SpeculativeStats Add(SpeculativeStats o) => this with
     {
         Proposed = Proposed + o.Proposed, Accepted = Accepted + o.Accepted, TargetSteps = TargetSteps + o.TargetSteps, Emitted = Emitted + o.Emitted,
-        TargetMs = TargetMs + o.TargetMs, DraftMs = DraftMs + o.DraftMs, DraftSteps = DraftSteps + o.DraftSteps,
+        TargetMs = TargetMs + o.TargetMs, DraftMs = DraftMs + o.DraftMs, DraftSteps = DraftSteps + o.DraftSteps, ExactReplays = ExactReplays + o.ExactReplays,
     };
 }
