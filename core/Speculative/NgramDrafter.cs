@@ -23,10 +23,10 @@ public sealed class NgramDrafter(int maxN = 3, int minN = 1) : IDrafter
                 bool match = true;
                 for (int i = 0; i < n && match; i++) match = context[start + i] == context[len - n + i];
                 if (!match) continue;
-                int from = start + n, count = Math.Min(k, len - from);
-                if (count <= 0) continue;
-                var tokens = new int[count];
-                for (int i = 0; i < count; i++) tokens[i] = context[from + i];
+                // what followed; where that runs into the present, the pattern repeats (a loop of period len − from)
+                int from = start + n;
+                var tokens = new int[k];
+                for (int i = 0; i < k; i++) tokens[i] = from + i < len ? context[from + i] : tokens[from + i - len];
                 return new DraftProposal(tokens, null);
             }
         }
