@@ -11,6 +11,7 @@ public static class SioCommand
         GenerateCommand.Create(),
         EvalCommand.Create(),
         QuantizeCommand.Create(),
+        CompileCommand.Create(),
         BenchCommand.Create(),
     };
 }

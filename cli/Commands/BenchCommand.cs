@@ -60,7 +60,42 @@ public static class BenchCommand
             }
             return 0;
         });
-        return new Command("bench", "Benchmarks.") { decode, Speculative() };
+        return new Command("bench", "Benchmarks.") { decode, Speculative(), ColdStart() };
+    }
+
+    static Command ColdStart()
+    {
+        var dirs = new Argument<string[]>("models") { Arity = ArgumentArity.OneOrMore, Description = "Model folders (e.g. the original and its compiled copy), measured interleaved in one run." };
+        var runs = new Option<int>("--runs") { Description = "Process starts per model; medians are reported.", DefaultValueFactory = _ => 7 };
+        var json = new Option<bool>("--json") { Description = "Print the results as JSON." };
+        var cmd = new Command("coldstart", "Cold start: a new `sio generate --max-tokens 1` process per run, from process start to its first token (reading the model included; the OS file cache stays warm).")
+        {
+            dirs, runs, json,
+        };
+        cmd.SetAction(p =>
+        {
+            var folders = p.GetValue(dirs)!;
+            var results = ColdStartBenchmark.Run(folders, p.GetValue(runs), Cli.Progress("bench"));
+            Cli.EndProgress();
+            var o = p.InvocationConfiguration.Output;
+            var first = results[0];
+            if (p.GetValue(json))
+                Cli.WriteJson(o, new
+                {
+                    machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription, hardware = Compilation.HardwareFingerprint.Description },
+                    runs = p.GetValue(runs),
+                    models = results.Select(r => new
+                    {
+                        model = r.Model, graph = r.Graph, cold_start_ms = r.ColdStartMs, load_ms = r.LoadMs, first_token_ms = r.FirstTokenMs,
+                        reduction = 1 - r.ColdStartMs / first.ColdStartMs,
+                    }),
+                });
+            else
+                foreach (var r in results)
+                    o.WriteLine($"{Path.GetFileName(r.Model.TrimEnd('/')),-24} {r.Graph,-16} cold start {r.ColdStartMs,7:F0} ms (session load {r.LoadMs,6:F0} ms, first token {r.FirstTokenMs,5:F1} ms)  {(1 - r.ColdStartMs / first.ColdStartMs):P0} lower than the first");
+            return 0;
+        });
+        return cmd;
     }
 
     static Command Speculative()

@@ -33,7 +33,10 @@ public static class GenerateCommand
             };
             if (options.MaxTokens < 0) throw new SioException($"--max-tokens must be ≥ 0, got {options.MaxTokens}");
             var modelOptions = new ModelOptions { Threads = p.GetValue(threads) };
+            var loadClock = System.Diagnostics.Stopwatch.StartNew();
             using var model = Model.Load(p.GetValue(dir)!, modelOptions);
+            double loadMs = loadClock.Elapsed.TotalMilliseconds;
+            if (model.Warning is not null) p.InvocationConfiguration.Error.WriteLine($"warning: {model.Warning}");
             using var drafter = Speculative.DrafterFactory.Create(spec, model, modelOptions, Cli.Progress("generate"));
             Cli.EndProgress();
             var promptIds = model.Tokenizer.Encode(p.GetValue(prompt) ?? "");
@@ -49,6 +52,8 @@ public static class GenerateCommand
                     token_ids = result.TokenIds,
                     text = result.Text,
                     finish_reason = result.FinishReason,
+                    load_ms = Math.Round(loadMs, 3),
+                    graph = model.GraphFile,
                     prefill_ms = Math.Round(result.PrefillMs, 3),
                     decode_tokens_per_second = Math.Round(result.DecodeTokensPerSecond, 2),
                     speculative = spec.Enabled ? SpeculativeJson(st) : null,
@@ -56,7 +61,7 @@ public static class GenerateCommand
             else
             {
                 output.WriteLine();
-                Console.Error.WriteLine($"[{result.TokenIds.Count} tokens, prefill {result.PrefillMs:F1} ms, decode {result.DecodeTokensPerSecond:F1} tok/s, {result.FinishReason}" +
+                p.InvocationConfiguration.Error.WriteLine($"[{result.TokenIds.Count} tokens, prefill {result.PrefillMs:F1} ms, decode {result.DecodeTokensPerSecond:F1} tok/s, {result.FinishReason}" +
                     (spec.Enabled ? $"; {st.Drafter}: acceptance {st.AcceptanceRate:P0}, {st.MeanAcceptedLength:F2} tokens per target step]" : "]"));
             }
             return 0;

@@ -26,6 +26,10 @@ public sealed class Model : IDisposable
     public DecoderConfig Config => Manifest.Config;
     public Tokenizer Tokenizer { get; }
     internal InferenceSession Session { get; }
+    /// <summary>Why the model was loaded otherwise than asked (a compiled graph made for another machine), or null.</summary>
+    public string? Warning { get; private init; }
+    /// <summary>The graph file the session runs (the compiled one when it applies).</summary>
+    public string GraphFile { get; private init; } = "";
     /// <summary>Ids that end generation: EOS, and BOS for llama2.c models.</summary>
     public IReadOnlyList<int> StopTokens { get; }
 
@@ -46,34 +50,32 @@ public sealed class Model : IDisposable
         var tokenizer = TokenizerLoader.LoadFile(Path.Combine(folder, manifest.Tokenizer.File), c.VocabSize, c.BosTokenId, c.EosTokenId);
         var modelPath = Path.Combine(folder, manifest.ModelFile);
         if (!File.Exists(modelPath)) throw SioException.InFile(modelPath, "model file not found");
-        var so = new SessionOptions
+        int threads = options.Threads > 0 ? options.Threads : AutoThreads(modelPath);
+        if (options.Provider is not ("cpu" or "cuda")) throw new SioException($"unknown execution provider {options.Provider} (cpu or cuda)");
+        if (options.Provider == "cuda") Compilation.Compiler.RequireProvider("cuda");
+
+        // a compiled graph is used when it was made for this runtime, hardware and provider; otherwise the original, with a warning
+        string? warning = null, compiledFormat = null;
+        var graphPath = modelPath;
+        if (manifest.Compiled is { } compiled)
         {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = options.Threads > 0 ? options.Threads : AutoThreads(modelPath),
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        };
-        if (!options.AllowSpinning) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+            var compiledPath = Path.Combine(folder, compiled.ModelFile);
+            string? mismatch =
+                !File.Exists(compiledPath) ? $"{compiled.ModelFile} is missing" :
+                compiled.OrtVersion != Compilation.Compiler.OrtVersion ? $"it was compiled with ONNX Runtime {compiled.OrtVersion}, this is {Compilation.Compiler.OrtVersion}" :
+                compiled.Hardware != Compilation.HardwareFingerprint.Hash ? $"it was compiled on {compiled.HardwareDescription}, this is {Compilation.HardwareFingerprint.Description}" :
+                (compiled.Target == "cpu") != (options.Provider == "cpu") ? $"it was compiled for {compiled.Target}, the session runs on {options.Provider}" : null;
+            if (mismatch is null) { graphPath = compiledPath; compiledFormat = compiled.Format; }
+            else warning = $"{folder}: not using the compiled graph ({mismatch}); loading the original model";
+        }
+        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider == "cuda" ? "cuda" : "cpu", threads, options.AllowSpinning);
         try
         {
-            switch (options.Provider)
-            {
-                case "cpu": break;
-                case "cuda": so.AppendExecutionProvider_CUDA(); break;
-                default: throw new SioException($"unknown execution provider {options.Provider} (cpu or cuda)");
-            }
+            return new Model(folder, manifest, tokenizer, new InferenceSession(graphPath, so)) { Warning = warning, GraphFile = Path.GetFileName(graphPath) };
         }
         catch (OnnxRuntimeException e)
         {
-            so.Dispose();
-            throw new SioException($"execution provider {options.Provider} is not available here: {e.Message}", e);
-        }
-        try
-        {
-            return new Model(folder, manifest, tokenizer, new InferenceSession(modelPath, so));
-        }
-        catch (OnnxRuntimeException e)
-        {
-            throw SioException.InFile(modelPath, $"ONNX Runtime cannot load the model: {e.Message}");
+            throw SioException.InFile(graphPath, $"ONNX Runtime cannot load the model: {e.Message}");
         }
         finally
         {

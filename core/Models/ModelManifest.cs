@@ -25,10 +25,14 @@ public sealed record ModelManifest
     public bool StopOnBos { get; init; }
     public string ModelFile { get; init; } = DecoderGraph.ModelFile;
     public List<string> Steps { get; init; } = [];
+    /// <summary>Set by <c>sio compile</c>: the ahead-of-time optimized graph beside the original, and what it was built for.</summary>
+    public CompiledInfo? Compiled { get; init; }
     public DateTime CreatedUtc { get; init; } = DateTime.UtcNow;
 
     public sealed record ModelSource(string Kind, string Path, string Sha256);
     public sealed record TokenizerInfo(string File, string Format, int VocabSize, string Fingerprint);
+    /// <summary>The compiled graph (ModelFile), its format, cache key, and the runtime and hardware it is valid for.</summary>
+    public sealed record CompiledInfo(string Target, string Format, string ModelFile, string Key, string OrtVersion, string Hardware, string HardwareDescription);
 
     public static readonly JsonSerializerOptions Json = new()
     {

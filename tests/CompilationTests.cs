@@ -1,0 +1,142 @@
+using System.Text.Json.Nodes;
+using Sio.Artifacts;
+using Sio.Compilation;
+using Sio.Generation;
+
+namespace Sio.Tests;
+
+[Collection("stories260K")]
+public class CompilationTests(Stories260KFixture stories) : IDisposable
+{
+    readonly string _dir = TestPaths.TempDir("compile");
+    public void Dispose() => Directory.Delete(_dir, true);
+    string Cache => Path.Combine(_dir, "cache");
+
+    static void SameModel(string a, string b)
+    {
+        using var ma = Model.Load(a);
+        using var mb = Model.Load(b);
+        Assert.Null(mb.Warning);
+        var ids = ma.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved to play.");
+        using var ga = new Generator(ma);
+        using var gb = new Generator(mb);
+        ga.AppendTokens(ids.ToArray());
+        gb.AppendTokens(ids.ToArray());
+        for (int p = 0; p < ids.Count; p++)
+        {
+            var x = ga.Logits(p); var y = gb.Logits(p);
+            for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - y[i]) < 1e-4f, $"position {p} logit {i}: {y[i]} vs {x[i]}");
+        }
+        var opts = new GenerationOptions { MaxTokens = 60 };
+        Assert.Equal(TextGeneration.Generate(ma, [1], opts).TokenIds, TextGeneration.Generate(mb, [1], opts).TokenIds);
+    }
+
+    [Fact]
+    public void CompiledModelGivesTheSameTokensAndLogits()
+    {
+        var outDir = Path.Combine(_dir, "compiled");
+        var r = Compiler.Run(stories.ModelDir, outDir, new CompileConfig { CacheDir = Cache });
+        using (var m = Model.Load(outDir))
+        {
+            Assert.StartsWith("model.opt.", m.GraphFile);
+            Assert.Equal("cpu", m.Manifest.Compiled!.Target);
+        }
+        SameModel(stories.ModelDir, outDir);
+
+        // a shape on GroupQueryAttention's fused rotary path too
+        var syn = Path.Combine(_dir, "syn");
+        Assert.Equal(0, CliTests.Sio("import", "--synthetic", "--dim", "64", "--hidden", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--vocab", "300", "--context", "128", "--out", syn).Exit);
+        Compiler.Run(syn, syn + "-cpu", new CompileConfig { CacheDir = Cache });
+        SameModel(syn, syn + "-cpu");
+    }
+
+    [Fact]
+    public void SecondCompileIsACacheHitAndOtherInputsMiss()
+    {
+        var first = CliTests.Sio("compile", stories.ModelDir, "--out", Path.Combine(_dir, "a"), "--cache", Cache, "--json");
+        Assert.True(first.Exit == 0, first.Err);
+        var a = JsonNode.Parse(first.Out)!;
+        Assert.False(a["cache_hit"]!.GetValue<bool>());
+        var b = JsonNode.Parse(CliTests.Sio("compile", stories.ModelDir, "--out", Path.Combine(_dir, "b"), "--cache", Cache, "--json").Out)!;
+        Assert.True(b["cache_hit"]!.GetValue<bool>());
+        Assert.Equal(a["artifact"]!.GetValue<string>(), b["artifact"]!.GetValue<string>());
+        Assert.Equal(a["key"]!.GetValue<string>(), b["key"]!.GetValue<string>());
+        SameModel(stories.ModelDir, Path.Combine(_dir, "b"));
+
+        // another model is another key
+        var rtn = Path.Combine(_dir, "rtn");
+        Quantization.Quantizer.Run(stories.ModelDir, rtn, new Quantization.QuantizationConfig { Method = "rtn" });
+        var c = JsonNode.Parse(CliTests.Sio("compile", rtn, "--cache", Cache, "--json").Out)!;
+        Assert.False(c["cache_hit"]!.GetValue<bool>());
+        Assert.NotEqual(a["key"]!.GetValue<string>(), c["key"]!.GetValue<string>());
+        Assert.True(Directory.Exists(rtn + "-cpu"));
+    }
+
+    [Fact]
+    public void ACorruptCacheEntryIsDiscardedAndRebuiltNeverLoaded()
+    {
+        var r = Compiler.Run(stories.ModelDir, Path.Combine(_dir, "a"), new CompileConfig { CacheDir = Cache });
+        var victim = Directory.GetFiles(r.Artifact).First(f => Path.GetFileName(f).StartsWith("model.opt"));
+        var bytes = File.ReadAllBytes(victim);
+        bytes[bytes.Length / 2] ^= 0xFF;
+        File.Delete(victim); // a new file: the output folder above keeps its own link to the old one
+        File.WriteAllBytes(victim, bytes);
+
+        var (lookup, _, _, problem) = new ArtifactStore(Cache).Find(Compiler.Kind, r.Key);
+        Assert.Equal(ArtifactStore.Lookup.Corrupt, lookup);
+        Assert.Contains("sha256", problem);
+        Assert.False(Directory.Exists(r.Artifact));
+
+        var again = Compiler.Run(stories.ModelDir, Path.Combine(_dir, "b"), new CompileConfig { CacheDir = Cache });
+        Assert.False(again.CacheHit);
+        SameModel(stories.ModelDir, Path.Combine(_dir, "b"));
+
+        // corrupt again and compile: the command says it discarded the entry
+        var victim2 = Directory.GetFiles(again.Artifact).First(f => Path.GetFileName(f).StartsWith("model.opt"));
+        File.Delete(victim2);
+        var (exit, output, err) = CliTests.Sio("compile", stories.ModelDir, "--out", Path.Combine(_dir, "c"), "--cache", Cache, "--json");
+        Assert.Equal(0, exit);
+        Assert.Contains("is missing", JsonNode.Parse(output)!["discarded_corrupt_entry"]!.GetValue<string>());
+        Assert.False(JsonNode.Parse(output)!["cache_hit"]!.GetValue<bool>());
+        SameModel(stories.ModelDir, Path.Combine(_dir, "c"));
+    }
+
+    [Fact]
+    public void AGraphCompiledForOtherHardwareFallsBackToTheOriginalWithAWarning()
+    {
+        var outDir = Path.Combine(_dir, "elsewhere");
+        Compiler.Run(stories.ModelDir, outDir, new CompileConfig { CacheDir = Cache });
+        var manifest = Path.Combine(outDir, Models.ModelManifest.FileName);
+        var j = JsonNode.Parse(File.ReadAllText(manifest))!;
+        j["compiled"]!["hardware"] = "0000000000000000";
+        j["compiled"]!["hardware_description"] = "another machine";
+        File.WriteAllText(manifest, j.ToJsonString());
+        using var m = Model.Load(outDir);
+        Assert.Equal("model.onnx", m.GraphFile);
+        Assert.Contains("another machine", m.Warning);
+        var (exit, _, err) = CliTests.Sio("generate", outDir, "--max-tokens", "3");
+        Assert.Equal(0, exit);
+        Assert.Contains("warning:", err);
+    }
+
+    [Theory]
+    [InlineData("cuda", "CUDAExecutionProvider")]
+    [InlineData("tensorrt", "TensorrtExecutionProvider")]
+    [InlineData("npu", "--target must be cpu, cuda or tensorrt")]
+    public void TargetsThisMachineCannotServeAreRefused(string target, string message)
+    {
+        var (exit, _, err) = CliTests.Sio("compile", stories.ModelDir, "--target", target, "--cache", Cache, "--out", Path.Combine(_dir, "gpu"));
+        Assert.Equal(1, exit);
+        Assert.Contains(message, err);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "gpu")));
+    }
+
+    [Fact]
+    public void CompilingACompiledFolderIsRefused()
+    {
+        var outDir = Path.Combine(_dir, "once");
+        Compiler.Run(stories.ModelDir, outDir, new CompileConfig { CacheDir = Cache });
+        var e = Assert.Throws<SioException>(() => Compiler.Run(outDir, null, new CompileConfig { CacheDir = Cache }));
+        Assert.Contains("already compiled", e.Message);
+    }
+}
