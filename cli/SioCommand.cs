@@ -12,6 +12,7 @@ public static class SioCommand
         EvalCommand.Create(),
         QuantizeCommand.Create(),
         CompileCommand.Create(),
+        BenchmarkCommand.Create(),
         BenchCommand.Create(),
     };
 }

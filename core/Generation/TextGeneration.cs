@@ -11,6 +11,8 @@ public sealed record GenerationOptions
     public SamplingOptions Sampling { get; init; } = new();
     /// <summary>Extra stop ids beside the model's own (EOS, and BOS for llama2.c models).</summary>
     public IReadOnlyList<int> StopTokens { get; init; } = [];
+    /// <summary>Ignore the model's own stop tokens (EOS, BOS) and generate MaxTokens: fixed output lengths, as load benchmarks use.</summary>
+    public bool IgnoreModelStopTokens { get; init; }
     /// <summary>Draft length settings when a drafter is given.</summary>
     public SpeculativeOptions Speculative { get; init; } = new();
 }
@@ -44,7 +46,7 @@ public static class TextGeneration
         if (options.MaxTokens < 0) throw new SioException($"max tokens must be ≥ 0, got {options.MaxTokens}");
         if (promptIds.Count >= model.Config.ContextLength)
             throw new SioException($"the prompt has {promptIds.Count} tokens; the model's context is {model.Config.ContextLength}");
-        var stops = model.StopTokens.Concat(options.StopTokens).ToHashSet();
+        var stops = (options.IgnoreModelStopTokens ? [] : model.StopTokens).Concat(options.StopTokens).ToHashSet();
         using var decoder = new SpeculativeDecoder(model, drafter, options.Sampling, options.Speculative);
         var stream = model.Tokenizer.CreateStream(promptIds[^1]);
         var output = new List<int>();

@@ -1,0 +1,56 @@
+using System.CommandLine;
+using Sio.Benchmarking;
+using Sio.Generation;
+using Sio.Speculative;
+
+namespace Sio.Cli;
+
+public static class BenchmarkCommand
+{
+    public static Command Create()
+    {
+        var dir = new Argument<string>("model") { Description = "The model folder to measure." };
+        var dataset = new Option<string>("--dataset") { Description = "Your prompts: JSONL with prompt or text, OpenOrca {system_prompt,question,response}, ShareGPT or OpenAI chat messages.", Required = true };
+        var concurrency = new Option<string>("--concurrency") { Description = "Comma-separated concurrency levels.", DefaultValueFactory = _ => "1,2,4,8,16" };
+        var maxNew = new Option<int>("--max-new-tokens") { Description = "Most new tokens per request.", DefaultValueFactory = _ => 250 };
+        var requests = new Option<int>("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => 32 };
+        var duration = new Option<double?>("--duration") { Description = "Seconds per level instead of a request count." };
+        var pmin = new Option<int>("--prompt-tokens-min") { Description = "Shortest prompt used, in the model's tokens.", DefaultValueFactory = _ => 500 };
+        var pmax = new Option<int>("--prompt-tokens-max") { Description = "Longest prompt used, in the model's tokens.", DefaultValueFactory = _ => 1000 };
+        var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
+        var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
+        var stopAtEos = new Option<bool>("--stop-at-eos") { Description = "End a request at the model's EOS (default: always generate --max-new-tokens, so every level does the same work)." };
+        var baseline = new Option<string?>("--baseline") { Description = "A baseline model folder: swept too, side by side, and compared for quality." };
+        var instance = new Option<string?>("--instance") { Description = $"Instance from the price catalogue ({string.Join(", ", Pricing.Catalogue().Select(i => i.Name))}); default {Pricing.Catalogue()[0].Name}." };
+        var price = new Option<double?>("--price-per-hour") { Description = "Instance price in $/hour (overrides the catalogue)." };
+        var discount = new Option<double>("--discount") { Description = "Discount off the hourly price, 0–1 (reserved or spot capacity).", DefaultValueFactory = _ => 0 };
+        var bound = new Option<double?>("--latency-bound-ms") { Description = "The p50 ITL bound of the balanced preset (default: twice the lowest)." };
+        var output = new Option<string>("--out") { Description = "The report folder: report.json, report.md, throughput.png, itl.png, price.png.", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print report.json." };
+        var cmd = new Command("benchmark", "Load sweep on your data, in-process against the engine: TTFT, ITL and E2E percentiles, throughput, blended $/1M tokens, quality against a baseline, charts and preset configurations.")
+        {
+            dir, dataset, concurrency, maxNew, requests, duration, pmin, pmax, speculative, draftTokens, stopAtEos, baseline, instance, price, discount, bound, output, json,
+        };
+        cmd.SetAction(p =>
+        {
+            int[] levels;
+            try { levels = p.GetValue(concurrency)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
+            catch (FormatException) { throw new SioException($"--concurrency must be comma-separated numbers, got '{p.GetValue(concurrency)}'"); }
+            var config = new LoadBenchmarkConfig
+            {
+                Concurrency = levels, MaxNewTokens = p.GetValue(maxNew), Requests = p.GetValue(requests), DurationSeconds = p.GetValue(duration),
+                PromptTokensMin = p.GetValue(pmin), PromptTokensMax = p.GetValue(pmax), StopAtEos = p.GetValue(stopAtEos),
+                Speculative = new SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) },
+            };
+            var request = new BenchmarkReport.Request(p.GetValue(dir)!, p.GetValue(dataset)!, config, p.GetValue(baseline),
+                Pricing.Resolve(p.GetValue(instance), p.GetValue(price)), p.GetValue(discount), p.GetValue(bound));
+            var outDir = BenchmarkReport.Run(request, p.GetValue(output)!, Cli.Progress("benchmark"));
+            Cli.EndProgress();
+            var o = p.InvocationConfiguration.Output;
+            if (p.GetValue(json)) o.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.json")));
+            else o.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.md")).Split("## Preset")[0].TrimEnd() + $"\n\nreport → {outDir}");
+            return 0;
+        });
+        return cmd;
+    }
+}

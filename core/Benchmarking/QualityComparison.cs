@@ -1,0 +1,73 @@
+using Sio.Evaluation;
+using Sio.Generation;
+
+namespace Sio.Benchmarking;
+
+/// <summary>Output quality of a model against a baseline on the same prompts.</summary>
+public sealed record QualityResult(
+    double? Perplexity, double? BaselinePerplexity, double TokenAgreement, double ExactMatch,
+    double? RougeL, double? BaselineRougeL, int Prompts, int ReferenceRecords);
+
+public static class QualityComparison
+{
+    /// <summary>
+    /// Perplexity of the reference responses (where the dataset has them) for both models; greedy
+    /// token agreement and exact match against the baseline; ROUGE-L F1 of each model's greedy
+    /// answer against the reference response.
+    /// </summary>
+    public static QualityResult Compare(Model model, Model baseline, BenchmarkPrompts prompts, int maxNewTokens, int maxPrompts = 32)
+    {
+        var refs = prompts.Records.Where(r => r.IsPromptResponse && !string.IsNullOrEmpty(r.Response)).ToList();
+        double? ppl = null, basePpl = null;
+        if (refs.Count > 0)
+        {
+            var ds = new Dataset("references", refs, 0, "");
+            ppl = Perplexity.Evaluate(model, ds).Perplexity;
+            basePpl = Perplexity.Evaluate(baseline, ds).Perplexity;
+        }
+        var options = new GenerationOptions { MaxTokens = maxNewTokens };
+        long positions = 0, matches = 0;
+        int same = 0, n = 0;
+        var rouge = new List<double>();
+        var baseRouge = new List<double>();
+        for (int i = 0; i < prompts.Prompts.Count && n < maxPrompts; i++, n++)
+        {
+            var a = TextGeneration.Generate(model, prompts.Prompts[i], options);
+            var b = TextGeneration.Generate(baseline, prompts.Prompts[i], options);
+            int len = Math.Max(a.TokenIds.Count, b.TokenIds.Count);
+            for (int j = 0; j < len; j++) if (j < a.TokenIds.Count && j < b.TokenIds.Count && a.TokenIds[j] == b.TokenIds[j]) matches++;
+            positions += len;
+            if (a.TokenIds.SequenceEqual(b.TokenIds)) same++;
+            var r = prompts.Records[i];
+            if (r.IsPromptResponse && !string.IsNullOrEmpty(r.Response))
+            {
+                rouge.Add(RougeL(a.Text, r.Response));
+                baseRouge.Add(RougeL(b.Text, r.Response));
+            }
+        }
+        return new QualityResult(ppl, basePpl, positions > 0 ? (double)matches / positions : 1, n > 0 ? (double)same / n : 1,
+            rouge.Count > 0 ? rouge.Average() : null, baseRouge.Count > 0 ? baseRouge.Average() : null, n, refs.Count);
+    }
+
+    /// <summary>ROUGE-L F1 over lower-cased word tokens: the longest common subsequence against both lengths.</summary>
+    public static double RougeL(string candidate, string reference)
+    {
+        var c = Words(candidate);
+        var r = Words(reference);
+        if (c.Length == 0 || r.Length == 0) return 0;
+        var prev = new int[r.Length + 1];
+        var cur = new int[r.Length + 1];
+        for (int i = 1; i <= c.Length; i++)
+        {
+            for (int j = 1; j <= r.Length; j++)
+                cur[j] = c[i - 1] == r[j - 1] ? prev[j - 1] + 1 : Math.Max(prev[j], cur[j - 1]);
+            (prev, cur) = (cur, prev);
+        }
+        double lcs = prev[r.Length];
+        if (lcs == 0) return 0;
+        double p = lcs / c.Length, rec = lcs / r.Length;
+        return 2 * p * rec / (p + rec);
+    }
+
+    static string[] Words(string s) => System.Text.RegularExpressions.Regex.Matches(s.ToLowerInvariant(), @"[\p{L}\p{N}']+").Select(m => m.Value).ToArray();
+}
