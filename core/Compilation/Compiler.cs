@@ -196,6 +196,7 @@ public static class Compiler
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
         if (threads > 0) so.IntraOpNumThreads = threads;
+        so.AddSessionConfigEntry("session.prepack.enable_parallel", "1"); // prepacking dominates session creation; spread it over the cores
         if (!allowSpinning) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         if (compiledFormat == "ort") so.AddSessionConfigEntry("session.load_model_format", "ORT");
         AppendProvider(so, target);
