@@ -1,0 +1,38 @@
+using System.CommandLine;
+using Sio.Cli.Serving;
+using Sio.Serving;
+using Sio.Speculative;
+
+namespace Sio.Cli;
+
+public static class ServeCommand
+{
+    public static Command Create()
+    {
+        var dir = new Argument<string>("model") { Description = "The model folder to serve." };
+        var host = new Option<string>("--host") { Description = "Address to listen on; any but loopback requires --api-key.", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Port to listen on.", DefaultValueFactory = _ => 8000 };
+        var key = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint (default: $SIO_API_KEY)." };
+        var concurrent = new Option<int>("--max-concurrent") { Description = "Requests decoded at the same time.", DefaultValueFactory = _ => 2 };
+        var queue = new Option<int>("--queue") { Description = "Requests that may wait for a slot; beyond it the server answers 429.", DefaultValueFactory = _ => 32 };
+        var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
+        var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
+        var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz) until stopped.")
+        {
+            dir, host, port, key, concurrent, queue, speculative, draftTokens,
+        };
+        cmd.SetAction(p =>
+        {
+            var serve = new ServeOptions
+            {
+                MaxConcurrent = p.GetValue(concurrent), QueueCapacity = p.GetValue(queue),
+                Speculative = new SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) },
+            };
+            var app = SioServer.Build(new ServerConfig(p.GetValue(dir)!, p.GetValue(host)!, p.GetValue(port), p.GetValue(key), serve));
+            p.InvocationConfiguration.Output.WriteLine($"serving {p.GetValue(dir)} on http://{p.GetValue(host)}:{p.GetValue(port)} (Ctrl+C stops)");
+            app.Run();
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,224 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Sio.Generation;
+using Sio.Serving;
+
+namespace Sio.Cli.Serving;
+
+/// <summary>Where and how `sio serve` listens.</summary>
+public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null);
+
+/// <summary>
+/// The OpenAI-compatible endpoints over an <see cref="InferenceEngine"/>: /v1/completions and
+/// /v1/chat/completions (with server-sent events when stream is true), /v1/models, /healthz, /readyz.
+/// On 127.0.0.1 no key is needed; on any other address an API key is required and checked on
+/// every endpoint.
+/// </summary>
+public static class SioServer
+{
+    public static WebApplication Build(ServerConfig config)
+    {
+        bool loopback = config.Host is "127.0.0.1" or "localhost" or "::1" || (IPAddress.TryParse(config.Host, out var ip) && IPAddress.IsLoopback(ip));
+        var key = config.ApiKey ?? Environment.GetEnvironmentVariable("SIO_API_KEY");
+        if (!loopback && string.IsNullOrEmpty(key))
+            throw new SioException($"--host {config.Host} is not a loopback address: give --api-key (or SIO_API_KEY) so that every endpoint requires it");
+        if (config.Port is < 0 or > 65535) throw new SioException($"--port must be 0–65535, got {config.Port}");
+
+        var model = Model.Load(config.ModelDir);
+        var engine = new InferenceEngine(model, config.Serve ?? new ServeOptions());
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseUrls($"http://{(config.Host.Contains(':') ? $"[{config.Host}]" : config.Host)}:{config.Port}");
+        builder.Services.AddSingleton(engine);
+        var app = builder.Build();
+        app.Lifetime.ApplicationStopped.Register(() => { engine.Dispose(); model.Dispose(); });
+        string modelId = Path.GetFileName(Path.GetFullPath(config.ModelDir).TrimEnd('/'));
+
+        if (!string.IsNullOrEmpty(key))
+            app.Use(async (ctx, next) =>
+            {
+                if (ctx.Request.Headers.Authorization.ToString() != $"Bearer {key}")
+                {
+                    await Error(ctx, 401, "missing or wrong API key (Authorization: Bearer KEY)", "authentication_error", null);
+                    return;
+                }
+                await next();
+            });
+
+        app.MapGet("/healthz", () => Results.Json(new { status = "ok" }));
+        app.MapGet("/readyz", () => Results.Json(new { status = "ready", model = modelId, active = engine.Active, queued = engine.Queued }));
+        app.MapGet("/v1/models", () => Results.Json(new
+        {
+            @object = "list",
+            data = new[] { new { id = modelId, @object = "model", created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(), owned_by = "sio" } },
+        }));
+        app.MapPost("/v1/completions", (HttpContext ctx) => Handle(ctx, engine, modelId, chat: false));
+        app.MapPost("/v1/chat/completions", (HttpContext ctx) => Handle(ctx, engine, modelId, chat: true));
+        return app;
+    }
+
+    sealed class BadRequest(string message, string? param) : Exception(message) { public string? Param { get; } = param; }
+
+    static async Task Handle(HttpContext ctx, InferenceEngine engine, string modelId, bool chat)
+    {
+        JsonObject body;
+        try { body = (await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted)) as JsonObject ?? throw new BadRequest("the body must be a JSON object", null); }
+        catch (JsonException e) { await Error(ctx, 400, $"the body is not valid JSON: {e.Message}", "invalid_request_error", null); return; }
+        catch (BadRequest e) { await Error(ctx, 400, e.Message, "invalid_request_error", e.Param); return; }
+
+        string prompt;
+        GenerationOptions options;
+        List<string> stops;
+        bool stream;
+        List<int> ids;
+        try
+        {
+            prompt = chat ? ChatPrompt(body) : CompletionPrompt(body);
+            if (body["n"] is JsonNode n && n.GetValue<int>() != 1) throw new BadRequest("n must be 1", "n");
+            int maxTokens = body["max_tokens"]?.GetValue<int>() ?? body["max_completion_tokens"]?.GetValue<int>() ?? (chat ? 256 : 16);
+            if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", "max_tokens");
+            float temperature = body["temperature"]?.GetValue<float>() ?? 1f;
+            float topP = body["top_p"]?.GetValue<float>() ?? 1f;
+            if (temperature is < 0 or > 2) throw new BadRequest($"temperature must be in [0, 2], got {temperature}", "temperature");
+            if (topP is <= 0 or > 1) throw new BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
+            int? seed = body["seed"]?.GetValue<int>();
+            stops = body["stop"] switch
+            {
+                null => [],
+                JsonArray a => a.Select(s => s!.GetValue<string>()).ToList(),
+                JsonNode s => [s.GetValue<string>()],
+            };
+            stream = body["stream"]?.GetValue<bool>() ?? false;
+            ids = engine.Model.Tokenizer.Encode(prompt);
+            int context = engine.Model.Config.ContextLength;
+            if (ids.Count >= context) throw new BadRequest($"the prompt has {ids.Count} tokens; the model's context is {context}", chat ? "messages" : "prompt");
+            if (ids.Count + maxTokens > context)
+                throw new BadRequest($"the prompt ({ids.Count} tokens) and max_tokens ({maxTokens}) exceed the model's context of {context}; ask for at most {context - ids.Count}", "max_tokens");
+            options = new GenerationOptions { MaxTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, TopP = topP, Seed = seed } };
+        }
+        catch (BadRequest e) { await Error(ctx, 400, e.Message, "invalid_request_error", e.Param); return; }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or SioException) { await Error(ctx, 400, e.Message, "invalid_request_error", null); return; }
+
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        var job = new GenerationJob(ids, options, cancel.Token);
+        if (!engine.TryEnqueue(job))
+        {
+            ctx.Response.Headers.RetryAfter = "1";
+            await Error(ctx, 429, $"the server is at capacity ({engine.Options.MaxConcurrent} running, {engine.Options.QueueCapacity} queued); retry later", "rate_limit_error", null);
+            return;
+        }
+
+        string id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N")[..24];
+        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var matcher = new StopMatcher(stops);
+        var text = new System.Text.StringBuilder();
+        if (stream)
+        {
+            ctx.Response.ContentType = "text/event-stream";
+            ctx.Response.Headers.CacheControl = "no-cache";
+            if (chat) await Sse(ctx, Chunk(id, created, modelId, chat, null, null, role: true));
+        }
+        try
+        {
+            await foreach (var piece in job.Pieces.Reader.ReadAllAsync(ctx.RequestAborted))
+            {
+                var safe = matcher.Feed(piece);
+                if (safe.Length > 0)
+                {
+                    text.Append(safe);
+                    if (stream) await Sse(ctx, Chunk(id, created, modelId, chat, safe, null));
+                }
+                if (matcher.Stopped) { cancel.Cancel(); break; }
+            }
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested) { cancel.Cancel(); return; }
+
+        GenerationResult? result = null;
+        try { result = await job.Result.Task; }
+        catch (OperationCanceledException) when (matcher.Stopped) { }
+        catch (OperationCanceledException) { return; } // the client went away
+        catch (Exception e)
+        {
+            if (!stream) await Error(ctx, 500, $"generation failed: {e.Message}", "server_error", null);
+            return;
+        }
+        var tail = matcher.Flush();
+        text.Append(tail);
+        string finish = matcher.Stopped ? "stop" : result?.FinishReason ?? "stop";
+        int completionTokens = result?.TokenIds.Count ?? engine.Model.Tokenizer.Encode(text.ToString(), addBos: false).Count;
+        var usage = new { prompt_tokens = ids.Count, completion_tokens = completionTokens, total_tokens = ids.Count + completionTokens };
+        if (stream)
+        {
+            if (tail.Length > 0) await Sse(ctx, Chunk(id, created, modelId, chat, tail, null));
+            var last = Chunk(id, created, modelId, chat, null, finish);
+            last["usage"] = JsonSerializer.SerializeToNode(usage);
+            await Sse(ctx, last);
+            await ctx.Response.WriteAsync("data: [DONE]\n\n");
+            return;
+        }
+        object choice = chat
+            ? new { index = 0, message = new { role = "assistant", content = text.ToString() }, finish_reason = finish, logprobs = (object?)null }
+            : new { index = 0, text = text.ToString(), finish_reason = finish, logprobs = (object?)null };
+        await ctx.Response.WriteAsJsonAsync(new
+        {
+            id, @object = chat ? "chat.completion" : "text_completion", created, model = modelId, choices = new[] { choice }, usage,
+        });
+    }
+
+    static string CompletionPrompt(JsonObject body) => body["prompt"] switch
+    {
+        JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+        JsonArray { Count: 1 } a when a[0] is JsonValue v1 && v1.GetValueKind() == JsonValueKind.String => v1.GetValue<string>(),
+        null => throw new BadRequest("prompt is required", "prompt"),
+        _ => throw new BadRequest("prompt must be a string (or a list of one string)", "prompt"),
+    };
+
+    static string ChatPrompt(JsonObject body)
+    {
+        if (body["messages"] is not JsonArray { Count: > 0 } messages) throw new BadRequest("messages must be a non-empty list", "messages");
+        var list = new List<(string, string)>();
+        foreach (var m in messages)
+        {
+            var role = m?["role"]?.GetValue<string>() ?? throw new BadRequest("every message needs a role", "messages");
+            var content = m["content"] switch
+            {
+                JsonValue v => v.GetValue<string>(),
+                JsonArray parts => string.Concat(parts.Select(p => p?["text"]?.GetValue<string>() ?? "")),
+                _ => throw new BadRequest("every message needs content", "messages"),
+            };
+            list.Add((role, content));
+        }
+        try { return ChatTemplate.Apply(list); }
+        catch (SioException e) { throw new BadRequest(e.Message, "messages"); }
+    }
+
+    static JsonObject Chunk(string id, long created, string model, bool chat, string? text, string? finish, bool role = false)
+    {
+        JsonObject choice = chat
+            ? new JsonObject { ["index"] = 0, ["delta"] = role ? new JsonObject { ["role"] = "assistant", ["content"] = "" } : text is null ? new JsonObject() : new JsonObject { ["content"] = text }, ["finish_reason"] = finish, ["logprobs"] = null }
+            : new JsonObject { ["index"] = 0, ["text"] = text ?? "", ["finish_reason"] = finish, ["logprobs"] = null };
+        return new JsonObject
+        {
+            ["id"] = id, ["object"] = chat ? "chat.completion.chunk" : "text_completion", ["created"] = created, ["model"] = model,
+            ["choices"] = new JsonArray(choice),
+        };
+    }
+
+    static async Task Sse(HttpContext ctx, JsonObject chunk)
+    {
+        await ctx.Response.WriteAsync($"data: {chunk.ToJsonString()}\n\n");
+        await ctx.Response.Body.FlushAsync();
+    }
+
+    static Task Error(HttpContext ctx, int status, string message, string type, string? param)
+    {
+        ctx.Response.StatusCode = status;
+        return ctx.Response.WriteAsJsonAsync(new { error = new { message, type, param, code = (string?)null } });
+    }
+}

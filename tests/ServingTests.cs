@@ -1,0 +1,225 @@
+using System.ClientModel;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using OpenAI;
+using OpenAI.Chat;
+using Sio.Cli.Serving;
+using Sio.Generation;
+using Sio.Serving;
+
+namespace Sio.Tests;
+
+/// <summary>A real server on 127.0.0.1 (a free port), a real HttpClient.</summary>
+public sealed class ServerFixture : IAsyncDisposable
+{
+    public WebApplication App { get; }
+    public HttpClient Http { get; }
+    public Uri BaseUri { get; }
+
+    public ServerFixture(string modelDir, ServeOptions? options = null, string? apiKey = null)
+    {
+        App = SioServer.Build(new ServerConfig(modelDir, "127.0.0.1", 0, apiKey, options));
+        App.StartAsync().GetAwaiter().GetResult();
+        var address = App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseUri = new Uri(address);
+        Http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}
+
+[Collection("stories260K")]
+public class ServingTests(Stories260KFixture stories)
+{
+    static StringContent Json(object o) => JsonContent.Create(o) is var c ? new StringContent(c.ReadAsStringAsync().Result, System.Text.Encoding.UTF8, "application/json") : null!;
+
+    string Greedy(string prompt, int maxTokens)
+    {
+        using var model = Model.Load(stories.ModelDir);
+        return TextGeneration.Generate(model, model.Tokenizer.Encode(prompt), new GenerationOptions { MaxTokens = maxTokens }).Text;
+    }
+
+    [Fact]
+    public async Task CompletionsStreamInOpenAIsFormatAndMatchTheEngine()
+    {
+        await using var s = new ServerFixture(stories.ModelDir);
+        var expected = Greedy("Once upon a time", 30);
+
+        var plain = await s.Http.PostAsync("/v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 30, temperature = 0 }));
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        var j = JsonNode.Parse(await plain.Content.ReadAsStringAsync())!;
+        Assert.Equal("text_completion", j["object"]!.GetValue<string>());
+        Assert.Equal(expected, j["choices"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal(5, j["usage"]!["prompt_tokens"]!.GetValue<int>());
+        Assert.Equal(30, j["usage"]!["completion_tokens"]!.GetValue<int>());
+
+        var streamed = await s.Http.PostAsync("/v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 30, temperature = 0, stream = true }));
+        Assert.Equal("text/event-stream", streamed.Content.Headers.ContentType!.MediaType);
+        var events = (await streamed.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.All(events, e => Assert.StartsWith("data: ", e));
+        Assert.Equal("data: [DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e["data: ".Length..])!).ToList();
+        Assert.Equal(expected, string.Concat(chunks.Select(c => c["choices"]![0]!["text"]!.GetValue<string>())));
+        Assert.All(chunks[..^1], c => Assert.Null(c["choices"]![0]!["finish_reason"]));
+        Assert.Equal("length", chunks[^1]["choices"]![0]!["finish_reason"]!.GetValue<string>());
+        Assert.Single(chunks.Select(c => c["id"]!.GetValue<string>()).Distinct());
+    }
+
+    [Fact]
+    public async Task TheOfficialOpenAIClientWorks()
+    {
+        await using var s = new ServerFixture(stories.ModelDir);
+        var models = JsonNode.Parse(await s.Http.GetStringAsync("/v1/models"))!;
+        var id = models["data"]![0]!["id"]!.GetValue<string>();
+        var client = new OpenAIClient(new ApiKeyCredential("unused"), new OpenAIClientOptions { Endpoint = new Uri(s.BaseUri, "/v1") }).GetChatClient(id);
+        var options = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 24 };
+        ChatCompletion reply = await client.CompleteChatAsync([new UserChatMessage("Once upon a time")], options);
+        Assert.Equal(Greedy("Once upon a time\n\n", 24), reply.Content[0].Text);
+        Assert.Equal(24, reply.Usage.OutputTokenCount);
+
+        var text = new System.Text.StringBuilder();
+        ChatFinishReason? finish = null;
+        await foreach (var update in client.CompleteChatStreamingAsync([new UserChatMessage("Once upon a time")], options))
+        {
+            foreach (var part in update.ContentUpdate) text.Append(part.Text);
+            finish ??= update.FinishReason;
+        }
+        Assert.Equal(reply.Content[0].Text, text.ToString());
+        Assert.Equal(ChatFinishReason.Length, finish);
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsGiveTheSameGreedyOutputAsSingleOnes()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 3, QueueCapacity = 16 });
+        var prompts = new[] { "Once upon a time", "The cat", "Lily and Ben went to the park", "One day, a big dog", "Tom had a red ball", "The sun was", "Sara liked to", "In the forest" };
+        var expected = prompts.Select(p => Greedy(p, 25)).ToArray();
+        var replies = await Task.WhenAll(prompts.Select(p => s.Http.PostAsync("/v1/completions", Json(new { prompt = p, max_tokens = 25, temperature = 0 }))));
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(HttpStatusCode.OK, replies[i].StatusCode);
+            Assert.Equal(expected[i], JsonNode.Parse(await replies[i].Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
+    public async Task CancellingARequestFreesItsSlot()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 1, QueueCapacity = 0 });
+        using (var cts = new CancellationTokenSource())
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json(new { prompt = "Once upon a time", max_tokens = 500, stream = true }) };
+            var response = await s.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+            Assert.StartsWith("data: ", await reader.ReadLineAsync(cts.Token));
+            cts.Cancel();
+            response.Dispose();
+        }
+        var engine = s.App.Services.GetRequiredService<InferenceEngine>();
+        for (int i = 0; i < 100 && engine.Active > 0; i++) await Task.Delay(50);
+        Assert.Equal(0, engine.Active);
+        var next = await s.Http.PostAsync("/v1/completions", Json(new { prompt = "The cat", max_tokens = 5, temperature = 0 }));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    [Fact]
+    public async Task OverloadAnswers429AndNoRequestIsLostOrAnsweredTwice()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 1, QueueCapacity = 1 });
+        var replies = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => s.Http.PostAsync("/v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 400, temperature = 0 }))));
+        var ok = replies.Where(r => r.StatusCode == HttpStatusCode.OK).ToList();
+        var busy = replies.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.Equal(10, ok.Count + busy.Count);
+        Assert.NotEmpty(busy);
+        Assert.InRange(ok.Count, 1, 9);
+        Assert.All(busy, r => Assert.Equal("1", r.Headers.RetryAfter!.ToString()));
+        var ids = new List<string>();
+        foreach (var r in ok) ids.Add(JsonNode.Parse(await r.Content.ReadAsStringAsync())!["id"]!.GetValue<string>());
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task AFewHundredRequestsOverLoopbackWithoutAnError()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2, QueueCapacity = 64 });
+        using var gate = new SemaphoreSlim(16);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 300).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                var r = await s.Http.PostAsync("/v1/completions", Json(new { prompt = $"Story {i}: once upon a time", max_tokens = 8, temperature = 0.7, seed = i }));
+                var body = JsonNode.Parse(await r.Content.ReadAsStringAsync())!;
+                return (r.StatusCode, body["usage"]?["completion_tokens"]?.GetValue<int>() ?? -1);
+            }
+            finally { gate.Release(); }
+        }));
+        Assert.All(statuses, x => Assert.Equal(HttpStatusCode.OK, x.StatusCode));
+        Assert.All(statuses, x => Assert.InRange(x.Item2, 1, 8));
+        Assert.True(clock.Elapsed < TimeSpan.FromMinutes(2));
+    }
+
+    [Fact]
+    public async Task BadRequestsAre400WithTheFieldNamed()
+    {
+        await using var s = new ServerFixture(stories.ModelDir);
+        foreach (var (body, param) in new (object, string?)[]
+        {
+            (new { max_tokens = 5 }, "prompt"),
+            (new { prompt = "Hi", max_tokens = 0 }, "max_tokens"),
+            (new { prompt = "Hi", max_tokens = 600 }, "max_tokens"),
+            (new { prompt = "Hi", n = 2 }, "n"),
+            (new { prompt = "Hi", temperature = 5 }, "temperature"),
+            (new { prompt = string.Join(" ", Enumerable.Repeat("story", 600)), max_tokens = 4 }, "prompt"),
+        })
+        {
+            var r = await s.Http.PostAsync("/v1/completions", Json(body));
+            Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+            var e = JsonNode.Parse(await r.Content.ReadAsStringAsync())!["error"]!;
+            Assert.Equal("invalid_request_error", e["type"]!.GetValue<string>());
+            Assert.Equal(param, e["param"]?.GetValue<string>());
+        }
+        var chat = await s.Http.PostAsync("/v1/chat/completions", Json(new { messages = Array.Empty<object>() }));
+        Assert.Equal(HttpStatusCode.BadRequest, chat.StatusCode);
+        var broken = await s.Http.PostAsync("/v1/completions", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/healthz")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/readyz")).StatusCode);
+    }
+
+    [Fact]
+    public async Task AKeyIsRequiredOffLoopbackAndCheckedWhenSet()
+    {
+        var e = Assert.Throws<SioException>(() => SioServer.Build(new ServerConfig(stories.ModelDir, "0.0.0.0", 0, null)));
+        Assert.Contains("--api-key", e.Message);
+        await using var s = new ServerFixture(stories.ModelDir, apiKey: "secret");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await s.Http.GetAsync("/v1/models")).StatusCode);
+        var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "secret");
+        Assert.Equal(HttpStatusCode.OK, (await s.Http.SendAsync(request)).StatusCode);
+    }
+
+    [Fact]
+    public void StopSequencesNeverLeakAPrefix()
+    {
+        var m = new StopMatcher([" ball", "END"]);
+        var sent = string.Concat(new[] { "She saw a", " b", "a", "ll and" }.Select(m.Feed)) + m.Flush();
+        Assert.Equal("She saw a", sent);
+        Assert.True(m.Stopped);
+        var n = new StopMatcher(["END"]);
+        Assert.Equal("abc ", n.Feed("abc E")); // "E" could begin "END": held back
+        Assert.Equal("EX", n.Feed("X"));      // it did not
+        Assert.False(n.Stopped);
+    }
+}
