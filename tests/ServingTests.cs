@@ -113,6 +113,39 @@ public class ServingTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public async Task ASpeculativeServerAnswersLikeTheEngine()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2, Speculative = new Speculative.SpeculativeOptions { Drafter = "ngram" } });
+        var prompts = new[] { "Once upon a time", "The cat sat on the mat. The cat", "Tom had a red ball" };
+        var replies = await Task.WhenAll(prompts.Select(p => s.Http.PostAsync("/v1/completions", Json(new { prompt = p, max_tokens = 40, temperature = 0 }))));
+        for (int i = 0; i < prompts.Length; i++)
+            Assert.Equal(Greedy(prompts[i], 40), JsonNode.Parse(await replies[i].Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task TheBenchmarkMeasuresAServerOverHttp()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 4 });
+        var dir = TestPaths.TempDir("httpbench");
+        try
+        {
+            var (exit, output, err) = CliTests.Sio("benchmark", stories.ModelDir, "--endpoint", s.BaseUri.ToString(), "--dataset", TestPaths.OpenOrcaDev,
+                "--concurrency", "1,4", "--requests", "6", "--max-new-tokens", "16", "--prompt-tokens-min", "8", "--prompt-tokens-max", "400", "--out", Path.Combine(dir, "r"), "--json");
+            Assert.True(exit == 0, err);
+            var r = JsonNode.Parse(output)!;
+            Assert.Equal("http", r["config"]!["mode"]!.GetValue<string>());
+            foreach (var l in r["levels"]!.AsArray())
+            {
+                Assert.Equal(6, l!["requests"]!.GetValue<int>());
+                Assert.Equal(0, l["errors"]!.GetValue<int>());
+                Assert.True(l["itl_ms"]!["p50"]!.GetValue<double>() > 0);
+                Assert.True(l["output_tokens_per_second"]!.GetValue<double>() > 0);
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public async Task CancellingARequestFreesItsSlot()
     {
         await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 1, QueueCapacity = 0 });

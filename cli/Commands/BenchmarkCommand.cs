@@ -20,6 +20,7 @@ public static class BenchmarkCommand
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
         var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
         var stopAtEos = new Option<bool>("--stop-at-eos") { Description = "End a request at the model's EOS (default: always generate --max-new-tokens, so every level does the same work)." };
+        var endpoint = new Option<string?>("--endpoint") { Description = "Measure a running OpenAI-compatible server (e.g. `sio serve`) over HTTP instead of the engine in-process; MODEL must be the folder it serves (its tokenizer selects the prompts)." };
         var baseline = new Option<string?>("--baseline") { Description = "A baseline model folder: swept too, side by side, and compared for quality." };
         var instance = new Option<string?>("--instance") { Description = $"Instance from the price catalogue ({string.Join(", ", Pricing.Catalogue().Select(i => i.Name))}); default {Pricing.Catalogue()[0].Name}." };
         var price = new Option<double?>("--price-per-hour") { Description = "Instance price in $/hour (overrides the catalogue)." };
@@ -27,9 +28,9 @@ public static class BenchmarkCommand
         var bound = new Option<double?>("--latency-bound-ms") { Description = "The p50 ITL bound of the balanced preset (default: twice the lowest)." };
         var output = new Option<string>("--out") { Description = "The report folder: report.json, report.md, throughput.png, itl.png, price.png.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print report.json." };
-        var cmd = new Command("benchmark", "Load sweep on your data, in-process against the engine: TTFT, ITL and E2E percentiles, throughput, blended $/1M tokens, quality against a baseline, charts and preset configurations.")
+        var cmd = new Command("benchmark", "Load sweep on your data, in-process against the engine or over HTTP against a server: TTFT, ITL and E2E percentiles, throughput, blended $/1M tokens, quality against a baseline, charts and preset configurations.")
         {
-            dir, dataset, concurrency, maxNew, requests, duration, pmin, pmax, speculative, draftTokens, stopAtEos, baseline, instance, price, discount, bound, output, json,
+            dir, dataset, concurrency, maxNew, requests, duration, pmin, pmax, speculative, draftTokens, stopAtEos, endpoint, baseline, instance, price, discount, bound, output, json,
         };
         cmd.SetAction(p =>
         {
@@ -40,6 +41,7 @@ public static class BenchmarkCommand
             {
                 Concurrency = levels, MaxNewTokens = p.GetValue(maxNew), Requests = p.GetValue(requests), DurationSeconds = p.GetValue(duration),
                 PromptTokensMin = p.GetValue(pmin), PromptTokensMax = p.GetValue(pmax), StopAtEos = p.GetValue(stopAtEos),
+                Endpoint = p.GetValue(endpoint) is string e ? (Uri.TryCreate(e.EndsWith('/') ? e : e + "/", UriKind.Absolute, out var u) && u.Scheme is "http" or "https" ? u : throw new SioException($"--endpoint must be an http(s) URL, got '{e}'")) : null,
                 Speculative = new SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) },
             };
             var request = new BenchmarkReport.Request(p.GetValue(dir)!, p.GetValue(dataset)!, config, p.GetValue(baseline),

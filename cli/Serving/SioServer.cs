@@ -100,7 +100,11 @@ public static class SioServer
             if (ids.Count >= context) throw new BadRequest($"the prompt has {ids.Count} tokens; the model's context is {context}", chat ? "messages" : "prompt");
             if (ids.Count + maxTokens > context)
                 throw new BadRequest($"the prompt ({ids.Count} tokens) and max_tokens ({maxTokens}) exceed the model's context of {context}; ask for at most {context - ids.Count}", "max_tokens");
-            options = new GenerationOptions { MaxTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, TopP = topP, Seed = seed } };
+            options = new GenerationOptions
+            {
+                MaxTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, TopP = topP, Seed = seed },
+                IgnoreModelStopTokens = body["ignore_eos"]?.GetValue<bool>() ?? false, // as vLLM's extension: fixed lengths for benchmarks
+            };
         }
         catch (BadRequest e) { await Error(ctx, 400, e.Message, "invalid_request_error", e.Param); return; }
         catch (Exception e) when (e is InvalidOperationException or FormatException or SioException) { await Error(ctx, 400, e.Message, "invalid_request_error", null); return; }

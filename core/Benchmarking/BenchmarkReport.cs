@@ -36,6 +36,7 @@ public static class BenchmarkReport
         Model? baseline = null;
         try
         {
+            if (request.Baseline is not null && config.Endpoint is not null) throw new SioException("--baseline runs in-process; measure the endpoint and the baseline in two runs");
             if (request.Baseline is not null)
             {
                 baseline = Model.Load(request.Baseline, config.ModelOptions);
@@ -138,6 +139,7 @@ public static class BenchmarkReport
                 concurrency = r.Config.Concurrency, max_new_tokens = r.Config.MaxNewTokens, requests_per_level = r.Config.DurationSeconds is null ? r.Config.Requests : (int?)null,
                 duration_seconds = r.Config.DurationSeconds, prompt_tokens_min = r.Config.PromptTokensMin, prompt_tokens_max = r.Config.PromptTokensMax,
                 speculative = r.Config.Speculative.Drafter, draft_tokens = r.Config.Speculative.DraftTokens?.ToString() ?? "auto",
+                mode = r.Config.Endpoint is null ? "in-process" : "http", endpoint = r.Config.Endpoint?.ToString(),
             },
             levels = main.Levels.Select(LevelJson),
             instance = new { name = r.Instance.Name, price_per_hour = r.Instance.PricePerHour, discount = r.Discount, currency = r.Instance.Currency, source = r.Instance.Source, as_of = r.Instance.AsOf },

@@ -21,6 +21,8 @@ public sealed record LoadBenchmarkConfig
     public ModelOptions ModelOptions { get; init; } = new();
     /// <summary>Stop at the model's EOS instead of always generating MaxNewTokens (fixed lengths make levels comparable).</summary>
     public bool StopAtEos { get; init; }
+    /// <summary>An OpenAI-compatible server to measure over HTTP (streamed /v1/completions) instead of the engine in-process.</summary>
+    public Uri? Endpoint { get; init; }
 
     public LoadBenchmarkConfig Validate()
     {
@@ -86,6 +88,7 @@ public static class LoadBenchmark
     static LevelResult RunLevel(Model model, IReadOnlyList<List<int>> prompts, LoadBenchmarkConfig config, int concurrency, Instance instance, double discount,
         IProgress<string>? progress)
     {
+        if (config.Endpoint is not null) return HttpLevel(model, prompts, config, concurrency, instance, discount, progress);
         var timings = new ConcurrentBag<RequestTiming>();
         var errors = new ConcurrentBag<string>();
         int next = -1, done = 0;
@@ -121,6 +124,58 @@ public static class LoadBenchmark
         Task.WaitAll(workers);
         double seconds = wall.Elapsed.TotalSeconds;
         return Summarize(concurrency, timings.ToList(), errors.ToList(), seconds, instance, discount);
+    }
+
+    /// <summary>The same closed loop against a server: streamed completions, each text chunk timed as it arrives.</summary>
+    static LevelResult HttpLevel(Model model, IReadOnlyList<List<int>> prompts, LoadBenchmarkConfig config, int concurrency, Instance instance, double discount,
+        IProgress<string>? progress)
+    {
+        var timings = new ConcurrentBag<RequestTiming>();
+        var errors = new ConcurrentBag<string>();
+        var texts = prompts.Select(p => model.Tokenizer.Decode(p.Skip(1), p[0])).ToArray();
+        int next = -1, done = 0;
+        using var http = new HttpClient { BaseAddress = config.Endpoint, Timeout = TimeSpan.FromMinutes(10) };
+        if (Environment.GetEnvironmentVariable("SIO_API_KEY") is { Length: > 0 } key) http.DefaultRequestHeaders.Authorization = new("Bearer", key);
+        var wall = Stopwatch.StartNew();
+        bool More(int n) => config.DurationSeconds is double d ? wall.Elapsed.TotalSeconds < d : n < config.Requests;
+        async Task Worker()
+        {
+            while (true)
+            {
+                int n = Interlocked.Increment(ref next);
+                if (!More(n)) break;
+                var body = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["prompt"] = texts[n % texts.Length], ["max_tokens"] = config.MaxNewTokens, ["temperature"] = 0, ["stream"] = true, ["ignore_eos"] = !config.StopAtEos,
+                };
+                var clock = Stopwatch.StartNew();
+                double ttft = -1, last = 0;
+                var itl = new List<double>();
+                int outputTokens = 0;
+                try
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json") };
+                    using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                    if (!response.IsSuccessStatusCode) { errors.Add($"HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}"); continue; }
+                    using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                    while (await reader.ReadLineAsync() is { } line)
+                    {
+                        if (!line.StartsWith("data: ") || line == "data: [DONE]") continue;
+                        var chunk = System.Text.Json.Nodes.JsonNode.Parse(line[6..])!;
+                        if (chunk["usage"]?["completion_tokens"] is { } u) outputTokens = u.GetValue<int>();
+                        if (chunk["choices"]?[0]?["text"]?.GetValue<string>() is not { Length: > 0 }) continue;
+                        double now = clock.Elapsed.TotalMilliseconds;
+                        if (ttft < 0) ttft = now; else itl.Add(now - last);
+                        last = now;
+                    }
+                    timings.Add(new RequestTiming(ttft < 0 ? clock.Elapsed.TotalMilliseconds : ttft, itl, clock.Elapsed.TotalMilliseconds, prompts[n % prompts.Count].Count, outputTokens, new SpeculativeStats()));
+                }
+                catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException or System.Text.Json.JsonException) { errors.Add(e.Message); }
+                progress?.Report($"concurrency {concurrency}: {Interlocked.Increment(ref done)} requests");
+            }
+        }
+        Task.WaitAll(Enumerable.Range(0, concurrency).Select(_ => Task.Run(Worker)).ToArray());
+        return Summarize(concurrency, timings.ToList(), errors.ToList(), wall.Elapsed.TotalSeconds, instance, discount);
     }
 
     /// <summary>The level's metrics from its request timings: the part of the sweep that is pure arithmetic.</summary>

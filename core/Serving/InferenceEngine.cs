@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Sio.Generation;
 using Sio.Speculative;
+using Sio.Tokenization;
 
 namespace Sio.Serving;
 
@@ -35,8 +36,12 @@ public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions o
 
 /// <summary>
 /// Runs requests against one model: a bounded queue in front of a fixed number of decode slots.
-/// A full queue refuses at once (the server's 429); a cancelled request (its client went away)
-/// stops at the next step and frees its slot; an exception fails only its own request.
+/// Without speculation the slots are the rows of one <see cref="BatchGenerator"/> (continuous
+/// batching: a request joins the running batch as soon as a row is free, is prefilled on its own,
+/// then decodes in the same forward pass as every other row, and leaves the moment it ends). With a
+/// drafter each slot decodes its request speculatively on its own. A full queue refuses at once
+/// (the server's 429); a cancelled request (its client went away) stops at the next step and frees
+/// its slot; an exception fails only its own request.
 /// </summary>
 public sealed class InferenceEngine : IDisposable
 {
@@ -50,7 +55,9 @@ public sealed class InferenceEngine : IDisposable
         Model = model;
         Options = options.Validate();
         _queue = Channel.CreateBounded<GenerationJob>(new BoundedChannelOptions(Math.Max(1, options.QueueCapacity)) { FullMode = BoundedChannelFullMode.Wait });
-        _workers = Enumerable.Range(0, options.MaxConcurrent).Select(_ => Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()).ToArray();
+        _workers = options.Speculative.Enabled
+            ? Enumerable.Range(0, options.MaxConcurrent).Select(_ => Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()).ToArray()
+            : [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
     }
 
     public Model Model { get; }
@@ -81,6 +88,94 @@ public sealed class InferenceEngine : IDisposable
                 job.Pieces.Writer.TryComplete();
                 Interlocked.Decrement(ref _active);
             }
+        }
+    }
+
+    /// <summary>A request in a batch row: its sampler, output so far and streaming decoder.</summary>
+    sealed class Slot(GenerationJob job, Model model)
+    {
+        public GenerationJob Job { get; } = job;
+        public Sampler Sampler { get; } = new(job.Options.Sampling);
+        public List<int> Output { get; } = new();
+        public System.Text.StringBuilder Text { get; } = new();
+        public TokenStream Stream { get; } = model.Tokenizer.CreateStream(job.Prompt[^1]);
+        public HashSet<int> Stops { get; } = (job.Options.IgnoreModelStopTokens ? [] : model.StopTokens).Concat(job.Options.StopTokens).ToHashSet();
+        public System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
+        public double PrefillMs { get; set; }
+        public int Pending { get; set; }
+    }
+
+    void BatchLoop()
+    {
+        int rows = Options.MaxConcurrent;
+        using var batch = new BatchGenerator(Model, rows);
+        var slots = new Slot?[rows];
+        var active = new bool[rows];
+        var pending = new int[rows];
+        while (!_stop.IsCancellationRequested)
+        {
+            // admit waiting requests into free rows
+            for (int r = 0; r < rows; r++)
+            {
+                if (slots[r] is not null) continue;
+                if (!_queue.Reader.TryRead(out var job)) break;
+                if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); r--; continue; }
+                var slot = new Slot(job, Model);
+                try
+                {
+                    batch.Prefill(r, job.Prompt.ToArray());
+                    slot.PrefillMs = slot.Clock.Elapsed.TotalMilliseconds;
+                    slot.Clock.Restart();
+                }
+                catch (Exception e) { job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
+                slots[r] = slot;
+                Interlocked.Increment(ref _active);
+                Accept(r, slot.Sampler.Sample(batch.Logits(r)));
+            }
+            bool any = false;
+            for (int r = 0; r < rows; r++) { active[r] = slots[r] is not null; any |= active[r]; if (active[r]) pending[r] = slots[r]!.Pending; }
+            if (!any)
+            {
+                try { _queue.Reader.WaitToReadAsync(_stop.Token).AsTask().Wait(); }
+                catch (AggregateException) { return; }
+                continue;
+            }
+            try { batch.Step(pending, active); }
+            catch (Exception e)
+            {
+                for (int r = 0; r < rows; r++) if (slots[r] is not null) Finish(r, null, e);
+                continue;
+            }
+            for (int r = 0; r < rows; r++)
+                if (slots[r] is { } s) Accept(r, s.Sampler.Sample(batch.Logits(r)));
+        }
+
+        // a token for row r: stream it, or end the request
+        void Accept(int r, int token)
+        {
+            var s = slots[r]!;
+            if (s.Job.Cancellation.IsCancellationRequested) { Finish(r, "cancelled", null); return; }
+            if (s.Stops.Contains(token)) { Finish(r, "stop", null); return; }
+            s.Output.Add(token);
+            var piece = s.Stream.Decode(token);
+            s.Text.Append(piece);
+            if (piece.Length > 0) s.Job.Pieces.Writer.TryWrite(piece);
+            if (s.Output.Count >= s.Job.Options.MaxTokens || batch.Length(r) + 1 > batch.Capacity) { Finish(r, "length", null); return; }
+            s.Pending = token;
+        }
+
+        void Finish(int r, string? reason, Exception? error)
+        {
+            var s = slots[r]!;
+            slots[r] = null;
+            Interlocked.Decrement(ref _active);
+            var tail = s.Stream.Flush();
+            if (tail.Length > 0) { s.Text.Append(tail); s.Job.Pieces.Writer.TryWrite(tail); }
+            if (error is not null) s.Job.Result.TrySetException(error);
+            else if (reason == "cancelled") s.Job.Result.TrySetCanceled();
+            else s.Job.Result.TrySetResult(new GenerationResult(s.Job.Prompt, s.Output, s.Text.ToString(), reason!, s.PrefillMs, s.Clock.Elapsed.TotalMilliseconds,
+                new Speculative.SpeculativeStats()));
+            s.Job.Pieces.Writer.TryComplete();
         }
     }
 
