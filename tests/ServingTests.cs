@@ -256,3 +256,35 @@ public class ServingTests(Stories260KFixture stories)
         Assert.False(n.Stopped);
     }
 }
+
+[Collection("stories260K")]
+public class ChatClientTests(Stories260KFixture stories)
+{
+    [Fact]
+    public async Task TheIChatClientAdapterAnswersAndStreams()
+    {
+        using var model = Model.Load(stories.ModelDir);
+        using Microsoft.Extensions.AI.IChatClient client = new SioChatClient(model);
+        var options = new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 30, Temperature = 0 };
+        Microsoft.Extensions.AI.ChatMessage[] once = [new(Microsoft.Extensions.AI.ChatRole.User, "Once upon a time")];
+        var reply = await client.GetResponseAsync(once, options);
+        var expected = TextGeneration.Generate(model, model.Tokenizer.Encode("Once upon a time\n\n"), new GenerationOptions { MaxTokens = 30 }).Text;
+        Assert.Equal(expected, reply.Text);
+        Assert.Equal(30, reply.Usage!.OutputTokenCount);
+        Assert.Equal(Microsoft.Extensions.AI.ChatFinishReason.Length, reply.FinishReason);
+
+        var streamed = new System.Text.StringBuilder();
+        Microsoft.Extensions.AI.ChatFinishReason? finish = null;
+        await foreach (var u in client.GetStreamingResponseAsync(once, options))
+        {
+            streamed.Append(u.Text);
+            finish ??= u.FinishReason;
+        }
+        Assert.Equal(expected, streamed.ToString());
+        Assert.Equal(Microsoft.Extensions.AI.ChatFinishReason.Length, finish);
+
+        var stopped = await client.GetResponseAsync(once, new Microsoft.Extensions.AI.ChatOptions { MaxOutputTokens = 60, Temperature = 0, StopSequences = ["."] });
+        Assert.Equal(expected[..expected.IndexOf('.')], stopped.Text);
+        Assert.Equal(Microsoft.Extensions.AI.ChatFinishReason.Stop, stopped.FinishReason);
+    }
+}
