@@ -228,6 +228,10 @@ public class ServingTests(Stories260KFixture stories)
         var broken = await s.Http.PostAsync("/v1/completions", new StringContent("{not json", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/healthz")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await s.Http.PostAsync("/v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 6 }))).StatusCode);
+        var metrics = await s.Http.GetStringAsync("/metrics");
+        foreach (var name in new[] { "sio_queue_depth", "sio_batch_size", "sio_generated_tokens", "sio_requests", "sio_time_to_first_token", "sio_inter_token_latency" })
+            Assert.Contains(name, metrics);
         Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/readyz")).StatusCode);
     }
 

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using Sio.Generation;
 using Sio.Serving;
 
@@ -16,7 +17,8 @@ public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", in
 
 /// <summary>
 /// The OpenAI-compatible endpoints over an <see cref="InferenceEngine"/>: /v1/completions and
-/// /v1/chat/completions (with server-sent events when stream is true), /v1/models, /healthz, /readyz.
+/// /v1/chat/completions (with server-sent events when stream is true), /v1/models, /healthz, /readyz,
+/// and Prometheus metrics at /metrics.
 /// On 127.0.0.1 no key is needed; on any other address an API key is required and checked on
 /// every endpoint.
 /// </summary>
@@ -36,6 +38,7 @@ public static class SioServer
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{(config.Host.Contains(':') ? $"[{config.Host}]" : config.Host)}:{config.Port}");
         builder.Services.AddSingleton(engine);
+        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
         var app = builder.Build();
         app.Lifetime.ApplicationStopped.Register(() => { engine.Dispose(); model.Dispose(); });
         string modelId = Path.GetFileName(Path.GetFullPath(config.ModelDir).TrimEnd('/'));
@@ -51,6 +54,7 @@ public static class SioServer
                 await next();
             });
 
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/healthz", () => Results.Json(new { status = "ok" }));
         app.MapGet("/readyz", () => Results.Json(new { status = "ready", model = modelId, active = engine.Active, queued = engine.Queued }));
         app.MapGet("/v1/models", () => Results.Json(new

@@ -54,6 +54,7 @@ public sealed class InferenceEngine : IDisposable
     {
         Model = model;
         Options = options.Validate();
+        Metrics = new ServingMetrics(() => Queued, () => Active);
         _queue = Channel.CreateBounded<GenerationJob>(new BoundedChannelOptions(Math.Max(1, options.QueueCapacity)) { FullMode = BoundedChannelFullMode.Wait });
         _workers = options.Speculative.Enabled
             ? Enumerable.Range(0, options.MaxConcurrent).Select(_ => Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()).ToArray()
@@ -62,6 +63,7 @@ public sealed class InferenceEngine : IDisposable
 
     public Model Model { get; }
     public ServeOptions Options { get; }
+    public ServingMetrics Metrics { get; }
     public int Active => Volatile.Read(ref _active);
     public int Queued => _queue.Reader.Count;
 
@@ -75,14 +77,26 @@ public sealed class InferenceEngine : IDisposable
         {
             if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); continue; }
             Interlocked.Increment(ref _active);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            double last = -1;
             try
             {
-                var r = TextGeneration.Generate(Model, job.Prompt, job.Options with { Speculative = Options.Speculative },
-                    (_, piece) => { if (piece.Length > 0) job.Pieces.Writer.TryWrite(piece); }, job.Cancellation, drafter);
+                var r = TextGeneration.Generate(Model, job.Prompt, job.Options with { Speculative = Options.Speculative }, (id, piece) =>
+                {
+                    if (id >= 0)
+                    {
+                        double now = clock.Elapsed.TotalMilliseconds;
+                        if (last < 0) Metrics.FirstToken(now); else Metrics.NextToken(now - last);
+                        last = now;
+                    }
+                    if (piece.Length > 0) job.Pieces.Writer.TryWrite(piece);
+                }, job.Cancellation, drafter);
+                Metrics.Drafted(r.Speculative.Proposed, r.Speculative.Accepted);
+                Metrics.Finished(r.FinishReason);
                 job.Result.TrySetResult(r);
             }
-            catch (OperationCanceledException) { job.Result.TrySetCanceled(); }
-            catch (Exception e) { job.Result.TrySetException(e); }
+            catch (OperationCanceledException) { Metrics.Finished("cancelled"); job.Result.TrySetCanceled(); }
+            catch (Exception e) { Metrics.Finished("error"); job.Result.TrySetException(e); }
             finally
             {
                 job.Pieces.Writer.TryComplete();
@@ -102,6 +116,7 @@ public sealed class InferenceEngine : IDisposable
         public HashSet<int> Stops { get; } = (job.Options.IgnoreModelStopTokens ? [] : model.StopTokens).Concat(job.Options.StopTokens).ToHashSet();
         public System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
         public double PrefillMs { get; set; }
+        public double LastTokenMs { get; set; } = -1;
         public int Pending { get; set; }
     }
 
@@ -157,6 +172,9 @@ public sealed class InferenceEngine : IDisposable
             if (s.Job.Cancellation.IsCancellationRequested) { Finish(r, "cancelled", null); return; }
             if (s.Stops.Contains(token)) { Finish(r, "stop", null); return; }
             s.Output.Add(token);
+            double now = s.Clock.Elapsed.TotalMilliseconds;
+            if (s.LastTokenMs < 0) Metrics.FirstToken(s.PrefillMs + now); else Metrics.NextToken(now - s.LastTokenMs);
+            s.LastTokenMs = now;
             var piece = s.Stream.Decode(token);
             s.Text.Append(piece);
             if (piece.Length > 0) s.Job.Pieces.Writer.TryWrite(piece);
@@ -171,6 +189,7 @@ public sealed class InferenceEngine : IDisposable
             Interlocked.Decrement(ref _active);
             var tail = s.Stream.Flush();
             if (tail.Length > 0) { s.Text.Append(tail); s.Job.Pieces.Writer.TryWrite(tail); }
+            Metrics.Finished(error is not null ? "error" : reason!);
             if (error is not null) s.Job.Result.TrySetException(error);
             else if (reason == "cancelled") s.Job.Result.TrySetCanceled();
             else s.Job.Result.TrySetResult(new GenerationResult(s.Job.Prompt, s.Output, s.Text.ToString(), reason!, s.PrefillMs, s.Clock.Elapsed.TotalMilliseconds,
@@ -185,5 +204,6 @@ public sealed class InferenceEngine : IDisposable
         _stop.Cancel();
         try { Task.WaitAll(_workers, TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
         _stop.Dispose();
+        Metrics.Dispose();
     }
 }
