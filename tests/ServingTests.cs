@@ -146,6 +146,47 @@ public class ServingTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public async Task AHotSwapServesNewRequestsFromTheNewModelAndLetsInFlightOnesFinish()
+    {
+        var dir = TestPaths.TempDir("swap");
+        try
+        {
+            var next = Path.Combine(dir, "next");
+            Quantization.Quantizer.Run(stories.ModelDir, next, new Quantization.QuantizationConfig { Method = "rtn" });
+            await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2 });
+            var deployments = s.App.Services.GetRequiredService<Deployments>();
+            var first = deployments.Current;
+
+            // a long request in flight on the first model
+            var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json(new { prompt = "Once upon a time", max_tokens = 300, temperature = 0, stream = true, ignore_eos = true }) };
+            var response = await s.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.StartsWith("data: ", await reader.ReadLineAsync());
+
+            var swap = await s.Http.PostAsync("/admin/deployments", Json(new { model = next }));
+            Assert.Equal(HttpStatusCode.OK, swap.StatusCode);
+            Assert.Equal("next", JsonNode.Parse(await s.Http.GetStringAsync("/v1/models"))!["data"]![0]!["id"]!.GetValue<string>());
+            var fresh = JsonNode.Parse(await (await s.Http.PostAsync("/v1/completions", Json(new { prompt = "The cat", max_tokens = 5, temperature = 0 }))).Content.ReadAsStringAsync())!;
+            Assert.Equal("next", fresh["model"]!.GetValue<string>());
+            Assert.False(first.Disposed, "the old model was released while a request was still on it");
+
+            var rest = await reader.ReadToEndAsync();
+            Assert.EndsWith("data: [DONE]\n\n", rest);
+            var chunks = rest.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Where(e => e != "data: [DONE]").Select(e => JsonNode.Parse(e["data: ".Length..])!).ToList();
+            Assert.Equal(first.Id, chunks[^1]["model"]!.GetValue<string>());
+            Assert.Equal(300, chunks[^1]["usage"]!["completion_tokens"]!.GetValue<int>());
+            response.Dispose();
+            for (int i = 0; i < 100 && !first.Disposed; i++) await Task.Delay(20);
+            Assert.True(first.Disposed, "the old model was not released after its last request");
+
+            var bad = await s.Http.PostAsync("/admin/deployments", Json(new { model = Path.Combine(dir, "nothing") }));
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Equal("next", JsonNode.Parse(await s.Http.GetStringAsync("/v1/models"))!["data"]![0]!["id"]!.GetValue<string>());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public async Task CancellingARequestFreesItsSlot()
     {
         await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 1, QueueCapacity = 0 });
@@ -158,7 +199,7 @@ public class ServingTests(Stories260KFixture stories)
             cts.Cancel();
             response.Dispose();
         }
-        var engine = s.App.Services.GetRequiredService<InferenceEngine>();
+        var engine = s.App.Services.GetRequiredService<Deployments>().Current.Engine;
         for (int i = 0; i < 100 && engine.Active > 0; i++) await Task.Delay(50);
         Assert.Equal(0, engine.Active);
         var next = await s.Http.PostAsync("/v1/completions", Json(new { prompt = "The cat", max_tokens = 5, temperature = 0 }));

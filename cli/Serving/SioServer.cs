@@ -32,16 +32,15 @@ public static class SioServer
             throw new SioException($"--host {config.Host} is not a loopback address: give --api-key (or SIO_API_KEY) so that every endpoint requires it");
         if (config.Port is < 0 or > 65535) throw new SioException($"--port must be 0–65535, got {config.Port}");
 
-        var model = Model.Load(config.ModelDir);
-        var engine = new InferenceEngine(model, config.Serve ?? new ServeOptions());
+        var serve = config.Serve ?? new ServeOptions();
+        var deployments = new Deployments(Deployment.Load(config.ModelDir, serve));
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{(config.Host.Contains(':') ? $"[{config.Host}]" : config.Host)}:{config.Port}");
-        builder.Services.AddSingleton(engine);
+        builder.Services.AddSingleton(deployments);
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
         var app = builder.Build();
-        app.Lifetime.ApplicationStopped.Register(() => { engine.Dispose(); model.Dispose(); });
-        string modelId = Path.GetFileName(Path.GetFullPath(config.ModelDir).TrimEnd('/'));
+        app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
 
         if (!string.IsNullOrEmpty(key))
             app.Use(async (ctx, next) =>
@@ -56,21 +55,40 @@ public static class SioServer
 
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/healthz", () => Results.Json(new { status = "ok" }));
-        app.MapGet("/readyz", () => Results.Json(new { status = "ready", model = modelId, active = engine.Active, queued = engine.Queued }));
+        app.MapGet("/readyz", () => deployments.Current is { } d
+            ? Results.Json(new { status = "ready", model = d.Id, active = d.Engine.Active, queued = d.Engine.Queued })
+            : Results.Json(new { status = "loading" }, statusCode: 503));
         app.MapGet("/v1/models", () => Results.Json(new
         {
             @object = "list",
-            data = new[] { new { id = modelId, @object = "model", created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(), owned_by = "sio" } },
+            data = new[] { new { id = deployments.Current.Id, @object = "model", created = deployments.Current.Created, owned_by = "sio" } },
         }));
-        app.MapPost("/v1/completions", (HttpContext ctx) => Handle(ctx, engine, modelId, chat: false));
-        app.MapPost("/v1/chat/completions", (HttpContext ctx) => Handle(ctx, engine, modelId, chat: true));
+        app.MapPost("/v1/completions", (HttpContext ctx) => Handle(ctx, deployments, chat: false));
+        app.MapPost("/v1/chat/completions", (HttpContext ctx) => Handle(ctx, deployments, chat: true));
+        app.MapPost("/admin/deployments", async (HttpContext ctx) =>
+        {
+            string? dir;
+            try { dir = (await JsonNode.ParseAsync(ctx.Request.Body))?["model"]?.GetValue<string>(); }
+            catch (Exception e) when (e is JsonException or InvalidOperationException) { dir = null; }
+            if (string.IsNullOrEmpty(dir)) { await Error(ctx, 400, "the body must be {\"model\": \"MODEL FOLDER\"}", "invalid_request_error", "model"); return; }
+            try
+            {
+                var d = deployments.Swap(Deployment.Load(dir, serve));
+                await ctx.Response.WriteAsJsonAsync(new { model = d.Id, folder = d.Folder });
+            }
+            catch (SioException e) { await Error(ctx, 400, e.Message, "invalid_request_error", "model"); }
+        });
         return app;
     }
 
     sealed class BadRequest(string message, string? param) : Exception(message) { public string? Param { get; } = param; }
 
-    static async Task Handle(HttpContext ctx, InferenceEngine engine, string modelId, bool chat)
+    static async Task Handle(HttpContext ctx, Deployments deployments, bool chat)
     {
+        var (deployment, inFlight) = deployments.Enter();
+        using var _ = inFlight;
+        var engine = deployment.Engine;
+        string modelId = deployment.Id;
         JsonObject body;
         try { body = (await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted)) as JsonObject ?? throw new BadRequest("the body must be a JSON object", null); }
         catch (JsonException e) { await Error(ctx, 400, $"the body is not valid JSON: {e.Message}", "invalid_request_error", null); return; }

@@ -1,0 +1,99 @@
+using Sio.Generation;
+using Sio.Serving;
+
+namespace Sio.Cli.Serving;
+
+/// <summary>A model being served: its engine and the requests still using it.</summary>
+public sealed class Deployment : IDisposable
+{
+    int _inFlight;
+    bool _retired, _disposed;
+
+    Deployment(string folder, Model model, InferenceEngine engine)
+    {
+        Folder = Path.GetFullPath(folder);
+        Id = Path.GetFileName(Folder.TrimEnd('/'));
+        Model = model;
+        Engine = engine;
+    }
+
+    public string Folder { get; }
+    public string Id { get; }
+    public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    public Model Model { get; }
+    public InferenceEngine Engine { get; }
+    public bool Disposed => Volatile.Read(ref _disposed);
+
+    public static Deployment Load(string folder, ServeOptions options)
+    {
+        var model = Model.Load(folder);
+        try { return new Deployment(folder, model, new InferenceEngine(model, options)); }
+        catch { model.Dispose(); throw; }
+    }
+
+    /// <summary>Marks a request as using this deployment until the returned handle is disposed; null when it is already released.</summary>
+    public IDisposable? TryEnter()
+    {
+        Interlocked.Increment(ref _inFlight);
+        if (!Disposed) return new Exit(this);
+        Interlocked.Decrement(ref _inFlight);
+        return null;
+    }
+
+    sealed class Exit(Deployment d) : IDisposable
+    {
+        int _done;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0 && Interlocked.Decrement(ref d._inFlight) == 0 && Volatile.Read(ref d._retired)) d.Dispose();
+        }
+    }
+
+    /// <summary>No new requests come here; it is released once the last one has finished.</summary>
+    public void Retire()
+    {
+        Volatile.Write(ref _retired, true);
+        if (Volatile.Read(ref _inFlight) == 0) Dispose();
+    }
+
+    public void Dispose()
+    {
+        lock (this)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        Engine.Dispose();
+        Model.Dispose();
+    }
+}
+
+/// <summary>
+/// Hot swap: the new deployment is loaded beside the current one, takes every request from the
+/// moment it is in place, and the old one finishes what it has in flight and is then released.
+/// </summary>
+public sealed class Deployments(Deployment first) : IDisposable
+{
+    Deployment _current = first;
+
+    public Deployment Current => Volatile.Read(ref _current);
+
+    /// <summary>The current deployment, entered for one request (a swap racing the entry is retried).</summary>
+    public (Deployment Deployment, IDisposable InFlight) Enter()
+    {
+        while (true)
+        {
+            var d = Current;
+            if (d.TryEnter() is { } handle) return (d, handle);
+        }
+    }
+
+    public Deployment Swap(Deployment next)
+    {
+        var old = Interlocked.Exchange(ref _current, next);
+        old.Retire();
+        return next;
+    }
+
+    public void Dispose() => Current.Dispose();
+}
