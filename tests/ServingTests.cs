@@ -289,6 +289,17 @@ public class ServingTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void AMissingExecutionProviderIsRefusedClearly()
+    {
+        var (exit, _, err) = CliTests.Sio("serve", stories.ModelDir, "--provider", "cuda", "--port", "0");
+        Assert.Equal(1, exit);
+        Assert.Contains("CUDAExecutionProvider", err);
+        var (exit2, _, err2) = CliTests.Sio("serve", stories.ModelDir, "--provider", "npu", "--port", "0");
+        Assert.Equal(1, exit2);
+        Assert.Contains("unknown execution provider npu", err2);
+    }
+
+    [Fact]
     public void StopSequencesNeverLeakAPrefix()
     {
         var m = new StopMatcher([" ball", "END"]);

@@ -17,9 +17,10 @@ public static class ServeCommand
         var queue = new Option<int>("--queue") { Description = "Requests that may wait for a slot; beyond it the server answers 429.", DefaultValueFactory = _ => 32 };
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
         var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
+        var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda (needs the GPU build of ONNX Runtime and CUDA 13; refused clearly elsewhere).", DefaultValueFactory = _ => "cpu" };
         var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz) until stopped.")
         {
-            dir, host, port, key, concurrent, queue, speculative, draftTokens,
+            dir, host, port, key, concurrent, queue, speculative, draftTokens, provider,
         };
         cmd.SetAction(p =>
         {
@@ -28,7 +29,7 @@ public static class ServeCommand
                 MaxConcurrent = p.GetValue(concurrent), QueueCapacity = p.GetValue(queue),
                 Speculative = new SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) },
             };
-            var app = SioServer.Build(new ServerConfig(p.GetValue(dir)!, p.GetValue(host)!, p.GetValue(port), p.GetValue(key), serve));
+            var app = SioServer.Build(new ServerConfig(p.GetValue(dir)!, p.GetValue(host)!, p.GetValue(port), p.GetValue(key), serve, p.GetValue(provider)!));
             p.InvocationConfiguration.Output.WriteLine($"serving {p.GetValue(dir)} on http://{p.GetValue(host)}:{p.GetValue(port)} (Ctrl+C stops)");
             app.Run();
             return 0;

@@ -24,9 +24,9 @@ public sealed class Deployment : IDisposable
     public InferenceEngine Engine { get; }
     public bool Disposed => Volatile.Read(ref _disposed);
 
-    public static Deployment Load(string folder, ServeOptions options)
+    public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null)
     {
-        var model = Model.Load(folder);
+        var model = Model.Load(folder, modelOptions);
         try { return new Deployment(folder, model, new InferenceEngine(model, options)); }
         catch { model.Dispose(); throw; }
     }

@@ -13,7 +13,7 @@ using Sio.Serving;
 namespace Sio.Cli.Serving;
 
 /// <summary>Where and how `sio serve` listens.</summary>
-public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null);
+public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null, string Provider = "cpu");
 
 /// <summary>
 /// The OpenAI-compatible endpoints over an <see cref="InferenceEngine"/>: /v1/completions and
@@ -33,7 +33,8 @@ public static class SioServer
         if (config.Port is < 0 or > 65535) throw new SioException($"--port must be 0–65535, got {config.Port}");
 
         var serve = config.Serve ?? new ServeOptions();
-        var deployments = new Deployments(Deployment.Load(config.ModelDir, serve));
+        var modelOptions = new ModelOptions { Provider = config.Provider };
+        var deployments = new Deployments(Deployment.Load(config.ModelDir, serve, modelOptions));
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://{(config.Host.Contains(':') ? $"[{config.Host}]" : config.Host)}:{config.Port}");
@@ -73,7 +74,7 @@ public static class SioServer
             if (string.IsNullOrEmpty(dir)) { await Error(ctx, 400, "the body must be {\"model\": \"MODEL FOLDER\"}", "invalid_request_error", "model"); return; }
             try
             {
-                var d = deployments.Swap(Deployment.Load(dir, serve));
+                var d = deployments.Swap(Deployment.Load(dir, serve, modelOptions));
                 await ctx.Response.WriteAsJsonAsync(new { model = d.Id, folder = d.Folder });
             }
             catch (SioException e) { await Error(ctx, 400, e.Message, "invalid_request_error", "model"); }
