@@ -120,6 +120,12 @@ public class ServingTests(Stories260KFixture stories)
         var replies = await Task.WhenAll(prompts.Select(p => s.Http.PostAsync("/v1/completions", Json(new { prompt = p, max_tokens = 40, temperature = 0 }))));
         for (int i = 0; i < prompts.Length; i++)
             Assert.Equal(Greedy(prompts[i], 40), JsonNode.Parse(await replies[i].Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+        // alone on an idle engine, a request is decoded speculatively
+        var alone = await s.Http.PostAsync("/v1/completions", Json(new { prompt = "The cat sat on the mat. The cat sat on the mat. The cat", max_tokens = 40, temperature = 0 }));
+        Assert.Equal(Greedy("The cat sat on the mat. The cat sat on the mat. The cat", 40), JsonNode.Parse(await alone.Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+        var metrics = await s.Http.GetStringAsync("/metrics");
+        var proposed = metrics.Split('\n').First(l => l.StartsWith("sio_draft_tokens_proposed_total"));
+        Assert.True(double.Parse(proposed.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture) > 0, proposed);
     }
 
     [Fact]

@@ -36,16 +36,20 @@ public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions o
 
 /// <summary>
 /// Runs requests against one model: a bounded queue in front of a fixed number of decode slots.
-/// Without speculation the slots are the rows of one <see cref="BatchGenerator"/> (continuous
-/// batching: a request joins the running batch as soon as a row is free, is prefilled on its own,
-/// then decodes in the same forward pass as every other row, and leaves the moment it ends). With a
-/// drafter each slot decodes its request speculatively on its own. A full queue refuses at once
+/// The slots are the rows of one <see cref="BatchGenerator"/> (continuous batching: a request joins
+/// the running batch as soon as a row is free, is prefilled on its own, then decodes in the same
+/// forward pass as every other row, and leaves the moment it ends). With a drafter, speculation is
+/// for the quiet moments: a request that arrives to an idle engine decodes speculatively in a lane of
+/// its own, while requests that arrive under load are batched (a full batch already reads the
+/// weights once for many tokens, and drafting would only add work). A full queue refuses at once
 /// (the server's 429); a cancelled request (its client went away) stops at the next step and frees
 /// its slot; an exception fails only its own request.
 /// </summary>
 public sealed class InferenceEngine : IDisposable
 {
     readonly Channel<GenerationJob> _queue;
+    readonly Channel<GenerationJob> _speculativeLane = Channel.CreateBounded<GenerationJob>(1);
+    int _laneBusy;
     readonly Task[] _workers;
     readonly CancellationTokenSource _stop = new();
     int _active;
@@ -57,7 +61,7 @@ public sealed class InferenceEngine : IDisposable
         Metrics = new ServingMetrics(() => Queued, () => Active);
         _queue = Channel.CreateBounded<GenerationJob>(new BoundedChannelOptions(Math.Max(1, options.QueueCapacity)) { FullMode = BoundedChannelFullMode.Wait });
         _workers = options.Speculative.Enabled
-            ? Enumerable.Range(0, options.MaxConcurrent).Select(_ => Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()).ToArray()
+            ? [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning), Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()]
             : [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
     }
 
@@ -73,10 +77,9 @@ public sealed class InferenceEngine : IDisposable
     async Task Work()
     {
         using var drafter = DrafterFactory.Create(Options.Speculative, Model);
-        await foreach (var job in _queue.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+        await foreach (var job in _speculativeLane.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
         {
-            if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); continue; }
-            Interlocked.Increment(ref _active);
+            if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); Volatile.Write(ref _laneBusy, 0); Interlocked.Decrement(ref _active); continue; }
             var clock = System.Diagnostics.Stopwatch.StartNew();
             double last = -1;
             try
@@ -100,6 +103,7 @@ public sealed class InferenceEngine : IDisposable
             finally
             {
                 job.Pieces.Writer.TryComplete();
+                Volatile.Write(ref _laneBusy, 0);
                 Interlocked.Decrement(ref _active);
             }
         }
@@ -135,6 +139,14 @@ public sealed class InferenceEngine : IDisposable
                 if (slots[r] is not null) continue;
                 if (!_queue.Reader.TryRead(out var job)) break;
                 if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); r--; continue; }
+                // alone on an idle engine: decode it speculatively in the lane (it counts as active there)
+                if (Options.Speculative.Enabled && Active == 0 && _queue.Reader.Count == 0 && Interlocked.CompareExchange(ref _laneBusy, 1, 0) == 0)
+                {
+                    Interlocked.Increment(ref _active);
+                    _speculativeLane.Writer.TryWrite(job);
+                    r--;
+                    continue;
+                }
                 var slot = new Slot(job, Model);
                 try
                 {
@@ -201,6 +213,7 @@ public sealed class InferenceEngine : IDisposable
     public void Dispose()
     {
         _queue.Writer.TryComplete();
+        _speculativeLane.Writer.TryComplete();
         _stop.Cancel();
         try { Task.WaitAll(_workers, TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
         _stop.Dispose();
