@@ -132,6 +132,28 @@ public class CompilationTests(Stories260KFixture stories) : IDisposable
     }
 
     [Fact]
+    public void TensorRtKeepsItsCompiledCachesInTheArtifact()
+    {
+        var folder = Path.Combine(_dir, "artifact");
+        var trt = Compiler.TensorRtOptions(folder);
+        Assert.Equal("1", trt["trt_engine_cache_enable"]);
+        Assert.Equal(folder, trt["trt_engine_cache_path"]);
+        Assert.Equal("1", trt["trt_timing_cache_enable"]);
+        Assert.Equal(folder, trt["trt_timing_cache_path"]);
+        Assert.Equal("1", trt["trt_dump_ep_context_model"]);
+        var write = Compiler.EpContextConfig(folder, write: true);
+        Assert.Equal("1", write["ep.context_enable"]);
+        Assert.Equal(Path.Combine(folder, Compiler.EpContextFile), write["ep.context_file_path"]);
+        Assert.Empty(Compiler.EpContextConfig(folder, write: false));
+        // different targets never share a cache entry
+        var files = Directory.GetFiles(stories.ModelDir, "model.onnx*");
+        Assert.Equal(3, Compiler.Targets.Select(t => Compiler.Key(files, t)).Distinct().Count());
+        // and loading for a provider this build lacks is refused, naming it
+        var e = Assert.Throws<SioException>(() => Model.Load(stories.ModelDir, new ModelOptions { Provider = "tensorrt" }));
+        Assert.Contains("TensorrtExecutionProvider", e.Message);
+    }
+
+    [Fact]
     public void CompilingACompiledFolderIsRefused()
     {
         var outDir = Path.Combine(_dir, "once");

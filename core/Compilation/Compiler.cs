@@ -138,12 +138,46 @@ public static class Compiler
                 "compile on a machine with the GPU package (Microsoft.ML.OnnxRuntime.Gpu.Linux, CUDA 13) and the GPU, or use --target cpu");
     }
 
-    static void AppendProvider(SessionOptions so, string target)
+    /// <summary>
+    /// TensorRT's own compiled caches, kept in the artifact: the engine cache, the timing cache and
+    /// the EP context model (an ONNX model that embeds the built engines, so a later load skips the
+    /// build), all under <paramref name="folder"/>; fp16 where TensorRT finds it accurate.
+    /// </summary>
+    public static Dictionary<string, string> TensorRtOptions(string folder) => new()
+    {
+        ["trt_engine_cache_enable"] = "1",
+        ["trt_engine_cache_path"] = folder,
+        ["trt_timing_cache_enable"] = "1",
+        ["trt_timing_cache_path"] = folder,
+        ["trt_fp16_enable"] = "1",
+        ["trt_dump_ep_context_model"] = "1",
+        ["trt_ep_context_file_path"] = folder,
+    };
+
+    /// <summary>Session settings that write (compile) or read (load) an EP context model in <paramref name="folder"/>.</summary>
+    public static Dictionary<string, string> EpContextConfig(string folder, bool write) => write
+        ? new() { ["ep.context_enable"] = "1", ["ep.context_file_path"] = Path.Combine(folder, EpContextFile), ["ep.context_embed_mode"] = "0" }
+        : new();
+
+    public const string EpContextFile = "model.ctx.onnx";
+
+    /// <param name="folder">Where the provider keeps its compiled caches (the artifact being built, or the model folder at load).</param>
+    static void AppendProvider(SessionOptions so, string target, string? folder = null, bool writeContext = false)
     {
         switch (target)
         {
-            case "cuda": so.AppendExecutionProvider_CUDA(); break;
-            case "tensorrt": so.AppendExecutionProvider_Tensorrt(); so.AppendExecutionProvider_CUDA(); break;
+            case "cuda":
+                so.AppendExecutionProvider_CUDA();
+                break;
+            case "tensorrt":
+                using (var trt = new OrtTensorRTProviderOptions())
+                {
+                    if (folder is not null) trt.UpdateOptions(TensorRtOptions(folder));
+                    so.AppendExecutionProvider_Tensorrt(trt);
+                }
+                if (folder is not null) foreach (var (k, v) in EpContextConfig(folder, writeContext)) so.AddSessionConfigEntry(k, v);
+                so.AppendExecutionProvider_CUDA(); // what TensorRT does not take
+                break;
         }
     }
 
@@ -152,7 +186,7 @@ public static class Compiler
     {
         using (var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, OptimizedModelFilePath = Path.Combine(work, OnnxFile) })
         {
-            AppendProvider(so, target);
+            AppendProvider(so, target, work, writeContext: true); // GPU targets leave their engine and timing caches and context model in the artifact
             so.AddSessionConfigEntry("session.optimized_model_external_initializers_file_name", OnnxFile + ".data");
             so.AddSessionConfigEntry("session.optimized_model_external_initializers_min_size_in_bytes", "1024");
             so.AddSessionConfigEntry("session.save_external_prepacked_constant_initializers", "1");
@@ -188,7 +222,7 @@ public static class Compiler
     }
 
     /// <summary>Session options to load a graph: the original (full optimization at load) or a compiled form (none left to do).</summary>
-    public static SessionOptions LoadOptions(string? compiledFormat, string target, int threads = 0, bool allowSpinning = false)
+    public static SessionOptions LoadOptions(string? compiledFormat, string target, int threads = 0, bool allowSpinning = false, string? folder = null)
     {
         var so = new SessionOptions
         {
@@ -199,7 +233,7 @@ public static class Compiler
         so.AddSessionConfigEntry("session.prepack.enable_parallel", "1"); // prepacking dominates session creation; spread it over the cores
         if (!allowSpinning) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         if (compiledFormat == "ort") so.AddSessionConfigEntry("session.load_model_format", "ORT");
-        AppendProvider(so, target);
+        AppendProvider(so, target, folder);
         return so;
     }
 

@@ -14,7 +14,7 @@ public sealed record ModelOptions
     /// cores (a target and its draft, or a server's models), spinning threads steal the other's time (measured: self-draft
     /// decoding 58 → 103 tok/s on 2 cores), and plain decoding is no slower without it (64 vs 62 tok/s, within noise).</summary>
     public bool AllowSpinning { get; init; }
-    /// <summary>cpu or cuda.</summary>
+    /// <summary>cpu, cuda or tensorrt.</summary>
     public string Provider { get; init; } = "cpu";
 }
 
@@ -51,8 +51,8 @@ public sealed class Model : IDisposable
         var modelPath = Path.Combine(folder, manifest.ModelFile);
         if (!File.Exists(modelPath)) throw SioException.InFile(modelPath, "model file not found");
         int threads = options.Threads > 0 ? options.Threads : AutoThreads(modelPath);
-        if (options.Provider is not ("cpu" or "cuda")) throw new SioException($"unknown execution provider {options.Provider} (cpu or cuda)");
-        if (options.Provider == "cuda") Compilation.Compiler.RequireProvider("cuda");
+        if (options.Provider is not ("cpu" or "cuda" or "tensorrt")) throw new SioException($"unknown execution provider {options.Provider} (cpu, cuda or tensorrt)");
+        if (options.Provider != "cpu") Compilation.Compiler.RequireProvider(options.Provider);
 
         // a compiled graph is used when it was made for this runtime, hardware and provider; otherwise the original, with a warning
         string? warning = null, compiledFormat = null;
@@ -68,7 +68,8 @@ public sealed class Model : IDisposable
             if (mismatch is null) { graphPath = compiledPath; compiledFormat = compiled.Format; }
             else warning = $"{folder}: not using the compiled graph ({mismatch}); loading the original model";
         }
-        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider == "cuda" ? "cuda" : "cpu", threads, options.AllowSpinning);
+        // TensorRT finds its engine and timing caches in the model folder, where `sio compile --target tensorrt` put them
+        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, options.AllowSpinning, folder);
         try
         {
             return new Model(folder, manifest, tokenizer, new InferenceSession(graphPath, so)) { Warning = warning, GraphFile = Path.GetFileName(graphPath) };
