@@ -15,6 +15,7 @@ public sealed class Deployment : IDisposable
         Id = Path.GetFileName(Folder.TrimEnd('/'));
         Model = model;
         Engine = engine;
+        ChatTemplate = ChatTemplate.ForModel(folder);
     }
 
     public string Folder { get; }
@@ -22,6 +23,8 @@ public sealed class Deployment : IDisposable
     public long Created { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     public Model Model { get; }
     public InferenceEngine Engine { get; }
+    /// <summary>The chat template named by the model's tokenizer_config.json (or the plain one).</summary>
+    public ChatTemplate ChatTemplate { get; } = null!;
     public bool Disposed => Volatile.Read(ref _disposed);
 
     public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null)

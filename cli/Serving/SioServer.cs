@@ -102,7 +102,7 @@ public static class SioServer
         List<int> ids;
         try
         {
-            prompt = chat ? ChatPrompt(body) : CompletionPrompt(body);
+            prompt = chat ? ChatPrompt(body, deployment.ChatTemplate) : CompletionPrompt(body);
             if (body["n"] is JsonNode n && n.GetValue<int>() != 1) throw new BadRequest("n must be 1", "n");
             int maxTokens = body["max_tokens"]?.GetValue<int>() ?? body["max_completion_tokens"]?.GetValue<int>() ?? (chat ? 256 : 16);
             if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", "max_tokens");
@@ -118,7 +118,9 @@ public static class SioServer
                 JsonNode s => [s.GetValue<string>()],
             };
             stream = body["stream"]?.GetValue<bool>() ?? false;
-            ids = engine.Model.Tokenizer.Encode(prompt);
+            ids = chat && deployment.ChatTemplate.Kind != ChatTemplate.Family.Plain
+                ? engine.Model.Tokenizer.EncodeWithSpecialTokens(prompt) // the template's markers are tokens
+                : engine.Model.Tokenizer.Encode(prompt);
             int context = engine.Model.Config.ContextLength;
             if (ids.Count >= context) throw new BadRequest($"the prompt has {ids.Count} tokens; the model's context is {context}", chat ? "messages" : "prompt");
             if (ids.Count + maxTokens > context)
@@ -206,7 +208,7 @@ public static class SioServer
         _ => throw new BadRequest("prompt must be a string (or a list of one string)", "prompt"),
     };
 
-    static string ChatPrompt(JsonObject body)
+    static string ChatPrompt(JsonObject body, ChatTemplate template)
     {
         if (body["messages"] is not JsonArray { Count: > 0 } messages) throw new BadRequest("messages must be a non-empty list", "messages");
         var list = new List<(string, string)>();
@@ -221,7 +223,7 @@ public static class SioServer
             };
             list.Add((role, content));
         }
-        try { return ChatTemplate.Apply(list); }
+        try { return template.Render(list); }
         catch (SioException e) { throw new BadRequest(e.Message, "messages"); }
     }
 

@@ -14,6 +14,7 @@ namespace Sio.Serving;
 public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter? drafter = null) : IChatClient
 {
     readonly SemaphoreSlim _one = new(1, 1); // a drafter serves one request at a time
+    readonly ChatTemplate _template = ChatTemplate.ForModel(model.Folder);
 
     public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
         Task.Run(async () =>
@@ -90,8 +91,8 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
 
     (List<int> Prompt, GenerationOptions Options, IReadOnlyList<string> Stops) Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
-        var text = ChatTemplate.Apply(messages.Select(m => (m.Role.Value, m.Text ?? "")));
-        var prompt = model.Tokenizer.Encode(text);
+        var text = _template.Render(messages.Select(m => (m.Role.Value, m.Text ?? "")));
+        var prompt = _template.Kind == ChatTemplate.Family.Plain ? model.Tokenizer.Encode(text) : model.Tokenizer.EncodeWithSpecialTokens(text);
         int max = options?.MaxOutputTokens ?? Math.Max(1, model.Config.ContextLength - prompt.Count);
         if (prompt.Count + max > model.Config.ContextLength)
             throw new SioException($"the prompt ({prompt.Count} tokens) and MaxOutputTokens ({max}) exceed the model's context of {model.Config.ContextLength}");

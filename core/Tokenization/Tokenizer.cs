@@ -39,6 +39,45 @@ public abstract class Tokenizer
 
     public bool IsSpecial(int id) => id >= 0 && id < _special.Length && _special[id];
 
+    /// <summary>
+    /// Encodes text in which special-token markers (such as &lt;s&gt;, &lt;/s&gt;, &lt;|im_start|&gt;)
+    /// stand for their ids, as chat templates write them; the text between markers is encoded as usual.
+    /// </summary>
+    public List<int> EncodeWithSpecialTokens(string text, bool addBos = true)
+    {
+        var markers = new List<(string Piece, int Id)>();
+        for (int i = 0; i < Pieces.Count; i++)
+        {
+            if (!IsSpecial(i)) continue;
+            var p = Pieces[i].Trim();
+            if (p.Length > 2 && p[0] == '<' && p[^1] == '>') markers.Add((p, i));
+        }
+        if (BareName(markers, BosTokenId, "<s>") is { } bos) markers.Add(bos);
+        if (BareName(markers, EosTokenId, "</s>") is { } eos) markers.Add(eos);
+        var ids = new List<int>();
+        if (addBos) ids.Add(BosTokenId);
+        int at = 0;
+        while (at < text.Length)
+        {
+            int next = -1, id = -1, len = 0;
+            foreach (var (piece, pid) in markers)
+            {
+                int k = text.IndexOf(piece, at, StringComparison.Ordinal);
+                if (k >= 0 && (next < 0 || k < next || (k == next && piece.Length > len))) { next = k; id = pid; len = piece.Length; }
+            }
+            var segment = next < 0 ? text[at..] : text[at..next];
+            if (segment.Length > 0) ids.AddRange(Encode(segment, addBos: false));
+            if (next < 0) break;
+            ids.Add(id);
+            at = next + len;
+        }
+        return ids;
+
+        // llama2.c vocabularies spell BOS/EOS "\n<s>\n": chat templates write the bare names
+        static (string, int)? BareName(List<(string Piece, int Id)> known, int id, string name) =>
+            known.Any(m => m.Piece == name) ? null : (name, id);
+    }
+
     /// <summary>The bytes a token adds to the text, given the token before it (-1 at the start).</summary>
     public ReadOnlySpan<byte> TokenBytes(int id, int previous)
     {
