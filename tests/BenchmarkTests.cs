@@ -140,6 +140,9 @@ public class BenchmarkTests(Stories260KFixture stories) : IDisposable
             Assert.Contains(message, err);
             Assert.False(Directory.Exists(outDir));
         }
+        var (e3, _, err3) = CliTests.Sio("benchmark", stories.ModelDir, "--dataset", TestPaths.OpenOrcaDev, "--latency-bound-ms", "0", "--out", Path.Combine(_dir, "o"));
+        Assert.Equal(1, e3);
+        Assert.Contains("--latency-bound-ms must be > 0", err3);
         var (e2, _, err2) = CliTests.Sio("benchmark", stories.ModelDir, "--dataset", TestPaths.OpenOrcaDev, "--instance", "NoSuchVM", "--out", Path.Combine(_dir, "o"));
         Assert.Equal(1, e2);
         Assert.Contains("not in the catalogue", err2);

@@ -177,6 +177,26 @@ public class QuantizationTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void ExternalDataThatLeavesTheModelFolderIsRefused()
+    {
+        var dir = TestPaths.TempDir("escape");
+        try
+        {
+            var model = Path.Combine(dir, "m");
+            Directory.CreateDirectory(model);
+            foreach (var f in Directory.GetFiles(stories.ModelDir)) File.Copy(f, Path.Combine(model, Path.GetFileName(f)));
+            var onnx = Onnx.OnnxModelFile.Read(Path.Combine(model, "model.onnx"));
+            var t = onnx.Graph.Initializer.First(i => i.ExternalData.Count > 0);
+            t.ExternalData.First(e => e.Key == "location").Value = "../../etc/passwd";
+            Onnx.OnnxModelFile.Write(onnx, Path.Combine(model, "model.onnx"));
+            var e = Assert.Throws<SioException>(() => Quantizer.Run(model, Path.Combine(dir, "out"), new QuantizationConfig { Method = "rtn" }));
+            Assert.Contains("leaves the model folder", e.Message);
+            Assert.False(Directory.Exists(Path.Combine(dir, "out")));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void BadInputIsRefusedAndNothingIsWritten()
     {
         var dir = TestPaths.TempDir("qbad");
@@ -204,6 +224,7 @@ public class QuantizationTests(Stories260KFixture stories)
             Refused("the dataset is empty", "--calibration", empty);
             Refused("calibration set too short", "--calibration", shortFile);
             Refused("no usable row", "--calibration", unknown);
+            Refused("--search-rows must be ≥ 1", "--calibration", TestPaths.TinyStoriesDev, "--search-rows", "0");
         }
         finally { Directory.Delete(dir, true); }
     }

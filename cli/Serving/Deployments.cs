@@ -6,16 +6,16 @@ namespace Sio.Cli.Serving;
 /// <summary>A model being served: its engine and the requests still using it.</summary>
 public sealed class Deployment : IDisposable
 {
-    int _inFlight;
+    int _inFlight, _retiredFlag;
     bool _retired, _disposed;
 
-    Deployment(string folder, Model model, InferenceEngine engine)
+    Deployment(string folder, Model model, InferenceEngine engine, ChatTemplate template)
     {
         Folder = Path.GetFullPath(folder);
         Id = Path.GetFileName(Folder.TrimEnd('/'));
         Model = model;
         Engine = engine;
-        ChatTemplate = ChatTemplate.ForModel(folder);
+        ChatTemplate = template;
     }
 
     public string Folder { get; }
@@ -29,8 +29,9 @@ public sealed class Deployment : IDisposable
 
     public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null)
     {
+        var template = ChatTemplate.ForModel(folder);
         var model = Model.Load(folder, modelOptions);
-        try { return new Deployment(folder, model, new InferenceEngine(model, options)); }
+        try { return new Deployment(folder, model, new InferenceEngine(model, options), template); }
         catch { model.Dispose(); throw; }
     }
 
@@ -38,8 +39,9 @@ public sealed class Deployment : IDisposable
     public IDisposable? TryEnter()
     {
         Interlocked.Increment(ref _inFlight);
-        if (!Disposed) return new Exit(this);
-        Interlocked.Decrement(ref _inFlight);
+        if (!Volatile.Read(ref _retired) && !Disposed) return new Exit(this);
+        // retired meanwhile: step back out (and release it if this was the last user)
+        if (Interlocked.Decrement(ref _inFlight) == 0) Dispose();
         return null;
     }
 
@@ -55,6 +57,7 @@ public sealed class Deployment : IDisposable
     /// <summary>No new requests come here; it is released once the last one has finished.</summary>
     public void Retire()
     {
+        Interlocked.Exchange(ref _retiredFlag, 1); // a full fence: the in-flight count read below is not reordered before it
         Volatile.Write(ref _retired, true);
         if (Volatile.Read(ref _inFlight) == 0) Dispose();
     }

@@ -78,6 +78,10 @@ public static class SioServer
                 await ctx.Response.WriteAsJsonAsync(new { model = d.Id, folder = d.Folder });
             }
             catch (SioException e) { await Error(ctx, 400, e.Message, "invalid_request_error", "model"); }
+            catch (Exception e) when (e is Microsoft.ML.OnnxRuntime.OnnxRuntimeException or IOException or UnauthorizedAccessException)
+            {
+                await Error(ctx, 500, $"loading {dir} failed: {e.Message}", "server_error", "model");
+            }
         });
         return app;
     }
@@ -114,7 +118,7 @@ public static class SioServer
             stops = body["stop"] switch
             {
                 null => [],
-                JsonArray a => a.Select(s => s!.GetValue<string>()).ToList(),
+                JsonArray a => a.Select(s => s?.GetValue<string>() ?? throw new BadRequest("stop must be a string or a list of strings", "stop")).ToList(),
                 JsonNode s => [s.GetValue<string>()],
             };
             stream = body["stream"]?.GetValue<bool>() ?? false;
@@ -166,7 +170,12 @@ public static class SioServer
                 if (matcher.Stopped) { cancel.Cancel(); break; }
             }
         }
-        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested) { cancel.Cancel(); return; }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            cancel.Cancel();
+            try { await job.Result.Task; } catch { } // the deployment stays in use until its engine lets go of the job
+            return;
+        }
 
         GenerationResult? result = null;
         try { result = await job.Result.Task; }
@@ -175,6 +184,7 @@ public static class SioServer
         catch (Exception e)
         {
             if (!stream) await Error(ctx, 500, $"generation failed: {e.Message}", "server_error", null);
+            else await Sse(ctx, new JsonObject { ["error"] = new JsonObject { ["message"] = $"generation failed: {e.Message}", ["type"] = "server_error" } });
             return;
         }
         var tail = matcher.Flush();

@@ -5,8 +5,8 @@ namespace Sio.Artifacts;
 /// <summary>
 /// A content-addressed store of artifact folders on the local disk (the embedded default; the blob
 /// store of the pipeline has the same layout): <c>ROOT/KIND/KEY/</c> holds the files and
-/// <c>entry.json</c>, which lists each file's sha256 and is written last, so a reader never sees half
-/// an entry. An entry whose files do not match their hashes is discarded, never used.
+/// <c>entry.json</c>, which lists each file's sha256; an entry is built in a work folder and
+/// published by one rename, so a reader never sees half of one. An entry whose files do not match their hashes is discarded, never used.
 /// </summary>
 public sealed class ArtifactStore(string root)
 {
@@ -29,11 +29,7 @@ public sealed class ArtifactStore(string root)
     {
         var dir = PathOf(kind, key);
         var entryPath = Path.Combine(dir, EntryFile);
-        if (!File.Exists(entryPath))
-        {
-            if (Directory.Exists(dir)) Directory.Delete(dir, true); // an entry left half-written
-            return (Lookup.Miss, null, null, null);
-        }
+        if (!File.Exists(entryPath)) return (Lookup.Miss, null, null, null); // entries appear whole, by one rename
         string? problem = null;
         Entry? entry = null;
         try
@@ -54,19 +50,25 @@ public sealed class ArtifactStore(string root)
         return (Lookup.Corrupt, null, null, problem);
     }
 
-    /// <summary>Moves a finished folder into the store under its key, hashing every file into entry.json (written last).</summary>
+    /// <summary>
+    /// Publishes a finished work folder under its key: entry.json (every file's sha256) is written into
+    /// the work folder last, then one rename makes the entry appear whole. If another writer published
+    /// the same key first, its entry stands and this work folder is discarded.
+    /// </summary>
     public string Put(string kind, string key, string folder, Dictionary<string, string> metadata)
     {
         var files = Directory.GetFiles(folder).Where(f => Path.GetFileName(f) != EntryFile)
             .ToDictionary(f => Path.GetFileName(f), Models.ModelManifest.Sha256File);
+        var entry = new Entry(key, kind, files, metadata, DateTime.UtcNow);
+        File.WriteAllText(Path.Combine(folder, EntryFile), JsonSerializer.Serialize(entry, new JsonSerializerOptions { WriteIndented = true }));
         var dir = PathOf(kind, key);
         Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
-        if (Directory.Exists(dir)) Directory.Delete(dir, true);
-        Directory.Move(folder, dir);
-        var entry = new Entry(key, kind, files, metadata, DateTime.UtcNow);
-        var tmp = Path.Combine(dir, EntryFile + ".tmp");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(entry, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(tmp, Path.Combine(dir, EntryFile));
+        if (Directory.Exists(dir) && !File.Exists(Path.Combine(dir, EntryFile))) Directory.Delete(dir, true); // debris of an older layout
+        try { Directory.Move(folder, dir); }
+        catch (IOException) when (File.Exists(Path.Combine(dir, EntryFile)))
+        {
+            Directory.Delete(folder, true); // someone else published this key meanwhile
+        }
         return dir;
     }
 

@@ -24,6 +24,7 @@ public static class BenchmarkReport
     {
         var config = request.Config.Validate();
         if (request.Discount is < 0 or >= 1) throw new SioException($"--discount must be in [0, 1), got {request.Discount}");
+        if (request.LatencyBoundMs is <= 0) throw new SioException($"--latency-bound-ms must be > 0, got {request.LatencyBoundMs}");
         if (request.Instance.PricePerHour <= 0) throw new SioException($"--price-per-hour must be > 0, got {request.Instance.PricePerHour}");
         outDir = Path.GetFullPath(outDir.TrimEnd('/', '\\'));
         if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, "report.json"))))
@@ -84,19 +85,16 @@ public static class BenchmarkReport
     /// <summary>Lowest latency (p50 ITL), lowest cost ($/1M tokens) and balanced (lowest cost with p50 ITL under the bound; default twice the lowest).</summary>
     public static Dictionary<string, Preset> Presets(IReadOnlyList<VariantResult> variants, double? latencyBoundMs)
     {
-        var all = variants.SelectMany(v => v.Levels.Where(l => l.Requests > 0 && l.ItlMs.P50 > 0).Select(l => (Variant: v.Name, Level: l))).ToList();
+        var all = variants.SelectMany(v => v.Levels.Where(l => l.Requests > 0 && l.ItlMs.P50 > 0 && double.IsFinite(l.BlendedPricePerMillionTokens)).Select(l => (Variant: v.Name, Level: l))).ToList();
         if (all.Count == 0) return new();
         Preset P((string Variant, LevelResult Level) x) => new(x.Variant, x.Level.Concurrency, x.Level.ItlMs.P50, x.Level.TtftMs.P50, x.Level.BlendedPricePerMillionTokens, x.Level.OutputTokensPerSecond);
         var fastest = all.MinBy(x => (x.Level.ItlMs.P50, x.Level.E2eMs.P50));
         var cheapest = all.MinBy(x => x.Level.BlendedPricePerMillionTokens);
         double bound = latencyBoundMs ?? 2 * fastest.Level.ItlMs.P50;
-        var balanced = all.Where(x => x.Level.ItlMs.P50 <= bound).MinBy(x => x.Level.BlendedPricePerMillionTokens);
-        return new()
-        {
-            ["lowest_latency"] = P(fastest),
-            ["lowest_cost"] = P(cheapest),
-            ["balanced"] = P(balanced),
-        };
+        var presets = new Dictionary<string, Preset> { ["lowest_latency"] = P(fastest), ["lowest_cost"] = P(cheapest) };
+        var underBound = all.Where(x => x.Level.ItlMs.P50 <= bound).ToList();
+        if (underBound.Count > 0) presets["balanced"] = P(underBound.MinBy(x => x.Level.BlendedPricePerMillionTokens));
+        return presets;
     }
 
     static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
@@ -114,7 +112,7 @@ public static class BenchmarkReport
         output_tokens_per_second_per_request = l.OutputTokensPerSecondPerRequest,
         requests_per_second = l.RequestsPerSecond,
         total_tokens_per_second = l.TotalTokensPerSecond,
-        blended_price_per_million_tokens = l.BlendedPricePerMillionTokens,
+        blended_price_per_million_tokens = double.IsFinite(l.BlendedPricePerMillionTokens) ? l.BlendedPricePerMillionTokens : (double?)null, // null: no token timings at this level
         acceptance_rate = l.AcceptanceRate,
         mean_accepted_length = l.MeanAcceptedLength,
         error_messages = l.ErrorMessages,

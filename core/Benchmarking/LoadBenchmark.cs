@@ -92,11 +92,22 @@ public static class LoadBenchmark
         var timings = new ConcurrentBag<RequestTiming>();
         var errors = new ConcurrentBag<string>();
         int next = -1, done = 0;
+        // drafters are built (and a self-draft quantized, once) before the clock starts
+        var drafters = new List<IDrafter?>();
+        try
+        {
+            for (int w = 0; w < concurrency; w++) drafters.Add(DrafterFactory.Create(config.Speculative, model, config.ModelOptions));
+        }
+        catch
+        {
+            foreach (var d in drafters) d?.Dispose();
+            throw;
+        }
         var wall = Stopwatch.StartNew();
         bool More(int n) => config.DurationSeconds is double d ? wall.Elapsed.TotalSeconds < d : n < config.Requests;
-        var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Factory.StartNew(() =>
+        var workers = Enumerable.Range(0, concurrency).Select(w => Task.Factory.StartNew(() =>
         {
-            using var drafter = DrafterFactory.Create(config.Speculative, model, config.ModelOptions);
+            using var drafter = drafters[w];
             var options = new GenerationOptions { MaxTokens = config.MaxNewTokens, Speculative = config.Speculative, IgnoreModelStopTokens = !config.StopAtEos };
             while (true)
             {
@@ -168,6 +179,7 @@ public static class LoadBenchmark
                         if (ttft < 0) ttft = now; else itl.Add(now - last);
                         last = now;
                     }
+                    if (outputTokens == 0 && ttft >= 0) outputTokens = itl.Count + 1; // no usage streamed: one token per chunk
                     timings.Add(new RequestTiming(ttft < 0 ? clock.Elapsed.TotalMilliseconds : ttft, itl, clock.Elapsed.TotalMilliseconds, prompts[n % prompts.Count].Count, outputTokens, new SpeculativeStats()));
                 }
                 catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException or System.Text.Json.JsonException) { errors.Add(e.Message); }

@@ -98,8 +98,19 @@ public static class Compiler
                 else if (name != ModelManifest.FileName) File.Copy(f, Path.Combine(temp, name));
             }
             foreach (var f in Directory.GetFiles(artifact!).Where(f => Path.GetFileName(f) != ArtifactStore.EntryFile))
-                LinkOrCopy(f, Path.Combine(temp, Path.GetFileName(f)));
-            var compiledFile = format == "ort" ? OrtFile : OnnxFile;
+            {
+                var name = Path.GetFileName(f);
+                // graph files are never rewritten: link them; provider caches can be updated at load: copy them,
+                // so that an update never reaches the store entry
+                if (name.StartsWith("model.opt.")) LinkOrCopy(f, Path.Combine(temp, name));
+                else File.Copy(f, Path.Combine(temp, name));
+            }
+            var compiledFile = format switch
+            {
+                "ort" => OrtFile,
+                "onnx" => OnnxFile,
+                _ => File.Exists(Path.Combine(temp, EpContextFile)) ? EpContextFile : manifest.ModelFile,
+            };
             (manifest with
             {
                 Compiled = new ModelManifest.CompiledInfo(config.Target, format, compiledFile, key, OrtVersion, HardwareFingerprint.Hash, HardwareFingerprint.Description),
@@ -184,6 +195,18 @@ public static class Compiler
     /// <summary>Writes both candidate forms, keeps the one that loads faster, and returns it with the load times.</summary>
     static (string Format, double OriginalMs, double CompiledMs) Build(string modelPath, string work, string target)
     {
+        if (target != "cpu")
+        {
+            // A graph with provider-compiled nodes cannot be saved as ONNX or ORT; what a GPU target keeps is the
+            // provider's own output: TensorRT's engine and timing caches and the EP context model, written into the work folder.
+            var sw = Stopwatch.StartNew();
+            using (var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR })
+            {
+                AppendProvider(so, target, work, writeContext: true);
+                using var _ = new InferenceSession(modelPath, so);
+            }
+            return ("provider-cache", sw.Elapsed.TotalMilliseconds, 0);
+        }
         using (var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, OptimizedModelFilePath = Path.Combine(work, OnnxFile) })
         {
             AppendProvider(so, target, work, writeContext: true); // GPU targets leave their engine and timing caches and context model in the artifact
@@ -226,7 +249,7 @@ public static class Compiler
     {
         var so = new SessionOptions
         {
-            GraphOptimizationLevel = compiledFormat is null ? GraphOptimizationLevel.ORT_ENABLE_ALL : GraphOptimizationLevel.ORT_DISABLE_ALL,
+            GraphOptimizationLevel = compiledFormat is null or "provider-cache" ? GraphOptimizationLevel.ORT_ENABLE_ALL : GraphOptimizationLevel.ORT_DISABLE_ALL,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
         if (threads > 0) so.IntraOpNumThreads = threads;

@@ -54,6 +54,9 @@ public sealed record ModelManifest
             var m = JsonSerializer.Deserialize<ModelManifest>(File.ReadAllText(path), Json) ?? throw SioException.InFile(path, "empty manifest");
             if (m.Format != CurrentFormat) throw SioException.InFile(path, $"unsupported manifest format {m.Format} (expected {CurrentFormat})");
             m.Config.Validate(path);
+            foreach (var (field, name) in new[] { ("model_file", m.ModelFile), ("tokenizer.file", m.Tokenizer.File), ("compiled.model_file", m.Compiled?.ModelFile) })
+                if (name is not null && (name.Length == 0 || name != System.IO.Path.GetFileName(name) || name is "." or ".."))
+                    throw SioException.InFile(path, $"{field} '{name}' must be a file name inside the model folder");
             return m;
         }
         catch (JsonException e)

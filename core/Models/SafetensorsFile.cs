@@ -57,7 +57,7 @@ public sealed class SafetensorsFile : IDisposable
                     var dtype = o["dtype"]!.GetValue<string>();
                     var shape = o["shape"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
                     var offs = o["data_offsets"]!.AsArray().Select(d => d!.GetValue<long>()).ToArray();
-                    if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || _dataStart + offs[1] > length)
+                    if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || offs[1] > length - _dataStart)
                         throw Broken($"tensor {name}: data_offsets [{string.Join(",", offs)}] lie outside the file");
                     long elements = shape.Aggregate(1L, (a, b) => a * b);
                     int size = ElementSize(dtype);

@@ -47,7 +47,10 @@ public static class OnnxModelFile
             else if (e.Key == "length") length = long.Parse(e.Value);
         }
         if (location is null) throw new SioException($"initializer {t.Name}: external data without a location");
-        var file = Path.Combine(modelDirectory, location);
+        var root = Path.GetFullPath(modelDirectory).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var file = Path.GetFullPath(Path.Combine(modelDirectory, location));
+        if (Path.IsPathRooted(location) || !file.StartsWith(root, StringComparison.Ordinal))
+            throw SioException.InFile(modelDirectory, $"initializer {t.Name}: external data location '{location}' leaves the model folder");
         if (!File.Exists(file)) throw SioException.InFile(file, $"external data of {t.Name} not found");
         using var fs = File.OpenRead(file);
         if (length < 0) length = fs.Length - offset;

@@ -34,7 +34,7 @@ public static class Calibrator
     public sealed record Result(IReadOnlyDictionary<string, ActivationStats> Stats, int Samples, long Tokens, string DatasetSha256);
 
     public static Result Run(string modelDir, ModelProto model, Tokenizer tokenizer, IReadOnlyList<LinearGroup> groups,
-        QuantizationConfig config, IProgress<string>? progress = null)
+        QuantizationConfig config, int contextLength, IProgress<string>? progress = null)
     {
         var dataset = DatasetReader.Read(config.Calibration!);
         var samples = new List<int[]>();
@@ -44,7 +44,7 @@ public static class Calibrator
             var text = r.IsPromptResponse ? r.Prompt + r.Response : r.Text!;
             var ids = tokenizer.Encode(text);
             if (ids.Count < 2) continue;
-            samples.Add(ids.Take(config.CalibrationSeqLen).ToArray());
+            samples.Add(ids.Take(Math.Min(config.CalibrationSeqLen, contextLength)).ToArray());
         }
         long total = samples.Sum(s => (long)s.Length);
         if (total < QuantizationConfig.MinCalibrationTokens)

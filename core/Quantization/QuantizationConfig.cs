@@ -52,6 +52,7 @@ public sealed record QuantizationConfig
         if (Method == "awq" && string.IsNullOrEmpty(Calibration)) throw new SioException("--method awq needs --calibration FILE (your own data: JSONL or text)");
         if (CalibrationSamples < 1) throw new SioException($"--calibration-samples must be ≥ 1, got {CalibrationSamples}");
         if (CalibrationSeqLen < 2) throw new SioException($"--calibration-seq-len must be ≥ 2, got {CalibrationSeqLen}");
+        if (SearchRows < 1) throw new SioException($"--search-rows must be ≥ 1, got {SearchRows}");
         return this;
     }
 

@@ -23,6 +23,7 @@ public static class Quantizer
         var clock = Stopwatch.StartNew();
         var manifest = ModelManifest.Load(inputDir);
         if (manifest.Dtype != "float32") throw SioException.InFile(inputDir, $"the model is already {manifest.Dtype}; quantize a float32 model");
+        if (manifest.Compiled is not null) throw SioException.InFile(inputDir, "this folder is compiled; quantize the original and compile the result");
         var modelPath = Path.Combine(inputDir, manifest.ModelFile);
         var model = OnnxModelFile.Read(modelPath);
         var graph = new LinearGraph(model.Graph, config);
@@ -55,7 +56,7 @@ public static class Quantizer
         var choices = new Dictionary<string, AwqSearch.ScaleChoice>();
         if (config.Method == "awq")
         {
-            calibration = Calibrator.Run(inputDir, model, tokenizer, graph.Groups, config, progress);
+            calibration = Calibrator.Run(inputDir, model, tokenizer, graph.Groups, config, c.ContextLength, progress);
             int done = 0;
             Parallel.ForEach(graph.Groups, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, group =>
             {
@@ -180,6 +181,8 @@ public static class Quantizer
                         int bits = config.Embedding == "int8" ? 8 : 4;
                         var eq = new BlockQuantizer(bits, config.GroupSize, config.Symmetric);
                         int rows = (int)t.Dims[0], cols = (int)t.Dims[1];
+                        if (cols % config.GroupSize != 0)
+                            throw SioException.InFile(modelPath, $"--embedding {config.Embedding}: group size {config.GroupSize} does not divide the embedding width {cols} (GatherBlockQuantized needs whole groups)");
                         var packed = eq.Quantize(MemoryMarshal.Cast<byte, float>(OnnxModelFile.ReadBytes(t, inputDir)).ToArray(), rows, cols);
                         g.Initializer(t.Name + "_Q", packed.B, DT.Uint8, rows, packed.B.Length / rows);
                         g.Initializer<float>(t.Name + "_scales", packed.Scales, DT.Float, rows, packed.KBlocks);

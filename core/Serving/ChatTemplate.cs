@@ -34,7 +34,7 @@ public sealed class ChatTemplate
                 _ => null,
             };
         }
-        catch (System.Text.Json.JsonException) { return Plain; }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or IOException) { return Plain; }
         if (template is null) return Plain;
         if (template.Contains("<|im_start|>")) return new(Family.ChatML);
         if (template.Contains("<|user|>")) return new(Family.Zephyr);

@@ -53,6 +53,8 @@ public sealed class InferenceEngine : IDisposable
     readonly Task[] _workers;
     readonly CancellationTokenSource _stop = new();
     int _active;
+    readonly BatchGenerator _batch;
+    readonly IDrafter? _drafter;
 
     public InferenceEngine(Model model, ServeOptions options)
     {
@@ -60,6 +62,10 @@ public sealed class InferenceEngine : IDisposable
         Options = options.Validate();
         Metrics = new ServingMetrics(() => Queued, () => Active);
         _queue = Channel.CreateBounded<GenerationJob>(new BoundedChannelOptions(Math.Max(1, options.QueueCapacity)) { FullMode = BoundedChannelFullMode.Wait });
+        // built here, not in the workers, so that a bad drafter or a cache too large for memory fails the load loudly
+        _batch = new BatchGenerator(model, options.MaxConcurrent);
+        try { _drafter = DrafterFactory.Create(options.Speculative, model); }
+        catch { _batch.Dispose(); throw; }
         _workers = options.Speculative.Enabled
             ? [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning), Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()]
             : [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
@@ -76,7 +82,7 @@ public sealed class InferenceEngine : IDisposable
 
     async Task Work()
     {
-        using var drafter = DrafterFactory.Create(Options.Speculative, Model);
+        var drafter = _drafter;
         await foreach (var job in _speculativeLane.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
         {
             if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); Volatile.Write(ref _laneBusy, 0); Interlocked.Decrement(ref _active); continue; }
@@ -127,7 +133,7 @@ public sealed class InferenceEngine : IDisposable
     void BatchLoop()
     {
         int rows = Options.MaxConcurrent;
-        using var batch = new BatchGenerator(Model, rows);
+        var batch = _batch;
         var slots = new Slot?[rows];
         var active = new bool[rows];
         var pending = new int[rows];
@@ -147,17 +153,18 @@ public sealed class InferenceEngine : IDisposable
                     r--;
                     continue;
                 }
-                var slot = new Slot(job, Model);
+                Slot slot;
                 try
                 {
+                    slot = new Slot(job, Model);
                     batch.Prefill(r, job.Prompt.ToArray());
                     slot.PrefillMs = slot.Clock.Elapsed.TotalMilliseconds;
                     slot.Clock.Restart();
                 }
-                catch (Exception e) { job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
+                catch (Exception e) { Metrics.Finished("error"); job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
                 slots[r] = slot;
                 Interlocked.Increment(ref _active);
-                Accept(r, slot.Sampler.Sample(batch.Logits(r)));
+                SafeAccept(r, () => slot.Sampler.Sample(batch.Logits(r)));
             }
             bool any = false;
             for (int r = 0; r < rows; r++) { active[r] = slots[r] is not null; any |= active[r]; if (active[r]) pending[r] = slots[r]!.Pending; }
@@ -174,7 +181,14 @@ public sealed class InferenceEngine : IDisposable
                 continue;
             }
             for (int r = 0; r < rows; r++)
-                if (slots[r] is { } s) Accept(r, s.Sampler.Sample(batch.Logits(r)));
+                if (slots[r] is { } s) SafeAccept(r, () => s.Sampler.Sample(batch.Logits(r)));
+        }
+
+        // one request's failure (a bad token id, a sampler error) ends that request, never the loop
+        void SafeAccept(int r, Func<int> next)
+        {
+            try { Accept(r, next()); }
+            catch (Exception e) { if (slots[r] is not null) Finish(r, null, e); }
         }
 
         // a token for row r: stream it, or end the request
@@ -217,6 +231,11 @@ public sealed class InferenceEngine : IDisposable
         _stop.Cancel();
         try { Task.WaitAll(_workers, TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
         _stop.Dispose();
+        // whatever never got a slot is answered, not left hanging
+        while (_queue.Reader.TryRead(out var job)) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); }
+        while (_speculativeLane.Reader.TryRead(out var job)) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); }
+        _drafter?.Dispose();
+        _batch.Dispose();
         Metrics.Dispose();
     }
 }

@@ -66,7 +66,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
                     if (matcher.Stopped) cts.Cancel();
                 }, cts.Token, drafter);
             }
-            catch (OperationCanceledException) when (matcher.Stopped) { return null; }
+            catch (OperationCanceledException) when (matcher.Stopped || cts.IsCancellationRequested) { return null; }
             finally
             {
                 var tail = matcher.Flush();
@@ -75,9 +75,21 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
                 _one.Release();
             }
         }, CancellationToken.None);
-        await foreach (var piece in pieces.Reader.ReadAllAsync(cancellationToken))
-            yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId };
-        var r = await run;
+        GenerationResult? r;
+        try
+        {
+            await foreach (var piece in pieces.Reader.ReadAllAsync(cancellationToken))
+                yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = ModelId };
+            r = await run;
+        }
+        finally
+        {
+            if (!run.IsCompleted) // the caller stopped reading: stop generating, and wait so the drafter is free again
+            {
+                cts.Cancel();
+                try { await run; } catch (OperationCanceledException) { }
+            }
+        }
         yield return new ChatResponseUpdate
         {
             Role = ChatRole.Assistant,

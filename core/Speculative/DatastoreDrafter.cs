@@ -71,7 +71,7 @@ public sealed class DatastoreDrafter : ILearningDrafter
                     int t = Next(inContext[c], at[c] + j, context);
                     if (t < 0) continue;
                     total++;
-                    if (t == best) { bestVotes++; continue; }
+                    if (t == best) continue; // already counted in full
                     int votes = 0;
                     for (int d = 0; d < count; d++) if (Next(inContext[d], at[d] + j, context) == t) votes++;
                     if (votes > bestVotes) { best = t; bestVotes = votes; }
