@@ -60,7 +60,7 @@ public static class BenchCommand
             }
             return 0;
         });
-        return new Command("bench", "Benchmarks.") { decode, Speculative(), ColdStart() };
+        return new Command("bench", "Micro-benchmarks: decode speed against the bandwidth bound, drafters side by side, cold starts.") { decode, Speculative(), ColdStart() };
     }
 
     static Command ColdStart()

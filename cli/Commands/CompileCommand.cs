@@ -13,7 +13,7 @@ public static class CompileCommand
         var cache = new Option<string?>("--cache") { Description = "The artifact store of compiled graphs (default: $SIO_HOME/artifacts or ~/.sio/artifacts)." };
         var force = new Option<bool>("--force") { Description = "Compile again even when the store has this key." };
         var json = new Option<bool>("--json") { Description = "Print cache_hit, artifact, key, format and load times as JSON." };
-        var cmd = new Command("compile", "Ahead-of-time graph optimization for an execution provider, with prepacked weights, cached by content in the artifact store.")
+        var cmd = new Command("compile", "Ahead-of-time graph optimization for an execution provider (for TensorRT also its engine and timing caches), cached by content in the artifact store.")
         {
             dir, target, output, cache, force, json,
         };

@@ -18,7 +18,7 @@ public static class ServeCommand
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
         var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
         var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda (needs the GPU build of ONNX Runtime and CUDA 13; refused clearly elsewhere).", DefaultValueFactory = _ => "cpu" };
-        var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz) until stopped.")
+        var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz, /metrics; POST /admin/deployments hot-swaps the model) with continuous batching, until stopped.")
         {
             dir, host, port, key, concurrent, queue, speculative, draftTokens, provider,
         };
