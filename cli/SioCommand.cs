@@ -12,6 +12,7 @@ public static class SioCommand
         EvalCommand.Create(),
         QuantizeCommand.Create(),
         CompileCommand.Create(),
+        ExportCommand.Create(),
         BenchmarkCommand.Create(),
         ServeCommand.Create(),
         BenchCommand.Create(),

@@ -1,0 +1,211 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Sio.Onnx;
+using Sio.Tokenization;
+
+namespace Sio.Models;
+
+/// <summary>
+/// Writes a float32 sio model folder as a GGUF file (version 3) that llama.cpp runs: llama
+/// architecture metadata, the tokenizer (SentencePiece-style pieces, scores, token types), and the
+/// tensors as F32, Q8_0 or Q4_0 (32-element blocks with an fp16 scale). q and k are written in the
+/// interleaved rotary layout llama.cpp expects (Hugging Face half-split weights are permuted back).
+/// </summary>
+public static class GgufExporter
+{
+    public static readonly string[] Types = ["f32", "q8_0", "q4_0"];
+    const uint Alignment = 32;
+
+    enum ValueType : uint { UInt32 = 4, Int32 = 5, Float32 = 6, String = 8, Array = 9 }
+    enum TensorType : uint { F32 = 0, Q4_0 = 2, Q8_0 = 8 }
+
+    public static void Export(string modelDir, string type, string outFile, IProgress<string>? progress = null)
+    {
+        if (!Types.Contains(type)) throw new SioException($"--type must be f32, q8_0 or q4_0, got '{type}'");
+        var manifest = ModelManifest.Load(modelDir);
+        if (manifest.Dtype != "float32") throw SioException.InFile(modelDir, $"the model is {manifest.Dtype}; export a float32 model (GGUF quantizes on its own: --type q8_0 or q4_0)");
+        var c = manifest.Config;
+        var tokenizer = TokenizerLoader.LoadFile(Path.Combine(modelDir, manifest.Tokenizer.File), c.VocabSize, c.BosTokenId, c.EosTokenId);
+        var model = OnnxModelFile.Read(Path.Combine(modelDir, manifest.ModelFile));
+        var inits = model.Graph.Initializer.ToDictionary(t => t.Name);
+        float[] Read(string name) => OnnxModelFile.ReadFloats(inits.TryGetValue(name, out var t) ? t : throw SioException.InFile(modelDir, $"tensor {name} not found: not a graph sio built"), modelDir);
+        // a linear's weight as (out, in), as GGUF stores it
+        float[] Linear(string name, int rows, int cols) => DecoderGraph.Transpose(Read(name), cols, rows);
+
+        var tensors = new List<(string Name, long[] Ne, Func<float[]> Data, bool Quantize)>
+        {
+            ("token_embd.weight", [c.Dim, c.VocabSize], () => Read("model.embed_tokens.weight"), true),
+        };
+        for (int l = 0; l < c.Layers; l++)
+        {
+            int li = l;
+            string P(string m) => $"model.layers.{li}.{m}.weight";
+            float[] Rotary(float[] w, int heads) => c.RotaryInterleaved ? w : HalfSplitToInterleaved(w, heads, c.HeadDim, c.Dim);
+            tensors.Add(($"blk.{l}.attn_norm.weight", [c.Dim], () => Read(P("input_layernorm")), false));
+            tensors.Add(($"blk.{l}.attn_q.weight", [c.Dim, c.QDim], () => Rotary(Linear(P("attn.q_proj"), c.QDim, c.Dim), c.Heads), true));
+            tensors.Add(($"blk.{l}.attn_k.weight", [c.Dim, c.KvDim], () => Rotary(Linear(P("attn.k_proj"), c.KvDim, c.Dim), c.KvHeads), true));
+            tensors.Add(($"blk.{l}.attn_v.weight", [c.Dim, c.KvDim], () => Linear(P("attn.v_proj"), c.KvDim, c.Dim), true));
+            tensors.Add(($"blk.{l}.attn_output.weight", [c.QDim, c.Dim], () => Linear(P("attn.o_proj"), c.Dim, c.QDim), true));
+            tensors.Add(($"blk.{l}.ffn_norm.weight", [c.Dim], () => Read(P("post_attention_layernorm")), false));
+            tensors.Add(($"blk.{l}.ffn_gate.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), true));
+            tensors.Add(($"blk.{l}.ffn_up.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.up_proj"), c.HiddenDim, c.Dim), true));
+            tensors.Add(($"blk.{l}.ffn_down.weight", [c.HiddenDim, c.Dim], () => Linear(P("mlp.down_proj"), c.Dim, c.HiddenDim), true));
+        }
+        tensors.Add(("output_norm.weight", [c.Dim], () => Read("model.norm.weight"), false));
+        tensors.Add(("output.weight", [c.Dim, c.VocabSize], () => Linear("lm_head.weight", c.VocabSize, c.Dim), true));
+
+        TensorType TypeOf(long[] ne, bool quantize) =>
+            !quantize || type == "f32" || ne[0] % 32 != 0 ? TensorType.F32 : type == "q8_0" ? TensorType.Q8_0 : TensorType.Q4_0;
+        long SizeOf(long[] ne, TensorType t)
+        {
+            long n = ne.Aggregate(1L, (a, b) => a * b);
+            return t switch { TensorType.F32 => n * 4, TensorType.Q8_0 => n / 32 * 34, _ => n / 32 * 18 };
+        }
+
+        var temp = outFile + $".tmp-{Guid.NewGuid():N}";
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var w = new BinaryWriter(fs))
+            {
+                var meta = Metadata(manifest, tokenizer, type);
+                w.Write(0x46554747u); // "GGUF"
+                w.Write(3u);
+                w.Write((ulong)tensors.Count);
+                w.Write((ulong)meta.Count);
+                foreach (var write in meta) write(w);
+                ulong offset = 0;
+                foreach (var (name, ne, _, q) in tensors)
+                {
+                    var t = TypeOf(ne, q);
+                    WriteString(w, name);
+                    w.Write((uint)ne.Length);
+                    foreach (var d in ne) w.Write((ulong)d);
+                    w.Write((uint)t);
+                    w.Write(offset);
+                    offset += (ulong)Align(SizeOf(ne, t));
+                }
+                Pad(w);
+                int i = 0;
+                foreach (var (name, ne, data, q) in tensors)
+                {
+                    progress?.Report($"tensor {++i}/{tensors.Count}");
+                    var t = TypeOf(ne, q);
+                    var values = data();
+                    long start = fs.Position;
+                    if (t == TensorType.F32) w.Write(MemoryMarshal.AsBytes(values.AsSpan()));
+                    else if (t == TensorType.Q8_0) WriteQ8_0(w, values);
+                    else WriteQ4_0(w, values);
+                    if (fs.Position - start != SizeOf(ne, t)) throw new InvalidOperationException($"{name}: wrote {fs.Position - start} bytes");
+                    Pad(w);
+                }
+            }
+            File.Move(temp, outFile, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    static long Align(long n) => (n + Alignment - 1) / Alignment * Alignment;
+    static void Pad(BinaryWriter w) { while (w.BaseStream.Position % Alignment != 0) w.Write((byte)0); }
+
+    static void WriteString(BinaryWriter w, string s)
+    {
+        var bytes = Encoding.UTF8.GetBytes(s);
+        w.Write((ulong)bytes.Length);
+        w.Write(bytes);
+    }
+
+    static List<Action<BinaryWriter>> Metadata(ModelManifest m, Tokenizer tok, string type)
+    {
+        var c = m.Config;
+        var list = new List<Action<BinaryWriter>>();
+        void Str(string k, string v) => list.Add(w => { WriteString(w, k); w.Write((uint)ValueType.String); WriteString(w, v); });
+        void U32(string k, uint v) => list.Add(w => { WriteString(w, k); w.Write((uint)ValueType.UInt32); w.Write(v); });
+        void F32(string k, float v) => list.Add(w => { WriteString(w, k); w.Write((uint)ValueType.Float32); w.Write(v); });
+        void Arr<T>(string k, ValueType elem, IReadOnlyList<T> items, Action<BinaryWriter, T> write) => list.Add(w =>
+        {
+            WriteString(w, k); w.Write((uint)ValueType.Array); w.Write((uint)elem); w.Write((ulong)items.Count);
+            foreach (var it in items) write(w, it);
+        });
+        Str("general.architecture", "llama");
+        Str("general.name", m.Source.Kind + ":" + Path.GetFileName(m.Source.Path));
+        U32("general.file_type", type switch { "q8_0" => 7u, "q4_0" => 2u, _ => 0u });
+        U32("general.alignment", Alignment);
+        U32("llama.context_length", (uint)c.ContextLength);
+        U32("llama.embedding_length", (uint)c.Dim);
+        U32("llama.block_count", (uint)c.Layers);
+        U32("llama.feed_forward_length", (uint)c.HiddenDim);
+        U32("llama.rope.dimension_count", (uint)c.HeadDim);
+        U32("llama.attention.head_count", (uint)c.Heads);
+        U32("llama.attention.head_count_kv", (uint)c.KvHeads);
+        U32("llama.attention.key_length", (uint)c.HeadDim);
+        U32("llama.attention.value_length", (uint)c.HeadDim);
+        F32("llama.attention.layer_norm_rms_epsilon", c.NormEpsilon);
+        F32("llama.rope.freq_base", c.RopeTheta);
+        U32("llama.vocab_size", (uint)c.VocabSize);
+        Str("tokenizer.ggml.model", "llama");
+        var pieces = Enumerable.Range(0, c.VocabSize).Select(i => i >= tok.VocabSize ? $"[PAD{i}]"
+            : i == c.BosTokenId ? "<s>" : i == c.EosTokenId ? "</s>" : i == 0 && tok.IsSpecial(0) ? "<unk>" : tok.Pieces[i].Replace(' ', '\u2581')).ToList();
+        var scores = Enumerable.Range(0, c.VocabSize).Select(i => tok is SentencePieceBpeTokenizer { Scores: { } s } && i < s.Count ? s[i] : -(float)i).ToList();
+        var types = Enumerable.Range(0, c.VocabSize).Select(i =>
+            i >= tok.VocabSize ? 5 : i == 0 && tok.IsSpecial(0) ? 2 : tok.IsSpecial(i) ? 3 : Tokenizer.TryByteToken(tok.Pieces[i], out _) ? 6 : 1).ToList();
+        Arr("tokenizer.ggml.tokens", ValueType.String, pieces, WriteString);
+        Arr("tokenizer.ggml.scores", ValueType.Float32, scores, (w, v) => w.Write(v));
+        Arr("tokenizer.ggml.token_type", ValueType.Int32, types, (w, v) => w.Write(v));
+        U32("tokenizer.ggml.bos_token_id", (uint)c.BosTokenId);
+        U32("tokenizer.ggml.eos_token_id", (uint)c.EosTokenId);
+        U32("tokenizer.ggml.unknown_token_id", 0);
+        return list;
+    }
+
+    /// <summary>Q8_0: per 32 values an fp16 scale d = max|x| / 127 and 32 int8 codes round(x / d).</summary>
+    static void WriteQ8_0(BinaryWriter w, float[] x)
+    {
+        Span<sbyte> q = stackalloc sbyte[32];
+        for (int b = 0; b < x.Length; b += 32)
+        {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = MathF.Max(amax, MathF.Abs(x[b + j]));
+            float d = amax / 127f, id = d > 0 ? 1f / d : 0;
+            for (int j = 0; j < 32; j++) q[j] = (sbyte)MathF.Round(x[b + j] * id);
+            w.Write(BitConverter.HalfToUInt16Bits((Half)d));
+            w.Write(MemoryMarshal.AsBytes(q));
+        }
+    }
+
+    /// <summary>Q4_0: per 32 values an fp16 scale d = (the value of largest magnitude) / −8 and 4-bit codes x/d + 8; value j in the low nibble of byte j, value j+16 in its high nibble.</summary>
+    static void WriteQ4_0(BinaryWriter w, float[] x)
+    {
+        Span<byte> qs = stackalloc byte[16];
+        for (int b = 0; b < x.Length; b += 32)
+        {
+            float amax = 0, max = 0;
+            for (int j = 0; j < 32; j++) if (MathF.Abs(x[b + j]) > amax) { amax = MathF.Abs(x[b + j]); max = x[b + j]; }
+            float d = max / -8f, id = d != 0 ? 1f / d : 0;
+            for (int j = 0; j < 16; j++)
+            {
+                int lo = Math.Min(15, (int)(x[b + j] * id + 8.5f));
+                int hi = Math.Min(15, (int)(x[b + j + 16] * id + 8.5f));
+                qs[j] = (byte)(lo | (hi << 4));
+            }
+            w.Write(BitConverter.HalfToUInt16Bits((Half)d));
+            w.Write(qs);
+        }
+    }
+
+    /// <summary>The inverse of <see cref="HuggingFaceExporter.InterleavedToHalfSplit"/>: row p*head/2+i of each head moves to 2i+p.</summary>
+    public static float[] HalfSplitToInterleaved(float[] w, int heads, int headDim, int cols)
+    {
+        var result = new float[w.Length];
+        int half = headDim / 2;
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++)
+                for (int p = 0; p < 2; p++)
+                    Array.Copy(w, (long)(h * headDim + p * half + i) * cols, result, (long)(h * headDim + 2 * i + p) * cols, cols);
+        return result;
+    }
+}
