@@ -1,0 +1,137 @@
+// Side by side with the engines users would pick instead: sio, ONNX Runtime GenAI (same model folder) and llama.cpp
+// (through LLamaSharp, on sio's GGUF exports). Same prompt tokens and token counts for all, batch 1, greedy, medians
+// over runs, one process, with the memory-bandwidth bound beside them.
+//
+//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR] [--prompt-tokens 128] [--tokens 64] [--runs 3]
+using System.Diagnostics;
+using LLama;
+using LLama.Common;
+using LLama.Native;
+using Sio.Benchmarking;
+using Sio.Generation;
+using Sio.Models;
+using Sio.Speculative;
+
+var positional = args.Where((a, i) => !a.StartsWith("--") && (i == 0 || !args[i - 1].StartsWith("--"))).ToList();
+int Opt(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).DefaultIfEmpty(fallback).First();
+if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR] [--prompt-tokens 128] [--tokens 64] [--runs 3]"); return 1; }
+string fp32 = positional[0];
+string? int4 = positional.Count > 1 ? positional[1] : null;
+int promptTokens = Opt("--prompt-tokens", 128), decodeTokens = Opt("--tokens", 64), runs = Opt("--runs", 3);
+
+using var reference = Model.Load(fp32);
+var c = reference.Config;
+var rng = new Random(7);
+var prompt = new[] { c.BosTokenId }.Concat(Enumerable.Range(0, promptTokens - 1).Select(_ => rng.Next(3, Math.Min(c.VocabSize, reference.Tokenizer.VocabSize)))).ToArray();
+var rows = new List<(string Engine, string Precision, double Prefill, double Decode, string Note)>();
+
+(double Prefill, double Decode) Median(Func<(double, double)> once)
+{
+    once(); // warm-up
+    var xs = Enumerable.Range(0, runs).Select(_ => once()).ToList();
+    return (DecodeBenchmark.Median(xs.Select(x => x.Item1).ToList()), DecodeBenchmark.Median(xs.Select(x => x.Item2).ToList()));
+}
+
+// sio: plain, and with drafters
+void Sio(string dir, string precision)
+{
+    using var model = Model.Load(dir);
+    var (p, d) = Median(() =>
+    {
+        using var g = new Generator(model, promptTokens + decodeTokens + 1);
+        var sw = Stopwatch.StartNew();
+        g.AppendTokens(prompt);
+        double prefill = promptTokens / sw.Elapsed.TotalSeconds;
+        int next = Sampler.ArgMax(g.LastLogits);
+        sw.Restart();
+        for (int i = 0; i < decodeTokens; i++) { g.AppendTokens([next]); next = Sampler.ArgMax(g.LastLogits); }
+        return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
+    });
+    rows.Add(("sio", precision, p, d, ""));
+    foreach (var drafter in new[] { "ngram", "datastore", precision == "fp32" ? "self-int4" : null })
+    {
+        if (drafter is null) continue;
+        var spec = new SpeculativeOptions { Drafter = drafter };
+        var opts = new GenerationOptions { MaxTokens = decodeTokens + 1, IgnoreModelStopTokens = true, Speculative = spec };
+        SpeculativeStats? stats = null;
+        // a fresh drafter each run: a datastore must not learn this very prompt's answer from the run before
+        var (_, sd) = Median(() =>
+        {
+            using var dr = DrafterFactory.Create(spec, model);
+            var r = TextGeneration.Generate(model, prompt, opts, drafter: dr);
+            stats = r.Speculative;
+            return (0, r.DecodeTokensPerSecond);
+        });
+        rows.Add(("sio", $"{precision} + {drafter}", double.NaN, sd, $"α {stats!.AcceptanceRate:P0}, {stats.MeanAcceptedLength:F2} tokens/step"));
+    }
+}
+Sio(fp32, "fp32");
+if (int4 is not null) Sio(int4, "int4");
+
+// ONNX Runtime GenAI on the same folders
+void GenAi(string dir, string precision)
+{
+    using var model = new Microsoft.ML.OnnxRuntimeGenAI.Model(dir);
+    var (p, d) = Median(() =>
+    {
+        using var gp = new Microsoft.ML.OnnxRuntimeGenAI.GeneratorParams(model);
+        gp.SetSearchOption("max_length", promptTokens + decodeTokens + 1);
+        gp.SetSearchOption("do_sample", false);
+        using var g = new Microsoft.ML.OnnxRuntimeGenAI.Generator(model, gp);
+        var sw = Stopwatch.StartNew();
+        g.AppendTokens(prompt);
+        g.GenerateNextToken();
+        double prefill = promptTokens / sw.Elapsed.TotalSeconds;
+        sw.Restart();
+        for (int i = 0; i < decodeTokens; i++) g.GenerateNextToken();
+        return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
+    });
+    rows.Add(("ORT GenAI 0.18", precision, p, d, "its C# API exposes no speculative mode for a decoder-only folder"));
+}
+GenAi(fp32, "fp32");
+if (int4 is not null) GenAi(int4, "int4");
+
+// llama.cpp on GGUF exports of the fp32 folder
+var ggufDir = Directory.CreateTempSubdirectory("sio-peers-").FullName;
+try
+{
+    foreach (var type in GgufExporter.Types)
+    {
+        var file = Path.Combine(ggufDir, $"{type}.gguf");
+        GgufExporter.Export(fp32, type, file);
+        var parameters = new ModelParams(file) { ContextSize = (uint)(promptTokens + decodeTokens + 8), GpuLayerCount = 0, Threads = Environment.ProcessorCount, BatchSize = (uint)promptTokens };
+        using var weights = LLamaWeights.LoadFromFile(parameters);
+        var (p, d) = Median(() =>
+        {
+            using var context = weights.CreateContext(parameters);
+            var batch = new LLamaBatch();
+            for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
+            var sw = Stopwatch.StartNew();
+            context.Decode(batch);
+            int next = Sampler.ArgMax(context.NativeHandle.GetLogitsIth(batch.TokenCount - 1));
+            double prefill = promptTokens / sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            for (int i = 0; i < decodeTokens; i++)
+            {
+                batch.Clear();
+                batch.Add(next, promptTokens + i, LLamaSeqId.Zero, true);
+                context.Decode(batch);
+                next = Sampler.ArgMax(context.NativeHandle.GetLogitsIth(0));
+            }
+            return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
+        });
+        rows.Add(("llama.cpp (LLamaSharp 0.30)", type.ToUpperInvariant(), p, d, $"GGUF {new FileInfo(file).Length / 1e6:F1} MB"));
+    }
+}
+finally { Directory.Delete(ggufDir, true); }
+
+double bw = MemoryBandwidth.MeasureGBps();
+long weightBytes = DecodeBenchmark.WeightBytesPerToken(Path.Combine(fp32, reference.Manifest.ModelFile));
+Console.WriteLine($"{Path.GetFileName(Path.GetFullPath(fp32).TrimEnd('/'))}: {c.ParameterCount / 1e6:F1}M parameters; {promptTokens}-token prompt, {decodeTokens} decoded tokens, batch 1, greedy, median of {runs} runs; " +
+    $"{Environment.ProcessorCount} cores; read bandwidth {bw:F1} GB/s → fp32 decode bound {bw * 1e9 / weightBytes:F1} tok/s");
+Console.WriteLine();
+Console.WriteLine("| engine | precision | prefill tok/s | decode tok/s | notes |");
+Console.WriteLine("|---|---|---|---|---|");
+foreach (var r in rows)
+    Console.WriteLine($"| {r.Engine} | {r.Precision} | {(double.IsNaN(r.Prefill) ? "—" : r.Prefill.ToString("F0"))} | {r.Decode:F1} | {r.Note} |");
+return 0;
