@@ -17,16 +17,7 @@ public class CompilationTests(Stories260KFixture stories) : IDisposable
         using var ma = Model.Load(a);
         using var mb = Model.Load(b);
         Assert.Null(mb.Warning);
-        var ids = ma.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved to play.");
-        using var ga = new Generator(ma);
-        using var gb = new Generator(mb);
-        ga.AppendTokens(ids.ToArray());
-        gb.AppendTokens(ids.ToArray());
-        for (int p = 0; p < ids.Count; p++)
-        {
-            var x = ga.Logits(p); var y = gb.Logits(p);
-            for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - y[i]) < 1e-4f, $"position {p} logit {i}: {y[i]} vs {x[i]}");
-        }
+        LogitAsserts.SameLogits(ma, mb, "Once upon a time, there was a little girl named Lily. She loved to play.");
         var opts = new GenerationOptions { MaxTokens = 60 };
         Assert.Equal(TextGeneration.Generate(ma, [1], opts).TokenIds, TextGeneration.Generate(mb, [1], opts).TokenIds);
     }

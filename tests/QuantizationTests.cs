@@ -128,16 +128,7 @@ public class QuantizationTests(Stories260KFixture stories)
             Assert.Contains(folds, f => f == "mul");
             using var a = Model.Load(stories.ModelDir);
             using var b = Model.Load(folded);
-            var ids = a.Tokenizer.Encode("Once upon a time, there was a little girl named Lily. She loved to play outside.");
-            using var ga = new Generator(a);
-            using var gb = new Generator(b);
-            ga.AppendTokens(ids.ToArray());
-            gb.AppendTokens(ids.ToArray());
-            for (int p = 0; p < ids.Count; p++)
-            {
-                var x = ga.Logits(p); var y = gb.Logits(p);
-                for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - y[i]) < 1e-4f, $"position {p} logit {i}: {y[i]} vs {x[i]}");
-            }
+            LogitAsserts.SameLogits(a, b, "Once upon a time, there was a little girl named Lily. She loved to play outside.");
         }
         finally { Directory.Delete(dir, true); }
     }
