@@ -13,6 +13,7 @@ public static class SioCommand
         QuantizeCommand.Create(),
         CompileCommand.Create(),
         ExportCommand.Create(),
+        DatastoreCommand.Create(),
         BenchmarkCommand.Create(),
         ServeCommand.Create(),
         BenchCommand.Create(),

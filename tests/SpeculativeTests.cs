@@ -172,6 +172,35 @@ public class SpeculativeTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void ASelfDistilledDatastoreHoldsTheRecordsAndTheModelsContinuations()
+    {
+        var dir = TestPaths.TempDir("ds");
+        try
+        {
+            var data = Path.Combine(dir, "data.jsonl");
+            File.WriteAllLines(data, File.ReadLines(TestPaths.TinyStoriesDev).Take(5));
+            var store = Path.Combine(dir, "store.jsonl");
+            var (exit, output, err) = CliTests.Sio("datastore", stories.ModelDir, "--dataset", data, "--prefix-tokens", "4,8", "--max-tokens", "24", "--out", store);
+            Assert.True(exit == 0, err);
+            var rows = File.ReadAllLines(store);
+            Assert.Equal(15, rows.Length); // 5 records + 2 continuations each
+            using var model = Model.Load(stories.ModelDir);
+            var first = DatasetReader.Read(data).Records[0].Text!;
+            var opening = model.Tokenizer.Encode(first).Take(5).ToList();
+            var continued = TextGeneration.Generate(model, opening, new GenerationOptions { MaxTokens = 24 }).Text;
+            Assert.Contains(rows, r => System.Text.Json.Nodes.JsonNode.Parse(r)!["text"]!.GetValue<string>().EndsWith(continued));
+
+            // the model's own continuation is drafted almost whole, and the output is still plain greedy decoding
+            var spec = new SpeculativeOptions { Drafter = $"datastore:{store}", DraftTokens = 8 };
+            using var drafter = DrafterFactory.Create(spec, model);
+            var r = TextGeneration.Generate(model, opening, new GenerationOptions { MaxTokens = 24, Speculative = spec }, drafter: drafter);
+            Assert.Equal(continued, r.Text);
+            Assert.True(r.Speculative.AcceptanceRate > 0.8, $"acceptance {r.Speculative.AcceptanceRate}");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void GenerateJsonReportsSpeculativeMetrics()
     {
         var (exit, output, err) = CliTests.Sio("generate", stories.ModelDir, "--prompt", "Once upon a time, there was a cat. The cat", "--max-tokens", "60", "--speculative", "ngram", "--draft-tokens", "4", "--json");

@@ -10,11 +10,12 @@ namespace Sio.Speculative;
 /// doubling intervals (a re-try can be dear: a draft model that sat idle must catch up on the
 /// tokens it missed), so a change in acceptance is noticed without paying much for the looking. Measuring the whole step, not a cost model, is what keeps
 /// speculation from ever costing more than it saves. A fixed k bypasses all of this.
-/// The tally lives with the drafter, so it carries over from one request to the next.
+/// The tally lives with the target model and the kind of drafter, so it carries over from one request
+/// (and one drafter instance) to the next: what paid for this model before is where the next request starts.
 /// </summary>
 public sealed class DraftLengthController
 {
-    static readonly ConditionalWeakTable<IDrafter, DraftLengthController> Shared = new();
+    static readonly ConditionalWeakTable<Generation.Model, Dictionary<string, DraftLengthController>> Shared = new();
     const double Decay = 0.97;
     const int TriesEach = 4, FirstRetry = 8, LastRetry = 1024;
 
@@ -34,9 +35,17 @@ public sealed class DraftLengthController
         _tries = new int[_arms.Length];
     }
 
-    /// <summary>The controller of a drafter (one per drafter and setting, kept while the drafter lives).</summary>
-    public static DraftLengthController For(IDrafter drafter, SpeculativeOptions options) =>
-        Shared.GetValue(drafter, _ => new DraftLengthController(options.DraftTokens, options.MaxAdaptiveDraftTokens));
+    /// <summary>The controller for a target model and a kind of drafter (one per setting, kept while the model lives).</summary>
+    public static DraftLengthController For(Generation.Model target, IDrafter drafter, SpeculativeOptions options)
+    {
+        var byDrafter = Shared.GetValue(target, _ => new Dictionary<string, DraftLengthController>());
+        lock (byDrafter)
+        {
+            var key = $"{drafter.Name}|{options.DraftTokens}|{options.MaxAdaptiveDraftTokens}";
+            if (!byDrafter.TryGetValue(key, out var c)) byDrafter[key] = c = new DraftLengthController(options.DraftTokens, options.MaxAdaptiveDraftTokens);
+            return c;
+        }
+    }
 
     public double TokensPerMs(int arm) => _ms[arm] > 0 ? _tokens[arm] / _ms[arm] : 0;
 

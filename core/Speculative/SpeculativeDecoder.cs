@@ -36,7 +36,7 @@ public sealed class SpeculativeDecoder : IDisposable
         _target = new Generator(target, capacity);
         _drafter = drafter;
         _sampler = new Sampler(sampling);
-        _controller = drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(drafter, options);
+        _controller = drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(target, drafter, options);
         Stats = new SpeculativeStats { Drafter = drafter?.Name ?? "none" };
     }
 
