@@ -77,10 +77,11 @@ public static class TextGeneration
                 foreach (var id in step) if (!(going = Emit(id))) break;
             }
         }
-        if (drafter is ILearningDrafter learner) learner.Learn(decoder.Context);
+        double decodeMs = clock.Elapsed.TotalMilliseconds;
         var tail = stream.Flush();
         text.Append(tail);
         if (tail.Length > 0) onToken?.Invoke(-1, tail);
-        return new GenerationResult(promptIds, output, text.ToString(), finish, prefillMs, clock.Elapsed.TotalMilliseconds, decoder.Stats);
+        if (drafter is ILearningDrafter learner) learner.Learn(decoder.Context); // after the answer is complete: not the caller's latency
+        return new GenerationResult(promptIds, output, text.ToString(), finish, prefillMs, decodeMs, decoder.Stats);
     }
 }

@@ -15,7 +15,9 @@ public sealed class DatastoreDrafter : ILearningDrafter
 {
     const int MaxN = 8, MinN = 2, MaxCandidates = 32, ContextWindow = 2048;
     readonly List<int> _store = new();                    // sequences separated by -1
-    readonly Dictionary<ulong, List<int>> _index = new();  // hash of an n-gram → positions just after it
+    // hash of an n-gram → its latest occurrence; occurrences chain back to earlier ones (no per-key lists to allocate)
+    readonly Dictionary<ulong, int> _latest = new();
+    readonly List<(int At, int Previous)> _occurrences = new(); // At: the position just after the n-gram
     int _storeEnd;
 
     public DatastoreDrafter(IEnumerable<IReadOnlyList<int>> sequences, string name = "datastore")
@@ -35,8 +37,8 @@ public sealed class DatastoreDrafter : ILearningDrafter
                 for (int n = MinN; n <= MaxN && end - n >= start; n++)
                 {
                     var key = Hash(_store, end - n, n);
-                    if (!_index.TryGetValue(key, out var list)) _index[key] = list = new();
-                    list.Add(end);
+                    _occurrences.Add((end, _latest.TryGetValue(key, out var previous) ? previous : -1));
+                    _latest[key] = _occurrences.Count - 1;
                 }
         }
         _storeEnd = _store.Count;
@@ -53,9 +55,12 @@ public sealed class DatastoreDrafter : ILearningDrafter
         for (int n = Math.Min(MaxN, context.Count - 1); n >= MinN; n--)
         {
             int count = 0;
-            if (_index.TryGetValue(Hash(context, context.Count - n, n), out var hits))
-                for (int h = hits.Count - 1; h >= 0 && count < MaxCandidates; h--)
-                    if (Matches(_store, hits[h] - n, context, context.Count - n, n)) { at[count] = hits[h]; inContext[count++] = false; }
+            if (_latest.TryGetValue(Hash(context, context.Count - n, n), out var h))
+                for (; h >= 0 && count < MaxCandidates; h = _occurrences[h].Previous)
+                {
+                    int pos = _occurrences[h].At;
+                    if (Matches(_store, pos - n, context, context.Count - n, n)) { at[count] = pos; inContext[count++] = false; }
+                }
             for (int p = context.Count - 1; p >= Math.Max(n, context.Count - ContextWindow) && count < MaxCandidates; p--)
                 if (Matches(context, p - n, context, context.Count - n, n)) { at[count] = p; inContext[count++] = true; }
             if (count == 0) continue;

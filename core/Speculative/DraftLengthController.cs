@@ -24,6 +24,8 @@ public sealed class DraftLengthController
     readonly double[] _tokens, _ms, _steps;
     readonly int[] _tries;
     int _sinceRetry, _retryEvery = FirstRetry, _current, _retries;
+    bool _retrying;
+    double _msSinceRetry, _lastRetryMs;
 
     public DraftLengthController(int? fixedK, int maxK)
     {
@@ -56,9 +58,13 @@ public sealed class DraftLengthController
             if (_tries[a] < TriesEach) return _arms[_current = a];
         int best = 0;
         for (int a = 1; a < _arms.Length; a++) if (TokensPerMs(a) > TokensPerMs(best)) best = a;
-        if (++_sinceRetry >= _retryEvery)
+        // a re-try is due after enough steps, and only once the time since the last one is twenty times what that one
+        // cost (a draft model that sat idle must first catch up on everything it missed): re-tries stay under 5 %
+        if (++_sinceRetry >= _retryEvery && _msSinceRetry >= 20 * _lastRetryMs)
         {
             _sinceRetry = 0;
+            _msSinceRetry = 0;
+            _retrying = true;
             _retryEvery = Math.Min(LastRetry, _retryEvery * 2);
             // re-try, in turn, drafting off (the baseline) and the neighbours of the best k
             var candidates = new[] { 0, best - 1, best + 1 }.Where(a => a >= 0 && a < _arms.Length && a != best).Distinct().ToArray();
@@ -72,6 +78,8 @@ public sealed class DraftLengthController
     public void Observe(int drafted, int emitted, double stepMs)
     {
         if (_fixed is not null) return;
+        if (_retrying) { _lastRetryMs = stepMs; _retrying = false; }
+        else _msSinceRetry += stepMs;
         int a = drafted == 0 ? 0 : _current;
         if (_tries[a]++ == 0) return; // the first step of each kind pays for warming up; it says little
         // a pause that is not the step's doing (a collection, a busy neighbour) would stick to a rarely played k: clip it
