@@ -27,6 +27,13 @@ public static class Cli
         }
     }
 
+    /// <summary>Parses "1,2,4" for an option, or fails naming the option.</summary>
+    public static int[] IntList(string option, string value)
+    {
+        try { return value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
+        catch (Exception e) when (e is FormatException or OverflowException) { throw new SioException($"{option} must be comma-separated numbers, got '{value}'"); }
+    }
+
     public static void WriteJson(TextWriter w, object value) => w.WriteLine(JsonSerializer.Serialize(value, Json));
 
     /// <summary>Progress on stderr, on one line, only when stderr is a terminal.</summary>

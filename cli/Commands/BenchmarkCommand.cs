@@ -34,9 +34,7 @@ public static class BenchmarkCommand
         };
         cmd.SetAction(p =>
         {
-            int[] levels;
-            try { levels = p.GetValue(concurrency)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
-            catch (FormatException) { throw new SioException($"--concurrency must be comma-separated numbers, got '{p.GetValue(concurrency)}'"); }
+            var levels = Cli.IntList("--concurrency", p.GetValue(concurrency)!);
             var config = new LoadBenchmarkConfig
             {
                 Concurrency = levels, MaxNewTokens = p.GetValue(maxNew), Requests = p.GetValue(requests), DurationSeconds = p.GetValue(duration),

@@ -20,9 +20,7 @@ public static class DatastoreCommand
         };
         cmd.SetAction(p =>
         {
-            int[] lengths;
-            try { lengths = p.GetValue(prefixes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray(); }
-            catch (FormatException) { throw new SioException($"--prefix-tokens must be comma-separated numbers, got '{p.GetValue(prefixes)}'"); }
+            var lengths = Cli.IntList("--prefix-tokens", p.GetValue(prefixes)!);
             using var model = Model.Load(p.GetValue(dir)!);
             var data = DatasetReader.Read(p.GetValue(dataset)!);
             int n = DatastoreBuilder.Build(model, data, p.GetValue(output)!, lengths, p.GetValue(maxTokens), Cli.Progress("datastore"));
