@@ -5,7 +5,7 @@ namespace Sio.Cli;
 /// <summary>The `sio` command tree. Each verb lives in its own file under Commands/.</summary>
 public static class SioCommand
 {
-    public static RootCommand Create() => new("sio: optimize generative language models with ONNX Runtime: import a checkpoint, generate, evaluate and benchmark it.")
+    public static RootCommand Create() => new("sio: optimize generative language models with ONNX Runtime: import, quantize, compile, benchmark and serve it, or run the whole pipeline (optimize, up).")
     {
         ImportCommand.Create(),
         GenerateCommand.Create(),
@@ -16,6 +16,8 @@ public static class SioCommand
         DatastoreCommand.Create(),
         BenchmarkCommand.Create(),
         ServeCommand.Create(),
+        OptimizeCommand.Create(),
+        UpCommand.Create(),
         BenchCommand.Create(),
     };
 }

@@ -161,7 +161,7 @@ public class ServingTests(Stories260KFixture stories)
             Quantization.Quantizer.Run(stories.ModelDir, next, new Quantization.QuantizationConfig { Method = "rtn" });
             await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2 });
             var deployments = s.App.Services.GetRequiredService<Deployments>();
-            var first = deployments.Current;
+            var first = deployments.Current!;
 
             // a long request in flight on the first model
             var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json(new { prompt = "Once upon a time", max_tokens = 300, temperature = 0, stream = true, ignore_eos = true }) };
@@ -205,7 +205,7 @@ public class ServingTests(Stories260KFixture stories)
             cts.Cancel();
             response.Dispose();
         }
-        var engine = s.App.Services.GetRequiredService<Deployments>().Current.Engine;
+        var engine = s.App.Services.GetRequiredService<Deployments>().Current!.Engine;
         for (int i = 0; i < 100 && engine.Active > 0; i++) await Task.Delay(50);
         Assert.Equal(0, engine.Active);
         var next = await s.Http.PostAsync("/v1/completions", Json(new { prompt = "The cat", max_tokens = 5, temperature = 0 }));

@@ -69,7 +69,7 @@ public static class ModelImporter
     }
 
     /// <summary>Moves the finished folder into place; an earlier sio model folder there is replaced.</summary>
-    internal static void Replace(string temp, string outDir)
+    public static void Replace(string temp, string outDir)
     {
         if (!Directory.Exists(outDir)) { Directory.Move(temp, outDir); return; }
         var old = outDir + $".old-{Guid.NewGuid():N}";

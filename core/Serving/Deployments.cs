@@ -1,7 +1,6 @@
 using Sio.Generation;
-using Sio.Serving;
 
-namespace Sio.Cli.Serving;
+namespace Sio.Serving;
 
 /// <summary>A model being served: its engine and the requests still using it.</summary>
 public sealed class Deployment : IDisposable
@@ -78,18 +77,20 @@ public sealed class Deployment : IDisposable
 /// Hot swap: the new deployment is loaded beside the current one, takes every request from the
 /// moment it is in place, and the old one finishes what it has in flight and is then released.
 /// </summary>
-public sealed class Deployments(Deployment first) : IDisposable
+public sealed class Deployments(Deployment? first = null) : IDisposable
 {
-    Deployment _current = first;
+    Deployment? _current = first;
 
-    public Deployment Current => Volatile.Read(ref _current);
+    /// <summary>The deployment taking new requests; null until one is deployed.</summary>
+    public Deployment? Current => Volatile.Read(ref _current);
 
-    /// <summary>The current deployment, entered for one request (a swap racing the entry is retried).</summary>
-    public (Deployment Deployment, IDisposable InFlight) Enter()
+    /// <summary>The current deployment, entered for one request (a swap racing the entry is retried); null when none is deployed.</summary>
+    public (Deployment Deployment, IDisposable InFlight)? Enter()
     {
         while (true)
         {
             var d = Current;
+            if (d is null) return null;
             if (d.TryEnter() is { } handle) return (d, handle);
         }
     }
@@ -97,9 +98,9 @@ public sealed class Deployments(Deployment first) : IDisposable
     public Deployment Swap(Deployment next)
     {
         var old = Interlocked.Exchange(ref _current, next);
-        old.Retire();
+        old?.Retire();
         return next;
     }
 
-    public void Dispose() => Current.Dispose();
+    public void Dispose() => Current?.Dispose();
 }

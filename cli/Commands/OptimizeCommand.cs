@@ -1,0 +1,104 @@
+using System.CommandLine;
+using System.Text.Json;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
+using Sio.Artifacts;
+using Sio.Cli.Hosting;
+using Sio.Pipeline;
+
+namespace Sio.Cli;
+
+public static class OptimizeCommand
+{
+    public static Command Create()
+    {
+        var source = new Argument<string>("source") { Description = "A llama2.c .bin, a Hugging Face folder, a sio model folder, or a .zip of one." };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "A tokenizer file overriding the one beside the source." };
+        var dataset = new Option<string>("--dataset") { Description = "Your data (JSONL or text): AWQ calibration, benchmark prompts, perplexity.", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for report.json, report.md, deployment.json and the chosen model (model/).", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print status, report and deployment_manifest as JSON." };
+        var shared = new PipelineOptionsCli();
+        var cmd = new Command("optimize", "Run the optimization pipeline once, in-process: import → recipe (quantize, compile) → benchmark baseline and variants → quality and cost gate → report and deployment manifest. Exit 0 when a variant passed, 3 when none did.")
+        {
+            source, tokenizer, dataset, output, json,
+        };
+        foreach (var o in shared.All) cmd.Options.Add(o);
+        cmd.SetAction(async (p, ct) =>
+        {
+            var request = shared.Request(p, p.GetValue(source)!, p.GetValue(tokenizer), p.GetValue(dataset)!);
+            if (request.Problems() is { Count: > 0 } problems) throw new SioException(string.Join("; ", problems.SelectMany(x => x.Value)));
+            var outDir = Path.GetFullPath(p.GetValue(output)!);
+            if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, "report.json"))))
+                throw SioException.InFile(outDir, "the output folder exists and is not a sio optimize result; choose another --out or empty it");
+            var err = p.InvocationConfiguration.Error;
+            await using var app = PipelineHost.Build(new PipelineHostConfig { Api = false, Store = p.GetValue(shared.Store), WorkDir = p.GetValue(shared.WorkDir) });
+            await app.StartAsync(ct);
+            var client = app.Services.GetRequiredService<DurableTaskClient>();
+            var api = app.Services.GetRequiredService<OptimizationApi>();
+            var started = await api.StartAsync(request, "", ct);
+            if (started.Status != 202) throw new SioException(JsonSerializer.Serialize(started.Body));
+            var id = request.InstanceId();
+            string last = "";
+            OrchestrationMetadata? m;
+            while (true)
+            {
+                m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
+                if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s && $"{s.Step}{s.Detail}" != last)
+                {
+                    last = $"{s.Step}{s.Detail}";
+                    err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}");
+                }
+                if (m?.IsCompleted == true) break;
+                await Task.Delay(300, ct);
+            }
+            if (m.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
+                throw new SioException($"optimization {id} {m.RuntimeStatus}: {m.FailureDetails?.ErrorMessage}");
+            var result = m.ReadOutputAs<OptimizationResult>()!;
+            var store = app.Services.GetRequiredService<IObjectStore>();
+            var steps = app.Services.GetRequiredService<PipelineSteps>();
+            var temp = Path.Combine(Path.GetDirectoryName(outDir)!, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
+            Directory.CreateDirectory(temp);
+            try
+            {
+                await store.DownloadAsync(Containers.Reports, $"{id}/report.json", Path.Combine(temp, "report.json"), ct);
+                await store.DownloadAsync(Containers.Reports, $"{id}/report.md", Path.Combine(temp, "report.md"), ct);
+                if (result.DeploymentManifest is { } dm)
+                {
+                    var text = (await store.GetTextAsync(Containers.Deployments, dm[(Containers.Deployments.Length + 1)..], ct))!;
+                    await File.WriteAllTextAsync(Path.Combine(temp, "deployment.json"), text, ct);
+                    var folder = await steps.MaterializeAsync(DeploymentManifest.Parse(text)!.ModelKey);
+                    CopyFolder(folder, Path.Combine(temp, "model"));
+                }
+                Models.ModelImporter.Replace(temp, outDir);
+            }
+            catch { if (Directory.Exists(temp)) Directory.Delete(temp, true); throw; }
+            await app.StopAsync(CancellationToken.None);
+            var deployment = result.DeploymentManifest is null ? null : Path.Combine(outDir, "deployment.json");
+            if (p.GetValue(json))
+                Cli.WriteJson(p.InvocationConfiguration.Output, new
+                {
+                    status = m.RuntimeStatus.ToString(), id, passed = result.Passed, chosen = result.Chosen, report = Path.Combine(outDir, "report.json"),
+                    deployment_manifest = deployment, model = deployment is null ? null : Path.Combine(outDir, "model"), reasons = result.Reasons,
+                    store = store.Location,
+                });
+            else
+            {
+                p.InvocationConfiguration.Output.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.md")).TrimEnd());
+                p.InvocationConfiguration.Output.WriteLine($"\nreport → {Path.Combine(outDir, "report.json")}{(deployment is null ? "" : $"\nserve it: sio serve {Path.Combine(outDir, "model")} --speculative {DeploymentManifest.Parse(File.ReadAllText(deployment))!.Drafter}")}");
+            }
+            return result.Passed ? 0 : 3;
+        });
+        return cmd;
+    }
+
+    static void CopyFolder(string from, string to)
+    {
+        foreach (var f in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var rel = Path.GetRelativePath(from, f);
+            if (rel.StartsWith(".sio") || rel == ArtifactFolders.ManifestFile) continue;
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(to, rel))!);
+            File.Copy(f, Path.Combine(to, rel));
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using Sio.Pipeline;
+
+namespace Sio.Cli;
+
+/// <summary>The options `sio optimize` and `sio up` share: recipe, dataset, gates, benchmark settings, price, store.</summary>
+public sealed class PipelineOptionsCli
+{
+    public readonly Option<string> Recipe = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => "awq-int4,speculative:ngram" };
+    public readonly Option<string?> Gate = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M (default max-perplexity-increase=10,min-speedup=1)." };
+    public readonly Option<string> Concurrency = new("--concurrency") { Description = "Concurrency levels each variant is measured at.", DefaultValueFactory = _ => "1,4" };
+    public readonly Option<int> Requests = new("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => 8 };
+    public readonly Option<int> MaxNew = new("--max-new-tokens") { Description = "New tokens per benchmark request.", DefaultValueFactory = _ => 64 };
+    public readonly Option<string?> Instance = new("--instance") { Description = "Instance from the price catalogue (default: its first entry)." };
+    public readonly Option<double?> Price = new("--price-per-hour") { Description = "Instance price in $/hour (overrides the catalogue)." };
+    public readonly Option<string?> Store = new("--store") { Description = "Artifact store: a folder (default $SIO_HOME/store) or a Blob Storage connection string (UseDevelopmentStorage=true for Azurite)." };
+    public readonly Option<string?> WorkDir = new("--work-dir") { Description = "Local folder for materialized artifacts (default $SIO_HOME/work)." };
+
+    public IEnumerable<Option> All => [Recipe, Gate, Concurrency, Requests, MaxNew, Instance, Price, Store, WorkDir];
+
+    public OptimizationRequest Request(ParseResult p, string model, string? tokenizer, string dataset) => new()
+    {
+        Model = model, Tokenizer = tokenizer, Dataset = dataset, Recipe = p.GetValue(Recipe)!, Gates = ParseGate(p.GetValue(Gate)),
+        Benchmark = new BenchmarkSettings { Concurrency = Cli.IntList("--concurrency", p.GetValue(Concurrency)!), Requests = p.GetValue(Requests), MaxNewTokens = p.GetValue(MaxNew) },
+        Instance = p.GetValue(Instance), PricePerHour = p.GetValue(Price),
+    };
+
+    public static QualityGates ParseGate(string? spec)
+    {
+        var g = new QualityGates();
+        if (string.IsNullOrWhiteSpace(spec)) return g;
+        foreach (var part in spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = part.Split('=', 2);
+            double? v = kv.Length == 2 && kv[1] is not ("none" or "")
+                ? double.TryParse(kv[1], System.Globalization.CultureInfo.InvariantCulture, out var d) ? d : throw new SioException($"--gate: '{part}' needs a number after '='")
+                : kv.Length == 2 ? null : throw new SioException($"--gate: '{part}' must be NAME=VALUE");
+            g = kv[0] switch
+            {
+                "max-perplexity-increase" => g with { MaxPerplexityIncreasePercent = v },
+                "min-speedup" => g with { MinSpeedup = v },
+                "max-price" => g with { MaxPricePerMillionTokens = v },
+                _ => throw new SioException($"--gate: unknown gate '{kv[0]}'; use max-perplexity-increase, min-speedup or max-price"),
+            };
+        }
+        return g;
+    }
+}

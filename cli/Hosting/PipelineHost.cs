@@ -1,0 +1,170 @@
+using System.Net;
+using System.Net.Sockets;
+using DurableTask.AzureStorage;
+using DurableTask.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.DurableTask.Client;
+using Microsoft.DurableTask.Testing.Sidecar;
+using Microsoft.DurableTask.Testing.Sidecar.Grpc;
+using Microsoft.DurableTask.Worker;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using Sio.Artifacts;
+using Sio.Generation;
+using Sio.Pipeline;
+using Sio.Serving;
+
+namespace Sio.Cli.Hosting;
+
+/// <summary>How `sio up` (and `sio optimize`) run the pipeline on one machine.</summary>
+public sealed record PipelineHostConfig
+{
+    public string Host { get; init; } = "127.0.0.1";
+    public int Port { get; init; } = 8000;
+    public string? ApiKey { get; init; }
+    /// <summary>Serve the HTTP API (false: only the orchestration sidecar, for `sio optimize`).</summary>
+    public bool Api { get; init; } = true;
+    /// <summary>--store: a folder (default $SIO_HOME/store) or a Blob Storage connection string.</summary>
+    public string? Store { get; init; }
+    /// <summary>--task-hub: null for the in-memory orchestration service, or an Azure Storage connection string (durable across restarts).</summary>
+    public string? TaskHubConnection { get; init; }
+    public string TaskHubName { get; init; } = "sio";
+    /// <summary>Lease and queue visibility timeouts of the Azure Storage backend: how soon a new process takes over a dead one's work.</summary>
+    public TimeSpan? RecoveryTimeout { get; init; }
+    public string? WorkDir { get; init; }
+    public ServeOptions Serve { get; init; } = new();
+    public string Provider { get; init; } = "cpu";
+    /// <summary>Start a run with these defaults when a model is uploaded (null: no watcher).</summary>
+    public OptimizationRequest? UploadDefaults { get; init; }
+    public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(2);
+    public long MaxUploadBytes { get; init; } = 8L << 30;
+    public LogLevel LogLevel { get; init; } = LogLevel.Warning;
+}
+
+/// <summary>
+/// The self-hosted pipeline: ASP.NET Core serving the optimization API and the OpenAI-compatible
+/// endpoints, with a Durable Task worker and client that talk gRPC to an in-process sidecar
+/// (TaskHubGrpcServer) over the in-memory or the Azure Storage orchestration service.
+/// </summary>
+public static class PipelineHost
+{
+    public static WebApplication Build(PipelineHostConfig config)
+    {
+        var key = config.Api ? OpenAiEndpoints.RequireKeyOffLoopback(config.Host, config.Port, config.ApiKey) : null;
+        var store = ObjectStores.Open(config.Store);
+        var workDir = Path.GetFullPath(config.WorkDir ?? Path.Combine(
+            Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } home ? home : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio"), "work"));
+        var modelOptions = new ModelOptions { Provider = config.Provider };
+        var deployments = new Deployments();
+        var deployer = new ServingDeployer(store, workDir, deployments, config.Serve, modelOptions);
+        var options = new PipelineOptions { Store = store, WorkDir = workDir, AllowLocalPaths = true, Events = config.Api ? deployer : null, ModelOptions = modelOptions, MaxUploadBytes = config.MaxUploadBytes };
+
+        int sidecarPort = FreePort();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(config.LogLevel)
+            .AddFilter("Microsoft.AspNetCore", LogLevel.Warning).AddFilter("Grpc", LogLevel.Warning).AddFilter("Microsoft.DurableTask.Worker.Grpc", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(IPAddress.Loopback, sidecarPort, o => o.Protocols = HttpProtocols.Http2);
+            if (config.Api)
+            {
+                var address = config.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(config.Host);
+                k.Listen(address, config.Port, o => o.Protocols = HttpProtocols.Http1AndHttp2);
+            }
+        });
+        var services = builder.Services;
+        services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5)); // the worker's open work-item stream would hold shutdown for 30 s
+        services.AddSingleton<IOrchestrationService>(sp => OrchestrationService(config, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(sp => (IOrchestrationServiceClient)sp.GetRequiredService<IOrchestrationService>());
+        services.AddGrpc();
+        services.AddSingleton<TaskHubGrpcServer>();
+        services.AddSingleton(options);
+        services.AddSingleton<PipelineSteps>();
+        services.AddSingleton(store);
+        services.AddSingleton(deployments);
+        services.AddSingleton(deployer);
+        services.AddSingleton<OptimizationApi>();
+        var sidecar = $"http://127.0.0.1:{sidecarPort}";
+        services.AddDurableTaskWorker(b => { b.AddTasks(PipelineTasks.Register); b.UseGrpc(sidecar); });
+        services.AddDurableTaskClient(b => b.UseGrpc(sidecar));
+        if (config.UploadDefaults is { } defaults)
+            services.AddHostedService(sp => new UploadWatcher(store, sp.GetRequiredService<OptimizationApi>(), defaults, config.WatchInterval,
+                sp.GetRequiredService<ILogger<UploadWatcher>>()));
+        services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
+
+        var app = builder.Build();
+        var orchestration = app.Services.GetRequiredService<IOrchestrationService>();
+        orchestration.CreateIfNotExistsAsync().GetAwaiter().GetResult();
+        app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
+        OpenAiEndpoints.UseApiKey(app, key, c => c.Connection.LocalPort == sidecarPort); // the sidecar listens on loopback only
+        app.MapGrpcService<TaskHubGrpcServer>();
+        if (config.Api)
+        {
+            var api = app.Services.GetRequiredService<OptimizationApi>();
+            string Base(HttpContext c) => $"{c.Request.Scheme}://{c.Request.Host}";
+            app.MapPost("/api/optimizations", async (HttpContext c) => await Write(c, await api.StartAsync(c.Request.Body, Base(c), c.RequestAborted)));
+            app.MapGet("/api/optimizations", async (HttpContext c) => await Write(c, await api.ListAsync(Base(c), c.RequestAborted)));
+            app.MapGet("/api/optimizations/{id}", async (HttpContext c, string id) => await Write(c, await api.StatusAsync(id, Base(c), c.RequestAborted)));
+            app.MapDelete("/api/optimizations/{id}", async (HttpContext c, string id) => await Write(c, await api.CancelAsync(id, c.RequestAborted)));
+            app.MapGet("/api/optimizations/{id}/report", async (HttpContext c, string id) => await Write(c, await api.ReportAsync(id, c.RequestAborted)));
+            app.MapPut("/api/uploads/{**name}", async (HttpContext c, string name) =>
+            {
+                c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null; // the API enforces --max-upload-mb itself, with a 413 it can explain
+                await Write(c, await api.UploadAsync(name, c.Request.Body, c.Request.ContentLength, c.RequestAborted));
+            });
+            app.MapGet("/api/uploads", async (HttpContext c) => await Write(c, await api.UploadsAsync(c.RequestAborted)));
+            app.MapPost("/api/deployments", async (HttpContext c) => await Write(c, await api.DeployAsync(c.Request.Body, c.RequestAborted)));
+            app.MapGet("/api/deployments", async (HttpContext c) => await Write(c, await api.DeploymentsAsync(c.RequestAborted)));
+            app.MapPrometheusScrapingEndpoint("/metrics");
+            OpenAiEndpoints.Map(app, deployments, dir => Deployment.Load(dir, config.Serve, modelOptions));
+            // A restarted host serves what was live before.
+            app.Lifetime.ApplicationStarted.Register(() => _ = Task.Run(async () =>
+            {
+                try
+                {
+                    if (DeploymentManifest.Parse(await store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current)) is { } live) await deployer.DeployAsync(live);
+                }
+                catch (Exception e) { app.Logger.LogWarning("could not restore the live deployment: {Error}", e.Message); }
+            }));
+        }
+        return app;
+    }
+
+    static IOrchestrationService OrchestrationService(PipelineHostConfig config, ILoggerFactory logs)
+    {
+        if (config.TaskHubConnection is null) return new InMemoryOrchestrationService(logs);
+        var settings = new AzureStorageOrchestrationServiceSettings
+        {
+            StorageAccountClientProvider = new StorageAccountClientProvider(config.TaskHubConnection),
+            TaskHubName = config.TaskHubName, PartitionCount = 1, LoggerFactory = logs,
+        };
+        if (config.RecoveryTimeout is { } t)
+        {
+            settings.LeaseInterval = t;
+            settings.LeaseRenewInterval = t / 3;
+            settings.LeaseAcquireInterval = t / 3;
+            settings.ControlQueueVisibilityTimeout = t;
+            settings.WorkItemQueueVisibilityTimeout = t;
+        }
+        return new AzureStorageOrchestrationService(settings);
+    }
+
+    public static async Task Write(HttpContext c, ApiResult r)
+    {
+        c.Response.StatusCode = r.Status;
+        if (r.Location is not null) c.Response.Headers.Location = r.Location;
+        if (r.Body is null) return;
+        await c.Response.WriteAsJsonAsync(r.Body, r.Body.GetType(), OptimizationRequest.Json, r.Problem ? "application/problem+json" : "application/json", c.RequestAborted);
+    }
+
+    static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,21 @@
+using System.Text.Json;
+
+namespace Sio.Pipeline;
+
+/// <summary>
+/// What to serve: a model artifact and the serving settings chosen for it (the drafter included).
+/// Written to deployments/RUN.json after the report; deployments/current.json names the one that is live.
+/// </summary>
+public sealed record DeploymentManifest(string Id, string RunId, string Variant, string ModelKey, string ModelArtifact, string Drafter,
+    string Report, double Speedup, double PricePerMillionTokens, DateTime CreatedUtc)
+{
+    public const string Current = "current.json";
+    public string ToJson() => JsonSerializer.Serialize(this, OptimizationRequest.Json);
+    public static DeploymentManifest? Parse(string? json) => json is null ? null : JsonSerializer.Deserialize<DeploymentManifest>(json, OptimizationRequest.Json);
+}
+
+/// <summary>Receives the deployment event (the self-host hot-swaps its served model; on Azure the event is the blob written to the deployments container).</summary>
+public interface IDeploymentEvents
+{
+    Task DeployAsync(DeploymentManifest manifest, CancellationToken ct = default);
+}

@@ -1,0 +1,34 @@
+namespace Sio.Pipeline;
+
+// The inputs and outputs that travel between the orchestrator and its activities (JSON, small).
+
+/// <summary>A content-addressed model folder in the artifacts container (artifacts/models/KEY).</summary>
+public sealed record ModelArtifact(string Key, string Name, string Dtype, long Bytes, bool Reused);
+
+public sealed record ImportInput(string Model, string? Tokenizer);
+public sealed record StagedDataset(string Key, string Sha256, int Records);
+public sealed record QuantizeInput(ModelArtifact Model, string Method, int GroupSize, StagedDataset Dataset, string Name);
+public sealed record CompileInput(ModelArtifact Model, string Target, string Name);
+public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour);
+
+/// <summary>One variant measured: throughput and latency per concurrency level, price and quality.</summary>
+public sealed record VariantMeasurement(string Variant, ModelArtifact Model, string Drafter, IReadOnlyList<LevelMeasurement> Levels,
+    double Perplexity, double? AcceptanceRate, double? MeanAcceptedLength, string Instance, double PricePerHour, bool Reused)
+{
+    public LevelMeasurement? At(int concurrency) => Levels.FirstOrDefault(l => l.Concurrency == concurrency);
+    public double CheapestPricePerMillionTokens => Levels.Where(l => double.IsFinite(l.BlendedPricePerMillionTokens) && l.BlendedPricePerMillionTokens > 0)
+        .Select(l => l.BlendedPricePerMillionTokens).DefaultIfEmpty(double.PositiveInfinity).Min();
+}
+
+public sealed record LevelMeasurement(int Concurrency, double OutputTokensPerSecond, double TtftP50Ms, double ItlP50Ms, double ItlP90Ms,
+    double BlendedPricePerMillionTokens, int Errors);
+
+public sealed record PublishInput(string RunId, OptimizationRequest Request, IReadOnlyList<VariantMeasurement> Variants, GateDecision Decision);
+public sealed record Published(string Report, string? DeploymentManifest);
+
+/// <summary>What a run ends with.</summary>
+public sealed record OptimizationResult(string RunId, bool Passed, string? Chosen, string Report, string? DeploymentManifest, bool Deployed,
+    IReadOnlyList<string> Reasons);
+
+/// <summary>The custom status of a run: where it is and, when it failed, where and why.</summary>
+public sealed record PipelineStatus(string Step, int StepNumber, int Steps, string? Detail = null, string? FailedStep = null, string? Error = null);

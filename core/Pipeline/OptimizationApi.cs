@@ -1,0 +1,214 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Sio.Artifacts;
+
+namespace Sio.Pipeline;
+
+/// <summary>An HTTP answer, independent of the host that writes it: a status, a JSON body, and a Location or Retry-After header.</summary>
+public sealed record ApiResult(int Status, object? Body, string? Location = null, bool Problem = false)
+{
+    /// <summary>RFC 7807 problem details; <paramref name="errors"/> names the fields at fault.</summary>
+    public static ApiResult Fail(int status, string title, string detail, Dictionary<string, string[]>? errors = null) =>
+        new(status, new { type = "about:blank", title, status, detail, errors }, Problem: true);
+}
+
+/// <summary>
+/// The pipeline's HTTP API, shared by `sio up` and the Functions app:
+/// POST /api/optimizations (202 + Location), GET /api/optimizations[/{id}[/report]], DELETE /api/optimizations/{id},
+/// PUT /api/uploads/{name}, GET /api/uploads, POST /api/deployments, GET /api/deployments.
+/// </summary>
+public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps steps)
+{
+    IObjectStore Store => steps.Options.Store;
+
+    public async Task<ApiResult> StartAsync(Stream body, string baseUrl, CancellationToken ct = default)
+    {
+        OptimizationRequest? request;
+        try { request = await JsonSerializer.DeserializeAsync<OptimizationRequest>(body, OptimizationRequest.Json, ct); }
+        catch (JsonException e)
+        {
+            var field = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "body";
+            return ApiResult.Fail(400, "The request is not valid JSON for an optimization", e.Message, new() { [field] = [e.Message] });
+        }
+        if (request is null) return ApiResult.Fail(400, "The request body is empty", "send a JSON optimization request", new() { ["body"] = ["required"] });
+        return await StartAsync(request, baseUrl, ct);
+    }
+
+    /// <summary>Starts (or finds) the run of a request; the id is derived from the request, so a duplicate does not start a second run.</summary>
+    public async Task<ApiResult> StartAsync(OptimizationRequest request, string baseUrl, CancellationToken ct = default, string? instanceId = null)
+    {
+        var problems = request.Problems();
+        if (problems.Count > 0)
+            return ApiResult.Fail(400, "The optimization request is invalid", string.Join("; ", problems.SelectMany(p => p.Value.Select(m => $"{p.Key}: {m}"))), problems);
+        var id = instanceId ?? request.InstanceId();
+        var existing = await client.GetInstanceAsync(id, ct);
+        bool duplicate = existing is not null && existing.RuntimeStatus is not (OrchestrationRuntimeStatus.Failed or OrchestrationRuntimeStatus.Terminated);
+        if (!duplicate)
+        {
+            if (existing is not null) await client.PurgeInstanceAsync(id, ct); // a failed or cancelled run may be started again
+            await client.ScheduleNewOrchestrationInstanceAsync(nameof(OptimizeModel), request, new StartOrchestrationOptions(id), ct);
+        }
+        var urls = Urls(baseUrl, id);
+        return new ApiResult(202, new { id, duplicate, urls.statusQueryGetUri, urls.cancelUri, urls.reportUri }, urls.statusQueryGetUri);
+    }
+
+    static (string statusQueryGetUri, string cancelUri, string reportUri) Urls(string baseUrl, string id)
+    {
+        var s = $"{baseUrl.TrimEnd('/')}/api/optimizations/{id}";
+        return (s, s, s + "/report");
+    }
+
+    public async Task<ApiResult> StatusAsync(string id, string baseUrl, CancellationToken ct = default)
+    {
+        var m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
+        if (m is null) return ApiResult.Fail(404, "No such optimization", $"no optimization has the id '{id}'");
+        return new ApiResult(200, Describe(m, baseUrl));
+    }
+
+    static object Describe(OrchestrationMetadata m, string baseUrl)
+    {
+        PipelineStatus? status = null;
+        try { status = m.ReadCustomStatusAs<PipelineStatus>(); } catch (JsonException) { }
+        OptimizationResult? output = null;
+        if (m.RuntimeStatus == OrchestrationRuntimeStatus.Completed) output = m.ReadOutputAs<OptimizationResult>();
+        var urls = Urls(baseUrl, m.InstanceId);
+        return new
+        {
+            id = m.InstanceId, runtimeStatus = m.RuntimeStatus.ToString(), createdAt = m.CreatedAt, lastUpdatedAt = m.LastUpdatedAt,
+            step = status?.Step, stepNumber = status?.StepNumber, steps = status?.Steps, detail = status?.Detail,
+            failedStep = status?.FailedStep ?? (m.FailureDetails is { } f && f.ErrorMessage.Contains(" failed: ") ? f.ErrorMessage.Split(" failed: ")[0] : null),
+            error = m.FailureDetails?.ErrorMessage,
+            output, urls.statusQueryGetUri, urls.reportUri,
+        };
+    }
+
+    public async Task<ApiResult> ListAsync(string baseUrl, CancellationToken ct = default)
+    {
+        var list = new List<object>();
+        await foreach (var m in client.GetAllInstancesAsync(new OrchestrationQuery { FetchInputsAndOutputs = true }).WithCancellation(ct))
+            if (m.Name == nameof(OptimizeModel)) list.Add(Describe(m, baseUrl));
+        return new ApiResult(200, new { optimizations = list });
+    }
+
+    public async Task<ApiResult> CancelAsync(string id, CancellationToken ct = default)
+    {
+        var m = await client.GetInstanceAsync(id, ct);
+        if (m is null) return ApiResult.Fail(404, "No such optimization", $"no optimization has the id '{id}'");
+        if (m.IsCompleted) return ApiResult.Fail(409, "The optimization has already ended", $"'{id}' is {m.RuntimeStatus}");
+        await client.TerminateInstanceAsync(id, "cancelled", ct);
+        return new ApiResult(202, new { id, cancelling = true });
+    }
+
+    public async Task<ApiResult> ReportAsync(string id, CancellationToken ct = default)
+    {
+        var m = await client.GetInstanceAsync(id, ct);
+        if (m is null) return ApiResult.Fail(404, "No such optimization", $"no optimization has the id '{id}'");
+        var text = await Store.GetTextAsync(Containers.Reports, $"{id}/report.json", ct);
+        if (text is null) return ApiResult.Fail(409, "No report yet", $"'{id}' is {m.RuntimeStatus}; the report is published when it completes");
+        return new ApiResult(200, JsonNode.Parse(text));
+    }
+
+    /// <summary>Deploys a published variant: {"runId": "..."} or {"deployment": "deployments/NAME.json"}.</summary>
+    public async Task<ApiResult> DeployAsync(Stream body, CancellationToken ct = default)
+    {
+        JsonNode? node;
+        try { node = await JsonNode.ParseAsync(body, cancellationToken: ct); }
+        catch (JsonException e) { return ApiResult.Fail(400, "The body is not valid JSON", e.Message, new() { ["body"] = [e.Message] }); }
+        string? name = null;
+        try { name = node?["deployment"]?.GetValue<string>() ?? (node?["runId"]?.GetValue<string>() is { } run ? $"{run}.json" : null); }
+        catch (InvalidOperationException) { }
+        if (string.IsNullOrEmpty(name)) return ApiResult.Fail(400, "Nothing to deploy", "send {\"runId\": \"ID\"} or {\"deployment\": \"deployments/NAME.json\"}", new() { ["runId"] = ["required"] });
+        var bare = name.StartsWith(Containers.Deployments + "/") ? name[(Containers.Deployments.Length + 1)..] : name;
+        try { Containers.CheckName(bare, "deployment"); }
+        catch (SioException e) { return ApiResult.Fail(400, "Bad deployment name", e.Message, new() { ["deployment"] = [e.Message] }); }
+        if (!await Store.ExistsAsync(Containers.Deployments, bare, ct))
+            return ApiResult.Fail(404, "No such deployment", $"{Containers.Deployments}/{bare} does not exist (a run publishes one when its variant passes the gate)");
+        try { await steps.DeployAsync(bare); }
+        catch (SioException e) { return ApiResult.Fail(400, "The deployment failed", e.Message); }
+        return new ApiResult(200, JsonNode.Parse((await Store.GetTextAsync(Containers.Deployments, bare, ct))!));
+    }
+
+    public async Task<ApiResult> DeploymentsAsync(CancellationToken ct = default)
+    {
+        var current = await Store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current, ct);
+        var all = (await Store.ListAsync(Containers.Deployments, "", ct)).Where(o => o.Name != DeploymentManifest.Current).Select(o => o.Name).ToList();
+        return new ApiResult(200, new { current = current is null ? null : JsonNode.Parse(current), deployments = all });
+    }
+
+    public async Task<ApiResult> UploadsAsync(CancellationToken ct = default) =>
+        new(200, new { uploads = (await Store.ListAsync(Containers.Uploads, "", ct)).Select(o => new { name = o.Name, size = o.Size, lastModified = o.LastModified }) });
+
+    /// <summary>
+    /// Stores an upload after checking it: a safe name, at most <see cref="PipelineOptions.MaxUploadBytes"/>, and content that
+    /// is what its name says (a llama2.c checkpoint or tokenizer, a zip holding a model, a tokenizer file, or a dataset).
+    /// </summary>
+    public async Task<ApiResult> UploadAsync(string name, Stream body, long? contentLength, CancellationToken ct = default)
+    {
+        try { Containers.CheckName(name, "upload name"); }
+        catch (SioException e) { return ApiResult.Fail(400, "Bad upload name", e.Message, new() { ["name"] = [e.Message] }); }
+        long max = steps.Options.MaxUploadBytes;
+        if (contentLength > max) return ApiResult.Fail(413, "The upload is too large", $"{contentLength} bytes is over the {max}-byte limit");
+        var temp = Path.Combine(steps.Options.WorkDir, "incoming", $"{Guid.NewGuid():N}{Path.GetExtension(name)}");
+        Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
+        try
+        {
+            long total = 0;
+            await using (var file = File.Create(temp))
+            {
+                var buffer = new byte[1 << 16];
+                int n;
+                while ((n = await body.ReadAsync(buffer, ct)) > 0)
+                {
+                    total += n;
+                    if (total > max) return ApiResult.Fail(413, "The upload is too large", $"the body is over the {max}-byte limit");
+                    await file.WriteAsync(buffer.AsMemory(0, n), ct);
+                }
+            }
+            if (total == 0) return ApiResult.Fail(400, "The upload is empty", $"{name} has no bytes", new() { ["body"] = ["empty"] });
+            var problem = CheckContent(name, temp);
+            if (problem is not null) return ApiResult.Fail(415, "The upload is not a model, tokenizer or dataset", problem, new() { ["body"] = [problem] });
+            await Store.UploadAsync(Containers.Uploads, name, temp, null, ct);
+            return new ApiResult(201, new { name = $"{Containers.Uploads}/{name}", size = total }, $"/api/uploads/{name}");
+        }
+        finally { if (File.Exists(temp)) File.Delete(temp); }
+    }
+
+    static string? CheckContent(string name, string file)
+    {
+        var ext = Path.GetExtension(name).ToLowerInvariant();
+        var stem = Path.GetFileName(name).ToLowerInvariant();
+        try
+        {
+            switch (ext)
+            {
+                case ".bin" when stem.StartsWith("tok"):
+                    Tokenization.TokenizerLoader.LoadFile(file, 0, 1, 2);
+                    return null;
+                case ".bin":
+                    using (new Models.Llama2cCheckpoint(file)) return null;
+                case ".zip":
+                    using (var zip = ZipFile.OpenRead(file))
+                    {
+                        var names = zip.Entries.Select(e => e.FullName).ToList();
+                        if (names.Any(n => n.Contains("..") || n.StartsWith('/') || n.Contains('\\'))) return $"{name} has entries with unsafe paths";
+                        bool model = names.Any(n => Path.GetFileName(n) is "sio.json" or "config.json" || (n.EndsWith(".bin") && !Path.GetFileName(n).StartsWith("tok")));
+                        return model ? null : $"{name} holds no model (sio.json, config.json or a llama2.c .bin)";
+                    }
+                case ".json" when stem.StartsWith("tokenizer"):
+                case ".model":
+                    return null;
+                case ".jsonl" or ".json" or ".txt":
+                    return Evaluation.DatasetReader.Read(file).Records.Count > 0 ? null : $"{name} has no usable records";
+                default:
+                    return $"{name}: expected .bin (llama2.c checkpoint or tok*.bin tokenizer), .zip (a model folder), tokenizer.json, .model, or a .jsonl/.json/.txt dataset";
+            }
+        }
+        catch (Exception e) when (e is SioException or InvalidDataException or IOException or JsonException or ArgumentException)
+        {
+            return $"{name}: {e.Message}";
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using Microsoft.DurableTask;
+
+namespace Sio.Pipeline;
+
+/// <summary>
+/// The optimization run: validate → import → the recipe's techniques in order (each an artifact) →
+/// benchmark the baseline and every variant (fan-out / fan-in) → quality and cost gate → publish the
+/// report and the deployment manifest → raise the deployment event. Deterministic (all I/O is in
+/// activities); the custom status names the current step, and a failure names the step and its reason.
+/// </summary>
+public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, OptimizationResult>
+{
+    /// <summary>Transient faults are retried with backoff; bad input (a SioException) is not.</summary>
+    public static readonly TaskOptions Retry = TaskOptions.FromRetryPolicy(new RetryPolicy(4, TimeSpan.FromSeconds(1), backoffCoefficient: 2, maxRetryInterval: TimeSpan.FromSeconds(30))
+    {
+        HandleFailure = f => f.ErrorType != typeof(SioException).FullName,
+    });
+
+    public override async Task<OptimizationResult> RunAsync(TaskOrchestrationContext context, OptimizationRequest request)
+    {
+        var recipe = Recipe.Parse(request.Recipe);
+        var models = recipe.Where(t => t.Kind != Technique.Speculative).ToList();
+        int steps = 5 + models.Count + (request.Deploy ? 1 : 0), step = 0;
+        string current = "";
+
+        async Task<T> Run<T>(string name, string activity, object input, string? detail = null)
+        {
+            current = name;
+            context.SetCustomStatus(new PipelineStatus(name, ++step, steps, detail));
+            try { return await context.CallActivityAsync<T>(activity, input, Retry); }
+            catch (TaskFailedException e) { throw Failed(context, name, step, steps, e); }
+        }
+
+        var dataset = await Run<StagedDataset>("validate", nameof(ValidateRequest), request);
+        var baseline = await Run<ModelArtifact>("import", nameof(ImportModel), new ImportInput(request.Model, request.Tokenizer));
+
+        // Every prefix of the recipe is a variant: awq-int4, then awq-int4+compile, then (+ the drafter) the served setting.
+        var variants = new List<(string Name, ModelArtifact Model, string Drafter)>();
+        var model = baseline;
+        var name = "baseline";
+        foreach (var t in models)
+        {
+            name = variants.Count == 0 ? t.Spec : $"{name}+{t.Spec}";
+            model = t.Kind == Technique.Quantize
+                ? await Run<ModelArtifact>("quantize", nameof(QuantizeModel), new QuantizeInput(model, t.Method!, t.GroupSize, dataset, name), t.Spec)
+                : await Run<ModelArtifact>("compile", nameof(CompileModel), new CompileInput(model, t.Target, name), t.Spec);
+            variants.Add((name, model, "none"));
+        }
+        if (recipe.FirstOrDefault(t => t.Kind == Technique.Speculative) is { } spec)
+            variants.Add((variants.Count == 0 ? spec.Spec : $"{name}+{spec.Spec}", model, spec.Drafter));
+
+        current = "benchmark";
+        context.SetCustomStatus(new PipelineStatus("benchmark", ++step, steps, $"{variants.Count + 1} variants"));
+        var measuring = new[] { ("baseline", baseline, "none") }.Concat(variants)
+            .Select(v => context.CallActivityAsync<VariantMeasurement>(nameof(BenchmarkVariant),
+                new BenchmarkInput(v.Item1, v.Item2, v.Item3, dataset, request.Benchmark, request.Instance, request.PricePerHour), Retry))
+            .ToList();
+        VariantMeasurement[] measured;
+        try { measured = await Task.WhenAll(measuring); }
+        catch (TaskFailedException e) { throw Failed(context, "benchmark", step, steps, e); }
+
+        context.SetCustomStatus(new PipelineStatus("gate", ++step, steps));
+        var decision = QualityGate.Evaluate(measured[0], measured[1..], request.Gates);
+
+        var published = await Run<Published>("publish", nameof(PublishResult), new PublishInput(context.InstanceId, request, measured, decision));
+        bool deployed = false;
+        if (request.Deploy && published.DeploymentManifest is { } manifest)
+            deployed = await Run<bool>("deploy", nameof(RaiseDeployment), manifest);
+        context.SetCustomStatus(new PipelineStatus("done", steps, steps, decision.Passed ? $"chose {decision.Chosen}" : "no variant passed the gate"));
+        return new OptimizationResult(context.InstanceId, decision.Passed, decision.Chosen, published.Report, published.DeploymentManifest, deployed,
+            decision.Checks.SelectMany(c => c.Failures.Select(f => $"{c.Variant}: {f}")).ToList());
+    }
+
+    static PipelineStepFailedException Failed(TaskOrchestrationContext context, string step, int number, int steps, TaskFailedException e)
+    {
+        var reason = e.FailureDetails.ErrorMessage;
+        context.SetCustomStatus(new PipelineStatus(step, number, steps, null, step, reason));
+        return new PipelineStepFailedException(step, reason);
+    }
+}
+
+/// <summary>A run failed in one step; nothing after that step was published.</summary>
+public sealed class PipelineStepFailedException(string step, string reason) : Exception($"{step} failed: {reason}")
+{
+    public string Step { get; } = step;
+}

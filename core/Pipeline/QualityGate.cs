@@ -1,0 +1,34 @@
+namespace Sio.Pipeline;
+
+/// <summary>The gate's verdict: the variant chosen (if any) and, for every variant, why it passed or not.</summary>
+public sealed record GateDecision(bool Passed, string? Chosen, IReadOnlyList<GateCheck> Checks);
+public sealed record GateCheck(string Variant, bool Passed, double PerplexityIncreasePercent, double Speedup, double PricePerMillionTokens, IReadOnlyList<string> Failures);
+
+/// <summary>
+/// The quality and cost gate (pure): each variant is compared with the baseline on perplexity
+/// increase, decode speedup at concurrency 1 and blended price. Of the variants that pass, the one
+/// with the most techniques stacked wins (the recipe is what the user asked for; its shorter prefixes
+/// are the fallbacks when the full stack fails a gate).
+/// </summary>
+public static class QualityGate
+{
+    public static GateDecision Evaluate(VariantMeasurement baseline, IReadOnlyList<VariantMeasurement> variants, QualityGates gates)
+    {
+        var checks = new List<GateCheck>();
+        double baseTps = baseline.At(1)?.OutputTokensPerSecond ?? baseline.Levels[0].OutputTokensPerSecond;
+        foreach (var v in variants)
+        {
+            double ppl = (v.Perplexity / baseline.Perplexity - 1) * 100;
+            double speedup = (v.At(1)?.OutputTokensPerSecond ?? v.Levels[0].OutputTokensPerSecond) / baseTps;
+            double price = v.CheapestPricePerMillionTokens;
+            var failures = new List<string>();
+            if (gates.MaxPerplexityIncreasePercent is double mp && !(ppl <= mp)) failures.Add($"perplexity +{ppl:F2} % exceeds the {mp} % allowed");
+            if (gates.MinSpeedup is double ms && !(speedup >= ms)) failures.Add($"speedup {speedup:F2}x is under the {ms}x required");
+            if (gates.MaxPricePerMillionTokens is double mx && !(price <= mx)) failures.Add($"${price:G4} per 1M tokens exceeds the ${mx} allowed");
+            if (v.Levels.Any(l => l.Errors > 0)) failures.Add($"{v.Levels.Sum(l => l.Errors)} benchmark requests failed");
+            checks.Add(new GateCheck(v.Variant, failures.Count == 0, Math.Round(ppl, 3), Math.Round(speedup, 3), price, failures));
+        }
+        var winner = checks.LastOrDefault(c => c.Passed); // variants come in recipe order, each stacking one more technique
+        return new GateDecision(winner is not null, winner?.Variant, checks);
+    }
+}

@@ -1,0 +1,401 @@
+using System.Diagnostics;
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Sio.Artifacts;
+using Sio.Cli.Hosting;
+using Sio.Pipeline;
+using Sio.Serving;
+
+namespace Sio.Tests;
+
+/// <summary>A self-host (`sio up`) on a free loopback port, for one test.</summary>
+sealed class UpServer : IAsyncDisposable
+{
+    public WebApplication App { get; }
+    public HttpClient Http { get; }
+    public string Root { get; } = TestPaths.TempDir("up");
+
+    public UpServer(Func<PipelineHostConfig, PipelineHostConfig>? configure = null)
+    {
+        var port = AzuriteFixture.FreePort();
+        var config = new PipelineHostConfig { Port = port, Store = Path.Combine(Root, "store"), WorkDir = Path.Combine(Root, "work"), WatchInterval = TimeSpan.FromMilliseconds(300), LogLevel = Microsoft.Extensions.Logging.LogLevel.Warning };
+        App = PipelineHost.Build(configure?.Invoke(config) ?? config);
+        App.StartAsync().GetAwaiter().GetResult();
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(5) };
+    }
+
+    public static string StoriesZip()
+    {
+        var zip = Path.Combine(TestPaths.TempDir("zip"), "stories260K.zip");
+        using var z = ZipFile.Open(zip, ZipArchiveMode.Create);
+        z.CreateEntryFromFile(TestPaths.Stories260K, "stories260K.bin");
+        z.CreateEntryFromFile(TestPaths.Tok512, "tok512.bin");
+        return zip;
+    }
+
+    public async Task<HttpResponseMessage> Upload(string name, string file) =>
+        await Http.PutAsync($"api/uploads/{name}", new StreamContent(File.OpenRead(file)));
+
+    /// <summary>Polls a run until it has ended.</summary>
+    public async Task<JsonNode> WaitAsync(string id, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(4));
+        while (true)
+        {
+            var s = JsonNode.Parse(await Http.GetStringAsync($"api/optimizations/{id}"))!;
+            if (s["runtimeStatus"]!.GetValue<string>() is "Completed" or "Failed" or "Terminated") return s;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {id} still {s.ToJsonString()}");
+            await Task.Delay(250);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        try { Directory.Delete(Root, true); } catch (IOException) { }
+    }
+}
+
+/// <summary>Recipes and requests are validated up front, naming what is wrong.</summary>
+public class RecipeTests
+{
+    [Theory]
+    [InlineData("awq-int4", 1)]
+    [InlineData("awq-int4:g64,compile,speculative:ngram", 3)]
+    [InlineData("rtn-int4:g128,compile:cpu", 2)]
+    [InlineData("compile,speculative:self-int4", 2)]
+    [InlineData("speculative:draft:/models/small", 1)]
+    public void EveryStackParses(string recipe, int steps) => Assert.Equal(steps, Recipe.Parse(recipe).Count);
+
+    [Theory]
+    [InlineData("awq-int4,rtn-int4", "repeats")]
+    [InlineData("compile,awq-int4", "quantize first")]
+    [InlineData("speculative:ngram,compile", "last step")]
+    [InlineData("awq-int4,speculative:self-int4", "already quantizes")]
+    [InlineData("awq-int4:g48", "group size")]
+    [InlineData("compile:tpu", "unknown target")]
+    [InlineData("speculative:magic", "unknown drafter")]
+    [InlineData("distill", "unknown technique")]
+    public void BadRecipesAreExplained(string recipe, string why) =>
+        Assert.Contains(why, Assert.Throws<SioException>(() => Recipe.Parse(recipe)).Message);
+
+    [Fact]
+    public void RequestProblemsNameTheirFields()
+    {
+        var p = new OptimizationRequest { Model = "uploads/../etc/passwd", Recipe = "awq-int4", Gates = new() { MinSpeedup = 0 }, Benchmark = new() { Concurrency = [] } }.Problems();
+        Assert.Equal(["benchmark.concurrency", "dataset", "gates.minSpeedup", "model"], p.Keys.Order());
+        var a = new OptimizationRequest { Model = "m.bin", Dataset = "d.jsonl" };
+        Assert.Equal(a.InstanceId(), (a with { }).InstanceId());
+        Assert.NotEqual(a.InstanceId(), (a with { Recipe = "rtn-int4" }).InstanceId());
+    }
+}
+
+[Collection("azurite")]
+public class BlobStoreTests(AzuriteFixture azurite)
+{
+    [Fact]
+    public async Task BlobsStreamInBlocksWithTheirSha256AndDamageIsRefused()
+    {
+        var store = BlobObjectStore.Connect(azurite.ConnectionString);
+        var dir = TestPaths.TempDir("blobs");
+        var file = Path.Combine(dir, "big.bin");
+        var bytes = new byte[9 << 20];
+        new Random(7).NextBytes(bytes);
+        File.WriteAllBytes(file, bytes);
+        await store.UploadAsync(Containers.Artifacts, "t/big.bin", file);
+        var blob = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(Containers.Artifacts).GetBlobClient("t/big.bin");
+        var blocks = await new Azure.Storage.Blobs.Specialized.BlockBlobClient(azurite.ConnectionString, Containers.Artifacts, "t/big.bin").GetBlockListAsync();
+        Assert.Equal(3, blocks.Value.CommittedBlocks.Count()); // 4 + 4 + 1 MiB
+        Assert.Equal(Models.ModelManifest.Sha256File(file), (await blob.GetPropertiesAsync()).Value.Metadata[Containers.Sha256Key]);
+        var back = Path.Combine(dir, "back.bin");
+        Assert.True(await store.DownloadAsync(Containers.Artifacts, "t/big.bin", back));
+        Assert.Equal(bytes, File.ReadAllBytes(back));
+        Assert.False(await store.DownloadAsync(Containers.Artifacts, "t/none.bin", back));
+
+        // Same metadata, other bytes: the download is refused and leaves nothing behind.
+        var meta = (await blob.GetPropertiesAsync()).Value.Metadata;
+        await blob.UploadAsync(new BinaryData(new byte[] { 1, 2, 3 }), new BlobUploadOptions { Metadata = meta });
+        var damaged = Path.Combine(dir, "damaged.bin");
+        Assert.Contains("does not match its sha256", (await Assert.ThrowsAsync<SioException>(() => store.DownloadAsync(Containers.Artifacts, "t/big.bin", damaged))).Message);
+        Assert.False(File.Exists(damaged));
+        Assert.Empty(Directory.GetFiles(dir, "*.tmp-*"));
+        await Assert.ThrowsAsync<SioException>(() => store.UploadAsync(Containers.Uploads, "../x", file));
+    }
+
+    [Fact]
+    public async Task AFolderWithoutItsManifestIsNotThere()
+    {
+        var store = BlobObjectStore.Connect(azurite.ConnectionString);
+        var dir = TestPaths.TempDir("folder");
+        File.WriteAllText(Path.Combine(dir, "a.txt"), "a");
+        Directory.CreateDirectory(Path.Combine(dir, "sub"));
+        File.WriteAllText(Path.Combine(dir, "sub", "b.txt"), "b");
+        // An upload cut short before its manifest: files, no manifest.
+        await store.UploadAsync(Containers.Artifacts, "f/half/a.txt", Path.Combine(dir, "a.txt"));
+        Assert.False(await ArtifactFolders.GetAsync(store, Containers.Artifacts, "f", "half", Path.Combine(dir, "out-half")));
+        Assert.False(Directory.Exists(Path.Combine(dir, "out-half")));
+        await ArtifactFolders.PutAsync(store, Containers.Artifacts, "f", "whole", dir);
+        Assert.True(await ArtifactFolders.GetAsync(store, Containers.Artifacts, "f", "whole", Path.Combine(dir, "..", "out-whole")));
+        Assert.Equal("b", File.ReadAllText(Path.Combine(dir, "..", "out-whole", "sub", "b.txt")));
+    }
+
+    /// <summary>upload stories260K → orchestration → artifacts in blob storage → deployed → a completion answered with speculative decoding.</summary>
+    [Fact]
+    public async Task AnUploadIsOptimizedDeployedAndServedWithSpeculativeDecoding()
+    {
+        await using var up = new UpServer(c => c with
+        {
+            Store = azurite.ConnectionString,
+            UploadDefaults = new OptimizationRequest
+            {
+                Model = "uploads/placeholder", Dataset = "uploads/data/tinystories.jsonl", Recipe = "awq-int4,speculative:ngram",
+                Gates = new QualityGates { MaxPerplexityIncreasePercent = 50, MinSpeedup = 0.05 },
+                Benchmark = new BenchmarkSettings { Concurrency = [1, 2], Requests = 4, MaxNewTokens = 24 },
+            },
+        });
+        Assert.Equal(HttpStatusCode.Created, (await up.Upload("data/tinystories.jsonl", TestPaths.TinyStoriesDev)).StatusCode);
+        Assert.Equal(HttpStatusCode.Created, (await up.Upload("models/stories260K.zip", UpServer.StoriesZip())).StatusCode);
+
+        string? id = null;
+        for (int i = 0; i < 100 && id is null; i++)
+        {
+            await Task.Delay(200);
+            id = JsonNode.Parse(await up.Http.GetStringAsync("api/optimizations"))!["optimizations"]!.AsArray().FirstOrDefault()?["id"]?.GetValue<string>();
+        }
+        Assert.NotNull(id);
+        var status = await up.WaitAsync(id!);
+        Assert.True(status["runtimeStatus"]!.GetValue<string>() == "Completed", status.ToJsonString());
+        Assert.Equal("awq-int4+speculative:ngram", status["output"]!["chosen"]!.GetValue<string>());
+        Assert.True(status["output"]!["deployed"]!.GetValue<bool>());
+
+        // The artifacts are in blob storage, each model folder with its manifest, the deployment manifest last.
+        var blobs = new BlobServiceClient(azurite.ConnectionString);
+        async Task<List<string>> Names(string container)
+        {
+            var l = new List<string>();
+            await foreach (var b in blobs.GetBlobContainerClient(container).GetBlobsAsync()) l.Add(b.Name);
+            return l;
+        }
+        var artifacts = await Names(Containers.Artifacts);
+        Assert.Equal(2, artifacts.Count(n => n.StartsWith("models/") && n.EndsWith("/manifest.json"))); // baseline + awq-int4
+        Assert.Equal(3, artifacts.Count(n => n.StartsWith("measurements/")));
+        Assert.Contains($"{id}/report.json", await Names(Containers.Reports));
+        Assert.Contains(DeploymentManifest.Current, await Names(Containers.Deployments));
+        var report = JsonNode.Parse(await up.Http.GetStringAsync($"api/optimizations/{id}/report"))!;
+        Assert.Equal(3, report["variants"]!.AsArray().Count);
+        Assert.NotNull(report["presets"]!["lowestCost"]);
+
+        // Served: the deployed variant answers, decoding speculatively, with the output plain greedy decoding gives.
+        for (int i = 0; i < 100 && up.App.Services.GetRequiredService<Deployments>().Current is null; i++) await Task.Delay(100);
+        var live = up.App.Services.GetRequiredService<Deployments>().Current!;
+        Assert.Equal("ngram", live.Engine.Options.Speculative.Drafter);
+        var r = await up.Http.PostAsJsonAsync("v1/completions", new { prompt = "Once upon a time, there was a little girl", max_tokens = 40, temperature = 0 });
+        var body = JsonNode.Parse(await r.Content.ReadAsStringAsync())!;
+        Assert.True(r.IsSuccessStatusCode, body.ToJsonString());
+        var plain = Generation.TextGeneration.Generate(live.Model, live.Model.Tokenizer.Encode("Once upon a time, there was a little girl"), new Generation.GenerationOptions { MaxTokens = 40 });
+        Assert.Equal(plain.Text, body["choices"]![0]!["text"]!.GetValue<string>());
+        var metrics = await up.Http.GetStringAsync("metrics");
+        var proposed = metrics.Split('\n').First(l => l.StartsWith("sio_draft_tokens_proposed"));
+        Assert.True(double.Parse(proposed.Split(' ')[^1]) > 0, proposed);
+    }
+
+    /// <summary>kill the worker process mid-orchestration → a new process resumes it and it completes, nothing lost or duplicated.</summary>
+    [Fact]
+    public async Task AKilledWorkerIsResumedByANewProcess()
+    {
+        var root = TestPaths.TempDir("resume");
+        var hub = "resume" + Guid.NewGuid().ToString("N")[..8];
+        int port = AzuriteFixture.FreePort();
+        Process Start() => Process.Start(new ProcessStartInfo("dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "sio.dll"), "up", "--port", port.ToString(), "--store", azurite.ConnectionString, "--task-hub", azurite.ConnectionString,
+             "--task-hub-name", hub, "--recovery-seconds", "8", "--work-dir", Path.Combine(root, "work")])
+        { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/") };
+        async Task Ready() { for (int i = 0; i < 200; i++) { try { await http.GetAsync("healthz"); return; } catch (HttpRequestException) { await Task.Delay(100); } } }
+
+        var store = BlobObjectStore.Connect(azurite.ConnectionString);
+        await store.UploadAsync(Containers.Uploads, $"{hub}/stories260K.zip", UpServer.StoriesZip());
+        await store.UploadAsync(Containers.Uploads, $"{hub}/data.jsonl", TestPaths.TinyStoriesDev);
+        var first = Start();
+        string id;
+        try
+        {
+            await Ready();
+            var post = await http.PostAsJsonAsync("api/optimizations", new
+            {
+                model = $"uploads/{hub}/stories260K.zip", dataset = $"uploads/{hub}/data.jsonl", recipe = "rtn-int4,speculative:ngram",
+                gates = new { maxPerplexityIncreasePercent = 50, minSpeedup = 0.05 },
+                benchmark = new { concurrency = new[] { 1 }, requests = 40, maxNewTokens = 200 },
+            });
+            Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
+            id = JsonNode.Parse(await post.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+            // Wait until it is measuring, then kill the process outright.
+            for (int i = 0; i < 600; i++)
+            {
+                var s = JsonNode.Parse(await http.GetStringAsync($"api/optimizations/{id}"))!;
+                if (s["step"]?.GetValue<string>() == "benchmark") break;
+                await Task.Delay(100);
+            }
+        }
+        finally { first.Kill(true); first.WaitForExit(); }
+
+        var second = Start();
+        try
+        {
+            await Ready();
+            JsonNode status;
+            var deadline = DateTime.UtcNow.AddMinutes(4);
+            while (true)
+            {
+                status = JsonNode.Parse(await http.GetStringAsync($"api/optimizations/{id}"))!;
+                if (status["runtimeStatus"]!.GetValue<string>() is "Completed" or "Failed" or "Terminated" || DateTime.UtcNow > deadline) break;
+                await Task.Delay(500);
+            }
+            Assert.True(status["runtimeStatus"]!.GetValue<string>() == "Completed", status.ToJsonString());
+            Assert.True(status["output"]!["deployed"]!.GetValue<bool>());
+            var reports = await store.ListAsync(Containers.Reports, id);
+            Assert.Equal([$"{id}/report.json", $"{id}/report.md"], reports.Select(o => o.Name).Order());
+            Assert.Single(await store.ListAsync(Containers.Deployments, id));
+            var report = JsonNode.Parse((await store.GetTextAsync(Containers.Reports, $"{id}/report.json"))!)!;
+            Assert.Equal(3, report["variants"]!.AsArray().Count);
+        }
+        finally { second.Kill(true); second.WaitForExit(); try { Directory.Delete(root, true); } catch (IOException) { } }
+    }
+}
+
+/// <summary>The pipeline API on the embedded store: bad input, keys, failures, cancellation, duplicates, idempotent steps.</summary>
+[Collection("stories260K")]
+public class PipelineApiTests(Stories260KFixture stories)
+{
+    static object Request(string model, string dataset, string recipe = "rtn-int4", int requests = 4, int maxNew = 16) => new
+    {
+        model, dataset, recipe, gates = new { maxPerplexityIncreasePercent = 50, minSpeedup = 0.05 },
+        benchmark = new { concurrency = new[] { 1 }, requests, maxNewTokens = maxNew },
+    };
+
+    [Fact]
+    public async Task BadInputGets4xxWithProblemDetails()
+    {
+        await using var up = new UpServer(c => c with { MaxUploadBytes = 2 << 20 });
+        var bad = await up.Http.PostAsync("api/optimizations", new StringContent("{\"model\": 3", Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("application/problem+json", bad.Content.Headers.ContentType!.MediaType);
+
+        var invalid = await up.Http.PostAsJsonAsync("api/optimizations", new { model = "m.bin", dataset = "", recipe = "compile,awq-int4" });
+        var problem = JsonNode.Parse(await invalid.Content.ReadAsStringAsync())!;
+        Assert.Equal(400, problem["status"]!.GetValue<int>());
+        Assert.Contains("quantize first", problem["errors"]!["recipe"]![0]!.GetValue<string>());
+        Assert.NotNull(problem["errors"]!["dataset"]);
+        var unknownField = await up.Http.PostAsJsonAsync("api/optimizations", new { model = "m.bin", dataset = "d.jsonl", recipie = "x" });
+        Assert.Equal(HttpStatusCode.BadRequest, unknownField.StatusCode);
+        Assert.Contains("recipie", await unknownField.Content.ReadAsStringAsync());
+
+        Assert.Equal(HttpStatusCode.NotFound, (await up.Http.GetAsync("api/optimizations/opt-nope")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await up.Http.DeleteAsync("api/optimizations/opt-nope")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await up.Http.GetAsync("api/optimizations/opt-nope/report")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await up.Http.PostAsJsonAsync("api/deployments", new { runId = "opt-nope" })).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await up.Http.PostAsJsonAsync("api/deployments", new { deployment = "../x.json" })).StatusCode);
+
+        // Uploads: traversal, size, content.
+        Assert.Equal(HttpStatusCode.BadRequest, (await up.Http.PutAsync("api/uploads/a%5C..%5C..%5Cescape.bin", new ByteArrayContent([1]))).StatusCode);
+        var api = up.App.Services.GetRequiredService<OptimizationApi>();
+        foreach (var name in new[] { "../escape.bin", "a/../../escape.bin", "/abs.bin", "a//b.bin" })
+            Assert.Equal(400, (await api.UploadAsync(name, new MemoryStream([1]), 1)).Status);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, (await up.Upload("big.bin", MakeFile(3 << 20))).StatusCode);
+        var notModel = await up.Upload("notes.bin", MakeFile(1000));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, notModel.StatusCode);
+        Assert.Contains("llama2.c", await notModel.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, (await up.Upload("x.exe", MakeFile(10))).StatusCode);
+        Assert.Empty(JsonNode.Parse(await up.Http.GetStringAsync("api/uploads"))!["uploads"]!.AsArray());
+        Assert.Empty(Directory.GetFiles(Path.Combine(up.Root, "work", "incoming")));
+        Assert.Equal(HttpStatusCode.Created, (await up.Upload("ok/stories260K.bin", TestPaths.Stories260K)).StatusCode);
+
+        static string MakeFile(int bytes)
+        {
+            var f = Path.Combine(TestPaths.TempDir("file"), "f");
+            File.WriteAllBytes(f, new byte[bytes]);
+            return f;
+        }
+    }
+
+    [Fact]
+    public async Task OffLoopbackNeedsAKeyAndEveryEndpointChecksIt()
+    {
+        Assert.Contains("--api-key", Assert.Throws<SioException>(() => PipelineHost.Build(new PipelineHostConfig { Host = "0.0.0.0", Port = 1 })).Message);
+        await using var up = new UpServer(c => c with { ApiKey = "s3cret" });
+        foreach (var path in new[] { "api/optimizations", "api/uploads", "v1/models", "healthz" })
+            Assert.Equal(HttpStatusCode.Unauthorized, (await up.Http.GetAsync(path)).StatusCode);
+        up.Http.DefaultRequestHeaders.Authorization = new("Bearer", "s3cret");
+        Assert.Equal(HttpStatusCode.OK, (await up.Http.GetAsync("api/optimizations")).StatusCode);
+    }
+
+    [Fact]
+    public async Task AFailedStepIsNamedAndNothingIsPublished()
+    {
+        await using var up = new UpServer();
+        var post = await up.Http.PostAsJsonAsync("api/optimizations", Request("uploads/missing.bin", TestPaths.TinyStoriesDev));
+        Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
+        Assert.NotNull(post.Headers.Location);
+        var id = JsonNode.Parse(await post.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+        var s = await up.WaitAsync(id);
+        Assert.Equal("Failed", s["runtimeStatus"]!.GetValue<string>());
+        Assert.Equal("import", s["failedStep"]!.GetValue<string>());
+        Assert.Contains("uploads/missing.bin is not in the uploads container", s["error"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Conflict, (await up.Http.GetAsync($"api/optimizations/{id}/report")).StatusCode);
+        Assert.False(Directory.Exists(Path.Combine(up.Root, "store", Containers.Reports)));
+        Assert.False(Directory.Exists(Path.Combine(up.Root, "store", Containers.Deployments)));
+    }
+
+    [Fact]
+    public async Task ARunCanBeCancelledAndADuplicateIsTheSameRun()
+    {
+        await using var up = new UpServer();
+        var body = Request(stories.ModelDir, TestPaths.TinyStoriesDev, "speculative:ngram", requests: 60, maxNew: 200);
+        var a = JsonNode.Parse(await (await up.Http.PostAsJsonAsync("api/optimizations", body)).Content.ReadAsStringAsync())!;
+        var b = JsonNode.Parse(await (await up.Http.PostAsJsonAsync("api/optimizations", body)).Content.ReadAsStringAsync())!;
+        var id = a["id"]!.GetValue<string>();
+        Assert.Equal(id, b["id"]!.GetValue<string>());
+        Assert.True(b["duplicate"]!.GetValue<bool>());
+        for (int i = 0; i < 300; i++)
+        {
+            if (JsonNode.Parse(await up.Http.GetStringAsync($"api/optimizations/{id}"))!["step"]?.GetValue<string>() == "benchmark") break;
+            await Task.Delay(100);
+        }
+        Assert.Equal(HttpStatusCode.Accepted, (await up.Http.DeleteAsync($"api/optimizations/{id}")).StatusCode);
+        var s = await up.WaitAsync(id, TimeSpan.FromSeconds(60));
+        Assert.Equal("Terminated", s["runtimeStatus"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Conflict, (await up.Http.DeleteAsync($"api/optimizations/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await up.Http.GetAsync($"api/optimizations/{id}/report")).StatusCode);
+        Assert.Empty(JsonNode.Parse(await up.Http.GetStringAsync("api/deployments"))!["deployments"]!.AsArray());
+    }
+
+    [Fact]
+    public async Task StepsAreIdempotent()
+    {
+        var root = TestPaths.TempDir("steps");
+        var steps = new PipelineSteps(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
+        var request = new OptimizationRequest { Model = TestPaths.Stories260K, Dataset = TestPaths.TinyStoriesDev, Recipe = "rtn-int4" };
+        var data = await steps.ValidateAsync(request);
+        var first = await steps.ImportAsync(new ImportInput(request.Model, null));
+        var again = await steps.ImportAsync(new ImportInput(request.Model, null));
+        Assert.Equal(first.Key, again.Key);
+        Assert.False(first.Reused);
+        Assert.True(again.Reused);
+        var q1 = await steps.QuantizeAsync(new QuantizeInput(first, "rtn", 32, data, "rtn-int4"));
+        var q2 = await steps.QuantizeAsync(new QuantizeInput(first, "rtn", 32, data, "rtn-int4"));
+        Assert.Equal(q1.Key, q2.Key);
+        Assert.True(q2.Reused);
+        Assert.NotEqual(q1.Key, (await steps.QuantizeAsync(new QuantizeInput(first, "rtn", 64, data, "rtn-int4:g64"))).Key);
+        Assert.Equal("int4", q1.Dtype);
+        Directory.Delete(root, true);
+    }
+}
