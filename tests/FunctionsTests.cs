@@ -1,0 +1,72 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.DurableTask.Client;
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Sio.Artifacts;
+using Sio.Functions;
+using Sio.Pipeline;
+
+namespace Sio.Tests;
+
+/// <summary>The optimizer Function App's classes, called directly with real HTTP requests and a client of an in-process task hub over Azurite blobs.</summary>
+[Collection("azurite")]
+public class FunctionsTests(AzuriteFixture azurite)
+{
+    static HttpRequest Post(string json)
+    {
+        var ctx = new DefaultHttpContext();
+        ctx.Request.Scheme = "https";
+        ctx.Request.Host = new HostString("sio-optimizer.azurewebsites.net");
+        ctx.Request.Method = "POST";
+        ctx.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(json));
+        return ctx.Request;
+    }
+
+    static HttpRequest Get() => new DefaultHttpContext { Request = { Scheme = "https", Host = new HostString("sio-optimizer.azurewebsites.net") } }.Request;
+
+    [Fact]
+    public async Task TheHttpStarterAndStatusFunctionsDriveARun()
+    {
+        var options = new PipelineOptions { Store = BlobObjectStore.Connect(azurite.ConnectionString), WorkDir = TestPaths.TempDir("functions"), AllowLocalPaths = false };
+        await using var host = await DurableTaskTestHost.StartAsync(PipelineTasks.Register, new DurableTaskTestHostOptions
+        {
+            ConfigureServices = s => { s.AddSingleton(options); s.AddSingleton<PipelineSteps>(); },
+        });
+        var functions = new OptimizerFunctions(host.Services.GetRequiredService<PipelineSteps>());
+        var hub = Guid.NewGuid().ToString("N")[..8];
+        await options.Store.UploadAsync(Containers.Uploads, $"{hub}/stories260K.zip", UpServer.StoriesZip());
+        await options.Store.UploadAsync(Containers.Uploads, $"{hub}/data.jsonl", TestPaths.TinyStoriesDev);
+
+        var bad = (ContentResult)await functions.Start(Post("{\"model\": \"uploads/x.zip\", \"dataset\": \"uploads/d.jsonl\", \"recipe\": \"awq-int4,awq-int4\"}"), host.Client);
+        Assert.Equal(400, bad.StatusCode);
+        Assert.Equal("application/problem+json", bad.ContentType);
+        Assert.Contains("repeats", JsonNode.Parse(bad.Content!)!["errors"]!["recipe"]![0]!.GetValue<string>());
+
+        var req = Post($"{{\"model\": \"uploads/{hub}/stories260K.zip\", \"dataset\": \"uploads/{hub}/data.jsonl\", \"recipe\": \"rtn-int4,speculative:ngram\", " +
+            "\"gates\": {\"maxPerplexityIncreasePercent\": 50, \"minSpeedup\": 0.05}, \"benchmark\": {\"concurrency\": [1], \"requests\": 3, \"maxNewTokens\": 16}}");
+        var started = (ContentResult)await functions.Start(req, host.Client);
+        Assert.Equal(202, started.StatusCode);
+        var id = JsonNode.Parse(started.Content!)!["id"]!.GetValue<string>();
+        Assert.Equal($"https://sio-optimizer.azurewebsites.net/api/optimizations/{id}", req.HttpContext.Response.Headers.Location.ToString());
+        var done = await host.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token);
+        Assert.True(done.RuntimeStatus == OrchestrationRuntimeStatus.Completed, done.FailureDetails?.ErrorMessage);
+
+        var status = (ContentResult)await functions.Get(Get(), host.Client, id);
+        Assert.Equal(200, status.StatusCode);
+        Assert.Equal("rtn-int4+speculative:ngram", JsonNode.Parse(status.Content!)!["output"]!["chosen"]!.GetValue<string>());
+        var report = (ContentResult)await functions.Report(Get(), host.Client, id);
+        Assert.Equal(3, JsonNode.Parse(report.Content!)!["variants"]!.AsArray().Count); // baseline, rtn-int4, rtn-int4+speculative:ngram
+        Assert.Equal(404, ((ContentResult)await functions.Get(Get(), host.Client, "opt-none")).StatusCode);
+        Assert.Equal(409, ((ContentResult)await functions.Cancel(Get(), host.Client, id)).StatusCode);
+        var current = DeploymentManifest.Parse(await options.Store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current))!;
+        Assert.Equal(id, current.Id);
+        Assert.Equal("ngram", current.Drafter);
+
+        Assert.True(OptimizerFunctions.IsModel("team/stories260K.zip"));
+        Assert.False(OptimizerFunctions.IsModel("team/tok512.bin"));
+        Assert.False(OptimizerFunctions.IsModel("data.jsonl"));
+    }
+}
