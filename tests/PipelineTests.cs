@@ -399,3 +399,37 @@ public class PipelineApiTests(Stories260KFixture stories)
         Directory.Delete(root, true);
     }
 }
+
+/// <summary>`sio optimize`: the same orchestration once from the command line, every technique stacked.</summary>
+public class OptimizeCommandTests
+{
+    [Fact]
+    public void TheFullStackRunsFromTheCommandLine()
+    {
+        var root = TestPaths.TempDir("optimize");
+        var outDir = Path.Combine(root, "out");
+        var (exit, output, err) = CliTests.Sio("optimize", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev, "--recipe", "rtn-int4:g64,compile,speculative:ngram",
+            "--gate", "max-perplexity-increase=50,min-speedup=0.05", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",
+            "--store", Path.Combine(root, "store"), "--work-dir", Path.Combine(root, "work"), "--out", outDir, "--json");
+        Assert.True(exit == 0, err + output);
+        var j = JsonNode.Parse(output)!;
+        Assert.Equal("Completed", j["status"]!.GetValue<string>());
+        Assert.Equal("rtn-int4:g64+compile+speculative:ngram", j["chosen"]!.GetValue<string>());
+        Assert.True(File.Exists(j["report"]!.GetValue<string>()));
+        var manifest = DeploymentManifest.Parse(File.ReadAllText(j["deployment_manifest"]!.GetValue<string>()))!;
+        Assert.Equal("ngram", manifest.Drafter);
+        var model = Models.ModelManifest.Load(Path.Combine(outDir, "model"));
+        Assert.Equal("int4", model.Dtype);
+        Assert.NotNull(model.Compiled);
+        Assert.Contains("[", err); // progress lines, one per step
+        var report = JsonNode.Parse(File.ReadAllText(j["report"]!.GetValue<string>()))!;
+        Assert.Equal(["baseline", "rtn-int4:g64", "rtn-int4:g64+compile", "rtn-int4:g64+compile+speculative:ngram"],
+            report["variants"]!.AsArray().Select(v => v!["variant"]!.GetValue<string>()));
+
+        var (bad, _, badErr) = CliTests.Sio("optimize", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev, "--recipe", "compile,awq-int4", "--out", Path.Combine(root, "bad"));
+        Assert.Equal(1, bad);
+        Assert.Contains("quantize first", badErr);
+        Assert.False(Directory.Exists(Path.Combine(root, "bad")));
+        Directory.Delete(root, true);
+    }
+}
