@@ -97,6 +97,7 @@ public static class PipelineHost
         services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
 
         var app = builder.Build();
+        deployer.ResolveDrafter = app.Services.GetRequiredService<PipelineSteps>().LocalDrafter;
         var orchestration = app.Services.GetRequiredService<IOrchestrationService>();
         orchestration.CreateIfNotExistsAsync().GetAwaiter().GetResult();
         app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
@@ -119,6 +120,11 @@ public static class PipelineHost
             app.MapGet("/api/uploads", async (HttpContext c) => await Write(c, await api.UploadsAsync(c.RequestAborted)));
             app.MapPost("/api/deployments", async (HttpContext c) => await Write(c, await api.DeployAsync(c.Request.Body, c.RequestAborted)));
             app.MapGet("/api/deployments", async (HttpContext c) => await Write(c, await api.DeploymentsAsync(c.RequestAborted)));
+            app.MapPost("/api/optimizations/validate", async (HttpContext c) => await Write(c, await api.ValidateAsync(c.Request.Body, c.RequestAborted)));
+            app.MapGet("/api/models", async (HttpContext c) => await Write(c, await api.ModelsAsync(c.RequestAborted)));
+            app.MapPost("/api/models", async (HttpContext c) => await Write(c, await api.ImportAsync(c.Request.Body, c.RequestAborted)));
+            app.MapGet("/api/instances", async (HttpContext c) => await Write(c, OptimizationApi.Instances()));
+            WebConsole.Map(app);
             app.MapPrometheusScrapingEndpoint("/metrics");
             OpenAiEndpoints.Map(app, deployments, dir => Deployment.Load(dir, config.Serve, modelOptions));
             // A restarted host serves what was live before.

@@ -12,6 +12,8 @@ namespace Sio.Cli.Hosting;
 /// </summary>
 public sealed class ServingDeployer(IObjectStore store, string workDir, Deployments deployments, ServeOptions serve, ModelOptions modelOptions) : IDeploymentEvents
 {
+    /// <summary>Resolves draft:artifacts/models/KEY drafters to local folders (set by the host once the pipeline steps exist).</summary>
+    public Func<string, Task<string>> ResolveDrafter { get; set; } = Task.FromResult;
     readonly SemaphoreSlim _gate = new(1, 1);
     public string? LiveId { get; private set; }
 
@@ -25,7 +27,7 @@ public sealed class ServingDeployer(IObjectStore store, string workDir, Deployme
             var folder = Path.Combine(workDir, "serving", $"{name}-{manifest.ModelKey[..8]}");
             if (!await ArtifactFolders.GetAsync(store, Containers.Artifacts, PipelineSteps.ModelsPrefix, manifest.ModelKey, folder, ct))
                 throw new SioException($"deployment {manifest.Id}: model artifact {manifest.ModelKey} is missing from {store.Location}");
-            var options = serve with { Speculative = new SpeculativeOptions { Drafter = manifest.Drafter } };
+            var options = serve with { Speculative = new SpeculativeOptions { Drafter = await ResolveDrafter(manifest.Drafter) } };
             deployments.Swap(Deployment.Load(folder, options, modelOptions));
             LiveId = manifest.Id;
         }

@@ -74,6 +74,8 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         try { status = m.ReadCustomStatusAs<PipelineStatus>(); } catch (JsonException) { }
         OptimizationResult? output = null;
         if (m.RuntimeStatus == OrchestrationRuntimeStatus.Completed) output = m.ReadOutputAs<OptimizationResult>();
+        OptimizationRequest? input = null;
+        try { input = m.SerializedInput is null ? null : m.ReadInputAs<OptimizationRequest>(); } catch (JsonException) { }
         var urls = Urls(baseUrl, m.InstanceId);
         return new
         {
@@ -81,7 +83,7 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
             step = status?.Step, stepNumber = status?.StepNumber, steps = status?.Steps, detail = status?.Detail,
             failedStep = status?.FailedStep ?? (m.FailureDetails is { } f && f.ErrorMessage.Contains(" failed: ") ? f.ErrorMessage.Split(" failed: ")[0] : null),
             error = m.FailureDetails?.ErrorMessage,
-            output, urls.statusQueryGetUri, urls.reportUri,
+            input = input is null ? null : new { input.Model, input.Recipe, input.Dataset }, output, urls.statusQueryGetUri, urls.reportUri,
         };
     }
 
@@ -111,16 +113,39 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         return new ApiResult(200, JsonNode.Parse(text));
     }
 
-    /// <summary>Deploys a published variant: {"runId": "..."} or {"deployment": "deployments/NAME.json"}.</summary>
+    /// <summary>
+    /// Deploys a published variant: {"runId": "..."} (the variant the gate chose), {"runId": "...", "variant": "NAME"}
+    /// (any measured variant of the run), or {"deployment": "deployments/NAME.json"}.
+    /// </summary>
     public async Task<ApiResult> DeployAsync(Stream body, CancellationToken ct = default)
     {
         JsonNode? node;
         try { node = await JsonNode.ParseAsync(body, cancellationToken: ct); }
         catch (JsonException e) { return ApiResult.Fail(400, "The body is not valid JSON", e.Message, new() { ["body"] = [e.Message] }); }
-        string? name = null;
-        try { name = node?["deployment"]?.GetValue<string>() ?? (node?["runId"]?.GetValue<string>() is { } run ? $"{run}.json" : null); }
+        string? name = null, run = null, variant = null;
+        try
+        {
+            run = node?["runId"]?.GetValue<string>();
+            variant = node?["variant"]?.GetValue<string>();
+            name = node?["deployment"]?.GetValue<string>() ?? (run is not null && variant is null ? $"{run}.json" : null);
+        }
         catch (InvalidOperationException) { }
-        if (string.IsNullOrEmpty(name)) return ApiResult.Fail(400, "Nothing to deploy", "send {\"runId\": \"ID\"} or {\"deployment\": \"deployments/NAME.json\"}", new() { ["runId"] = ["required"] });
+        if (run is not null && variant is not null)
+        {
+            try { Containers.CheckName(run, "runId"); }
+            catch (SioException e) { return ApiResult.Fail(400, "Bad run id", e.Message, new() { ["runId"] = [e.Message] }); }
+            var report = await Store.GetTextAsync(Containers.Reports, $"{run}/report.json", ct);
+            if (report is null) return ApiResult.Fail(404, "No such report", $"run '{run}' has no report (it has not completed)");
+            var v = JsonNode.Parse(report)?["variants"]?.AsArray().FirstOrDefault(x => x?["variant"]?.GetValue<string>() == variant);
+            if (v is null) return ApiResult.Fail(404, "No such variant", $"run '{run}' measured no variant '{variant}'", new() { ["variant"] = ["unknown"] });
+            var m = v.Deserialize<VariantMeasurement>(OptimizationRequest.Json)!;
+            var safe = new string(variant.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' ? c : '-').ToArray());
+            name = $"{run}--{safe}.json";
+            var manifest = new DeploymentManifest($"{run}--{safe}", run, variant, m.Model.Key, $"{Containers.Artifacts}/{PipelineSteps.ModelsPrefix}/{m.Model.Key}", m.Drafter,
+                $"{Containers.Reports}/{run}/report.json", 0, m.CheapestPricePerMillionTokens, DateTime.UtcNow);
+            await Store.PutTextAsync(Containers.Deployments, name, manifest.ToJson(), ct);
+        }
+        if (string.IsNullOrEmpty(name)) return ApiResult.Fail(400, "Nothing to deploy", "send {\"runId\": \"ID\"}, {\"runId\": \"ID\", \"variant\": \"NAME\"} or {\"deployment\": \"deployments/NAME.json\"}", new() { ["runId"] = ["required"] });
         var bare = name.StartsWith(Containers.Deployments + "/") ? name[(Containers.Deployments.Length + 1)..] : name;
         try { Containers.CheckName(bare, "deployment"); }
         catch (SioException e) { return ApiResult.Fail(400, "Bad deployment name", e.Message, new() { ["deployment"] = [e.Message] }); }
@@ -130,6 +155,72 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         catch (SioException e) { return ApiResult.Fail(400, "The deployment failed", e.Message); }
         return new ApiResult(200, JsonNode.Parse((await Store.GetTextAsync(Containers.Deployments, bare, ct))!));
     }
+
+    /// <summary>Imported models (artifacts/models/KEY), with their name, dtype, size and vocabulary.</summary>
+    public async Task<ApiResult> ModelsAsync(CancellationToken ct = default)
+    {
+        var list = new List<object>();
+        foreach (var o in await Store.ListAsync(Containers.Artifacts, PipelineSteps.ModelsPrefix + "/", ct))
+        {
+            if (!o.Name.EndsWith("/" + ArtifactFolders.ManifestFile)) continue;
+            var key = o.Name.Split('/')[1];
+            var m = await ArtifactFolders.FindAsync(Store, Containers.Artifacts, PipelineSteps.ModelsPrefix, key, ct);
+            var sio = await Store.GetTextAsync(Containers.Artifacts, $"{PipelineSteps.ModelsPrefix}/{key}/{Models.ModelManifest.FileName}", ct);
+            var tok = sio is null ? null : JsonNode.Parse(sio)?["tokenizer"];
+            list.Add(new
+            {
+                reference = $"{PipelineSteps.ModelRefPrefix}{key}", key, name = m?.Metadata.GetValueOrDefault("name"), dtype = m?.Metadata.GetValueOrDefault("dtype"),
+                bytes = long.TryParse(m?.Metadata.GetValueOrDefault("bytes"), out var b) ? b : 0, createdUtc = m?.CreatedUtc,
+                vocabSize = tok?["vocab_size"]?.GetValue<int>(), vocabulary = tok?["fingerprint"]?.GetValue<string>(),
+            });
+        }
+        return new ApiResult(200, new { models = list });
+    }
+
+    /// <summary>Imports an upload now (so that it can be picked, e.g. as a draft): {"model": "uploads/NAME", "tokenizer": null}.</summary>
+    public async Task<ApiResult> ImportAsync(Stream body, CancellationToken ct = default)
+    {
+        ImportInput? input;
+        try { input = await JsonSerializer.DeserializeAsync<ImportInput>(body, OptimizationRequest.Json, ct); }
+        catch (JsonException e) { return ApiResult.Fail(400, "The body is not valid JSON", e.Message, new() { ["body"] = [e.Message] }); }
+        if (string.IsNullOrEmpty(input?.Model)) return ApiResult.Fail(400, "Nothing to import", "send {\"model\": \"uploads/NAME\"}", new() { ["model"] = ["required"] });
+        try
+        {
+            var a = await steps.ImportAsync(input);
+            return new ApiResult(201, new { reference = $"{PipelineSteps.ModelRefPrefix}{a.Key}", a.Key, a.Name, a.Dtype, a.Bytes, a.Reused });
+        }
+        catch (SioException e) { return ApiResult.Fail(400, "The model could not be imported", e.Message, new() { ["model"] = [e.Message] }); }
+    }
+
+    /// <summary>
+    /// Checks a request without starting it: every field problem, and, when the target and a draft model are both
+    /// imported, whether their vocabularies match (a draft must share the target's tokens).
+    /// </summary>
+    public async Task<ApiResult> ValidateAsync(Stream body, CancellationToken ct = default)
+    {
+        OptimizationRequest? request;
+        try { request = await JsonSerializer.DeserializeAsync<OptimizationRequest>(body, OptimizationRequest.Json, ct); }
+        catch (JsonException e) { return new ApiResult(200, new { valid = false, errors = new Dictionary<string, string[]> { ["body"] = [e.Message] } }); }
+        if (request is null) return new ApiResult(200, new { valid = false, errors = new Dictionary<string, string[]> { ["body"] = ["empty"] } });
+        var errors = request.Problems();
+        if (!errors.ContainsKey("recipe") && Recipe.Parse(request.Recipe).FirstOrDefault(t => t.Drafter.StartsWith("draft:")) is { } draft)
+        {
+            var draftKey = PipelineSteps.ArtifactKey(draft.Drafter["draft:".Length..]);
+            var targetKey = PipelineSteps.ArtifactKey(request.Model);
+            if (draftKey is not null && targetKey is not null && await Vocabulary(targetKey, ct) is { } t && await Vocabulary(draftKey, ct) is { } d && t != d)
+                errors["recipe"] = [$"the draft model's vocabulary differs from the target's ({d.Size} tokens, fingerprint {d.Fingerprint[..12]} vs {t.Size} tokens, {t.Fingerprint[..12]}): a draft must propose the target's own tokens; pick a draft of the same family or use speculative:ngram"];
+        }
+        return new ApiResult(200, new { valid = errors.Count == 0, errors });
+    }
+
+    async Task<(int Size, string Fingerprint)?> Vocabulary(string key, CancellationToken ct)
+    {
+        var sio = await Store.GetTextAsync(Containers.Artifacts, $"{PipelineSteps.ModelsPrefix}/{key}/{Models.ModelManifest.FileName}", ct);
+        var tok = sio is null ? null : JsonNode.Parse(sio)?["tokenizer"];
+        return tok is null ? null : (tok["vocab_size"]!.GetValue<int>(), tok["fingerprint"]!.GetValue<string>());
+    }
+
+    public static ApiResult Instances() => new(200, new { instances = Benchmarking.Pricing.Catalogue() });
 
     public async Task<ApiResult> DeploymentsAsync(CancellationToken ct = default)
     {

@@ -11,7 +11,7 @@ namespace Sio.Pipeline;
 /// </summary>
 public sealed record OptimizationRequest
 {
-    /// <summary>A llama2.c .bin, a .zip of a Hugging Face or sio model folder, a model folder, or anything `sio import` reads.</summary>
+    /// <summary>A llama2.c .bin, a .zip of a Hugging Face or sio model folder, a model folder, anything `sio import` reads, or an imported model (artifacts/models/KEY).</summary>
     public string Model { get; init; } = "";
     /// <summary>A tokenizer that overrides the one found beside the model.</summary>
     public string? Tokenizer { get; init; }
@@ -42,6 +42,8 @@ public sealed record OptimizationRequest
         void Ref(string field, string? value, bool required)
         {
             if (string.IsNullOrWhiteSpace(value)) { if (required) Add(field, $"{field} is required"); return; }
+            if (value.StartsWith(Artifacts.Containers.Artifacts + "/") && PipelineSteps.ArtifactKey(value) is null)
+                Add(field, $"{field}: '{value}' is not an imported model (artifacts/models/KEY)");
             if (value.StartsWith(Artifacts.Containers.Uploads + "/"))
                 try { Artifacts.Containers.CheckName(value[(Artifacts.Containers.Uploads.Length + 1)..], field); }
                 catch (SioException e) { Add(field, e.Message); }

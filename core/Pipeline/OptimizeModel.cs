@@ -50,14 +50,26 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
             variants.Add((variants.Count == 0 ? spec.Spec : $"{name}+{spec.Spec}", model, spec.Drafter));
 
         current = "benchmark";
-        context.SetCustomStatus(new PipelineStatus("benchmark", ++step, steps, $"{variants.Count + 1} variants"));
+        int benchStep = ++step, total = variants.Count + 1;
+        context.SetCustomStatus(new PipelineStatus("benchmark", benchStep, steps, $"0/{total} variants measured"));
         var measuring = new[] { ("baseline", baseline, "none") }.Concat(variants)
             .Select(v => context.CallActivityAsync<VariantMeasurement>(nameof(BenchmarkVariant),
                 new BenchmarkInput(v.Item1, v.Item2, v.Item3, dataset, request.Benchmark, request.Instance, request.PricePerHour), Retry))
             .ToList();
-        VariantMeasurement[] measured;
-        try { measured = await Task.WhenAll(measuring); }
-        catch (TaskFailedException e) { throw Failed(context, "benchmark", step, steps, e); }
+        var measured = new VariantMeasurement[total];
+        try
+        {
+            // Fan-out / fan-in, reporting each variant as it finishes.
+            var pending = new List<Task<VariantMeasurement>>(measuring);
+            while (pending.Count > 0)
+            {
+                var finished = await Task.WhenAny(pending);
+                pending.Remove(finished);
+                measured[measuring.IndexOf(finished)] = await finished;
+                context.SetCustomStatus(new PipelineStatus("benchmark", benchStep, steps, $"{total - pending.Count}/{total} variants measured"));
+            }
+        }
+        catch (TaskFailedException e) { throw Failed(context, "benchmark", benchStep, steps, e); }
 
         context.SetCustomStatus(new PipelineStatus("gate", ++step, steps));
         var decision = QualityGate.Evaluate(measured[0], measured[1..], request.Gates);

@@ -54,6 +54,22 @@ public sealed class PipelineSteps(PipelineOptions options)
 
     // ---- references ---------------------------------------------------------------------------
 
+    public const string ModelRefPrefix = Containers.Artifacts + "/" + ModelsPrefix + "/";
+
+    /// <summary>The key of an "artifacts/models/KEY" reference (a model already imported), else null.</summary>
+    public static string? ArtifactKey(string reference) =>
+        reference.StartsWith(ModelRefPrefix) && reference.Length > ModelRefPrefix.Length && !reference[ModelRefPrefix.Length..].Contains('/') ? reference[ModelRefPrefix.Length..] : null;
+
+    /// <summary>A drafter as the engine takes it: draft:artifacts/models/KEY becomes draft:LOCAL-FOLDER.</summary>
+    public async Task<string> LocalDrafter(string drafter)
+    {
+        if (!drafter.StartsWith("draft:")) return drafter;
+        var reference = drafter["draft:".Length..];
+        if (ArtifactKey(reference) is { } key) return "draft:" + await MaterializeAsync(key);
+        if (!options.AllowLocalPaths) throw new SioException($"speculative:draft needs an imported model (draft:{ModelRefPrefix}KEY), got '{reference}'");
+        return drafter;
+    }
+
     /// <summary>Brings a reference (uploads/NAME or a local path) to a local path; an uploaded .bin comes with the tokenizers beside it.</summary>
     async Task<string> Fetch(string reference, string field)
     {
@@ -135,6 +151,8 @@ public sealed class PipelineSteps(PipelineOptions options)
     /// <summary>Imports (or adopts) the model: a llama2.c .bin, a Hugging Face folder, a sio model folder, or a .zip of either.</summary>
     public async Task<ModelArtifact> ImportAsync(ImportInput input)
     {
+        if (ArtifactKey(input.Model) is { } artifactKey) // an imported model: nothing to do
+            return await Existing(artifactKey, input.Model) ?? throw new SioException($"model: {input.Model} is not in the artifacts container of {Store.Location}");
         var source = await Fetch(input.Model, "model");
         var tokenizer = input.Tokenizer is null ? null : await Fetch(input.Tokenizer, "tokenizer");
         var unpacked = source;
@@ -232,9 +250,10 @@ public sealed class PipelineSteps(PipelineOptions options)
             return JsonSerializer.Deserialize<VariantMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
         var folder = await MaterializeAsync(input.Model.Key);
         var dataFile = await DatasetFile(input.Dataset);
+        var drafter = await LocalDrafter(input.Drafter);
         await MeasurementLock.WaitAsync();
         VariantMeasurement m;
-        try { m = Measure(input, folder, dataFile, instance); }
+        try { m = Measure(input with { Drafter = drafter }, folder, dataFile, instance) with { Drafter = input.Drafter }; }
         finally { MeasurementLock.Release(); }
         await Store.PutTextAsync(Containers.Artifacts, name, JsonSerializer.Serialize(m, OptimizationRequest.Json));
         return m;

@@ -187,11 +187,16 @@ public static class OpenAiEndpoints
         string finish = matcher.Stopped ? "stop" : result?.FinishReason ?? "stop";
         int completionTokens = result?.TokenIds.Count ?? engine.Model.Tokenizer.Encode(text.ToString(), addBos: false).Count;
         var usage = new { prompt_tokens = ids.Count, completion_tokens = completionTokens, total_tokens = ids.Count + completionTokens };
+        // sio's extension: what speculative decoding did for this request (OpenAI clients ignore unknown fields).
+        var sio = result?.Speculative is { Drafter: not "none" } sp
+            ? new { speculative = new { drafter = sp.Drafter, proposed = sp.Proposed, accepted = sp.Accepted, acceptance_rate = sp.Proposed > 0 ? (double)sp.Accepted / sp.Proposed : 0, target_steps = sp.TargetSteps } }
+            : null;
         if (stream)
         {
             if (tail.Length > 0) await Sse(ctx, Chunk(id, created, modelId, chat, tail, null));
             var last = Chunk(id, created, modelId, chat, null, finish);
             last["usage"] = JsonSerializer.SerializeToNode(usage);
+            if (sio is not null) last["sio"] = JsonSerializer.SerializeToNode(sio);
             await Sse(ctx, last);
             await ctx.Response.WriteAsync("data: [DONE]\n\n");
             return;
@@ -201,7 +206,7 @@ public static class OpenAiEndpoints
             : new { index = 0, text = text.ToString(), finish_reason = finish, logprobs = (object?)null };
         await ctx.Response.WriteAsJsonAsync(new
         {
-            id, @object = chat ? "chat.completion" : "text_completion", created, model = modelId, choices = new[] { choice }, usage,
+            id, @object = chat ? "chat.completion" : "text_completion", created, model = modelId, choices = new[] { choice }, usage, sio,
         });
     }
 
