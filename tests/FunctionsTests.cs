@@ -70,3 +70,62 @@ public class FunctionsTests(AzuriteFixture azurite)
         Assert.False(OptimizerFunctions.IsModel("data.jsonl"));
     }
 }
+
+/// <summary>Activities retry transient faults with backoff and fail bad input at once: a store that fails its first writes.</summary>
+public class RetryTests
+{
+    /// <summary>A real folder store whose first <paramref name="failures"/> uploads throw an IOException, as a flaky network would.</summary>
+    sealed class FlakyStore(IObjectStore inner, int failures) : IObjectStore
+    {
+        int _left = failures;
+        public int Failed;
+        public string Location => inner.Location;
+        public Task UploadAsync(string c, string n, string f, IReadOnlyDictionary<string, string>? m = null, CancellationToken ct = default)
+        {
+            if (Interlocked.Decrement(ref _left) >= 0) { Interlocked.Increment(ref Failed); throw new IOException("connection reset by peer (injected)"); }
+            return inner.UploadAsync(c, n, f, m, ct);
+        }
+        public Task PutTextAsync(string c, string n, string t, CancellationToken ct = default) => inner.PutTextAsync(c, n, t, ct);
+        public Task<string?> GetTextAsync(string c, string n, CancellationToken ct = default) => inner.GetTextAsync(c, n, ct);
+        public int MissingLookups;
+        public Task<bool> DownloadAsync(string c, string n, string f, CancellationToken ct = default)
+        {
+            if (n.Contains("missing")) Interlocked.Increment(ref MissingLookups);
+            return inner.DownloadAsync(c, n, f, ct);
+        }
+        public Task<bool> ExistsAsync(string c, string n, CancellationToken ct = default) => inner.ExistsAsync(c, n, ct);
+        public Task<IReadOnlyList<StoredObject>> ListAsync(string c, string p = "", CancellationToken ct = default) => inner.ListAsync(c, p, ct);
+        public Task DeleteAsync(string c, string n, CancellationToken ct = default) => inner.DeleteAsync(c, n, ct);
+    }
+
+    [Fact]
+    public async Task TransientFaultsAreRetriedAndBadInputIsNot()
+    {
+        var root = TestPaths.TempDir("retry");
+        var store = new FlakyStore(new FolderObjectStore(Path.Combine(root, "store")), failures: 2);
+        var options = new PipelineOptions { Store = store, WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true };
+        await using var host = await DurableTaskTestHost.StartAsync(PipelineTasks.Register, new DurableTaskTestHostOptions
+        {
+            ConfigureServices = s => { s.AddSingleton(options); s.AddSingleton<PipelineSteps>(); },
+        });
+        var request = new OptimizationRequest
+        {
+            Model = TestPaths.Stories260K, Dataset = TestPaths.TinyStoriesDev, Recipe = "rtn-int4", Deploy = false,
+            Gates = new QualityGates { MaxPerplexityIncreasePercent = 50, MinSpeedup = 0.05 },
+            Benchmark = new BenchmarkSettings { Concurrency = [1], Requests = 2, MaxNewTokens = 8 },
+        };
+        var id = await host.Client.ScheduleNewOrchestrationInstanceAsync(nameof(OptimizeModel), request);
+        var done = await host.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, new CancellationTokenSource(TimeSpan.FromMinutes(3)).Token);
+        Assert.True(done.RuntimeStatus == OrchestrationRuntimeStatus.Completed, done.FailureDetails?.ErrorMessage);
+        Assert.Equal(2, store.Failed); // the validate step's dataset upload failed twice, then went through
+
+        // Bad input fails on the first attempt, naming the step: no retries for a SioException.
+        var bad = await host.Client.ScheduleNewOrchestrationInstanceAsync(nameof(OptimizeModel), request with { Model = "uploads/missing.bin" });
+        var failed = await host.Client.WaitForInstanceCompletionAsync(bad, getInputsAndOutputs: true, new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
+        Assert.Equal(OrchestrationRuntimeStatus.Failed, failed.RuntimeStatus);
+        Assert.StartsWith("import failed:", failed.FailureDetails!.ErrorMessage);
+        Assert.Contains("uploads/missing.bin is not in the uploads container", failed.FailureDetails.ErrorMessage);
+        Assert.Equal(1, store.MissingLookups); // one attempt
+        Directory.Delete(root, true);
+    }
+}
