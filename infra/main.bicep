@@ -11,7 +11,7 @@ param inferenceImage string
 @description('GPU workload profile type of the Container Apps environment.')
 param gpuProfileType string = 'Consumption-GPU-NC8as-T4'
 @description('Default recipe for runs started by uploads.')
-param recipe string = 'awq-int4,speculative:ngram'
+param recipe string = 'awq-int4,speculative:datastore'
 @description('Dataset (uploads/NAME) for runs started by uploads.')
 param dataset string = 'uploads/dataset.jsonl'
 

@@ -15,7 +15,7 @@ public static class OptimizeCommand
         var source = new Argument<string>("source") { Description = "A llama2.c .bin, a Hugging Face folder, a sio model folder, or a .zip of one." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "A tokenizer file overriding the one beside the source." };
         var dataset = new Option<string>("--dataset") { Description = "Your data (JSONL or text): AWQ calibration, benchmark prompts, perplexity.", Required = true };
-        var output = new Option<string>("--out") { Description = "Folder for report.json, report.md, deployment.json and the chosen model (model/).", Required = true };
+        var output = new Option<string>("--out") { Description = "Folder for report.json, report.md, and when a variant passed deployment.json, the chosen model (model/) and its drafter (datastore.jsonl or draft/).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print status, report and deployment_manifest as JSON." };
         var shared = new PipelineOptionsCli();
         var cmd = new Command("optimize", "Run the optimization pipeline once, in-process: import → recipe (quantize, compile) → benchmark baseline and variants → quality and cost gate → report and deployment manifest. Exit 0 when a variant passed, 3 when none did.")
@@ -57,6 +57,7 @@ public static class OptimizeCommand
             var store = app.Services.GetRequiredService<IObjectStore>();
             var steps = app.Services.GetRequiredService<PipelineSteps>();
             var temp = Path.Combine(Path.GetDirectoryName(outDir)!, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
+            string? serveDrafter = null;
             Directory.CreateDirectory(temp);
             try
             {
@@ -66,8 +67,20 @@ public static class OptimizeCommand
                 {
                     var text = (await store.GetTextAsync(Containers.Deployments, dm[(Containers.Deployments.Length + 1)..], ct))!;
                     await File.WriteAllTextAsync(Path.Combine(temp, "deployment.json"), text, ct);
-                    var folder = await steps.MaterializeAsync(DeploymentManifest.Parse(text)!.ModelKey);
-                    CopyFolder(folder, Path.Combine(temp, "model"));
+                    var manifest = DeploymentManifest.Parse(text)!;
+                    CopyFolder(await steps.MaterializeAsync(manifest.ModelKey), Path.Combine(temp, "model"));
+                    // The drafter travels with the model: a datastore file or a draft model folder beside it.
+                    serveDrafter = manifest.Drafter;
+                    if (manifest.Drafter.StartsWith("datastore:" + Containers.Artifacts + "/"))
+                    {
+                        File.Copy((await steps.LocalDrafter(manifest.Drafter))["datastore:".Length..], Path.Combine(temp, "datastore.jsonl"));
+                        serveDrafter = "datastore:" + Path.Combine(outDir, "datastore.jsonl");
+                    }
+                    else if (manifest.Drafter.StartsWith("draft:" + Containers.Artifacts + "/"))
+                    {
+                        CopyFolder((await steps.LocalDrafter(manifest.Drafter))["draft:".Length..], Path.Combine(temp, "draft"));
+                        serveDrafter = "draft:" + Path.Combine(outDir, "draft");
+                    }
                 }
                 Models.ModelImporter.Replace(temp, outDir);
             }
@@ -78,13 +91,13 @@ public static class OptimizeCommand
                 Cli.WriteJson(p.InvocationConfiguration.Output, new
                 {
                     status = m.RuntimeStatus.ToString(), id, passed = result.Passed, chosen = result.Chosen, report = Path.Combine(outDir, "report.json"),
-                    deployment_manifest = deployment, model = deployment is null ? null : Path.Combine(outDir, "model"), reasons = result.Reasons,
+                    deployment_manifest = deployment, model = deployment is null ? null : Path.Combine(outDir, "model"), speculative = serveDrafter, reasons = result.Reasons,
                     store = store.Location,
                 });
             else
             {
                 p.InvocationConfiguration.Output.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.md")).TrimEnd());
-                p.InvocationConfiguration.Output.WriteLine($"\nreport → {Path.Combine(outDir, "report.json")}{(deployment is null ? "" : $"\nserve it: sio serve {Path.Combine(outDir, "model")} --speculative {DeploymentManifest.Parse(File.ReadAllText(deployment))!.Drafter}")}");
+                p.InvocationConfiguration.Output.WriteLine($"\nreport → {Path.Combine(outDir, "report.json")}{(deployment is null ? "" : $"\nserve it: sio serve {Path.Combine(outDir, "model")}{(serveDrafter is null or "none" ? "" : $" --speculative {serveDrafter}")}")}");
             }
             return result.Passed ? 0 : 3;
         });

@@ -202,7 +202,7 @@ async function loadResults(id) {
   $("#results-gate").textContent = report.passed ? `The gate chose ${report.chosen}.` : "No variant passed the gate.";
   $("#results-gate").className = report.passed ? "pass" : "fail";
   lineChart($("#chart-throughput"), report.variants.map(v => ({ name: v.variant, points: v.levels.map(l => [l.concurrency, l.outputTokensPerSecond]) })), "output tokens/s");
-  lineChart($("#chart-itl"), report.variants.map(v => ({ name: v.variant, points: v.levels.map(l => [l.concurrency, l.itlP50Ms]) })), "p50 ITL (ms)");
+  lineChart($("#chart-itl"), report.variants.map(v => ({ name: v.variant, points: v.levels.map(l => [l.concurrency, l.tpotP50Ms]) })), "p50 ms per output token");
   const base = report.variants[0];
   const tb = $("#variants-table tbody"); tb.replaceChildren();
   for (const v of report.variants) {
@@ -215,7 +215,7 @@ async function loadResults(id) {
       catch (e) { deploy.textContent = "Failed: " + e.message; }
     };
     const delta = ((v.perplexity / base.perplexity - 1) * 100).toFixed(2);
-    tb.append(el("tr", {}, el("td", { text: v.variant }), el("td", { text: v.drafter }), el("td", { text: `${v.perplexity.toFixed(4)} (${delta >= 0 ? "+" : ""}${delta} %)` }),
+    tb.append(el("tr", {}, el("td", { text: v.variant }), el("td", { text: v.drafter.startsWith("datastore:") ? "datastore" : v.drafter }), el("td", { text: `${v.perplexity.toFixed(4)} (${delta >= 0 ? "+" : ""}${delta} %)` }),
       el("td", { text: c ? c.speedup.toFixed(2) + "x" : "1.00x" }), el("td", { text: price.toPrecision(4) }),
       el("td", { text: v.acceptanceRate == null ? "–" : (100 * v.acceptanceRate).toFixed(1) + " %" }),
       el("td", { class: c ? (c.passed ? "pass" : "fail") : "", text: c ? (c.passed ? "pass" : c.failures.join("; ")) : "baseline" }), el("td", {}, deploy)));
@@ -224,7 +224,7 @@ async function loadResults(id) {
   for (const [name, p] of Object.entries(report.presets ?? {}))
     presets.append(el("div", { class: "card preset" }, el("h3", { text: { lowestLatency: "Lowest latency", lowestCost: "Lowest cost", balanced: "Balanced" }[name] ?? name }),
       el("p", { text: `${p.variant} at concurrency ${p.concurrency}` }),
-      el("p", { class: "muted", text: `ITL p50 ${p.itlP50Ms.toFixed(2)} ms · TTFT p50 ${p.ttftP50Ms.toFixed(1)} ms · ${p.outputTokensPerSecond.toFixed(0)} tok/s · $${p.pricePerMillionTokens.toPrecision(3)}/1M` })));
+      el("p", { class: "muted", text: `${p.tpotP50Ms.toFixed(3)} ms/token p50 · TTFT p50 ${p.ttftP50Ms.toFixed(1)} ms · ${p.outputTokensPerSecond.toFixed(0)} tok/s · $${p.pricePerMillionTokens.toPrecision(3)}/1M` })));
 }
 
 // ---- deployments ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ namespace Sio.Cli.Hosting;
 /// </summary>
 public sealed class ServingDeployer(IObjectStore store, string workDir, Deployments deployments, ServeOptions serve, ModelOptions modelOptions) : IDeploymentEvents
 {
-    /// <summary>Resolves draft:artifacts/models/KEY drafters to local folders (set by the host once the pipeline steps exist).</summary>
+    /// <summary>Resolves draft:artifacts/models/KEY and datastore:artifacts/… drafters to local paths (set by the host once the pipeline steps exist).</summary>
     public Func<string, Task<string>> ResolveDrafter { get; set; } = Task.FromResult;
     readonly SemaphoreSlim _gate = new(1, 1);
     public string? LiveId { get; private set; }

@@ -6,7 +6,8 @@ namespace Sio.Pipeline;
 public sealed record ModelArtifact(string Key, string Name, string Dtype, long Bytes, bool Reused);
 
 public sealed record ImportInput(string Model, string? Tokenizer);
-public sealed record StagedDataset(string Key, string Sha256, int Records);
+/// <summary>The user's dataset, staged and split: even records calibrate (AWQ, the datastore drafter), odd records measure, so no variant is judged on data it was fitted to.</summary>
+public sealed record StagedDataset(string Key, string Sha256, int Records, string CalibrationKey, string EvaluationKey);
 public sealed record QuantizeInput(ModelArtifact Model, string Method, int GroupSize, StagedDataset Dataset, string Name);
 public sealed record CompileInput(ModelArtifact Model, string Target, string Name);
 public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour);
@@ -20,8 +21,13 @@ public sealed record VariantMeasurement(string Variant, ModelArtifact Model, str
         .Select(l => l.BlendedPricePerMillionTokens).DefaultIfEmpty(double.PositiveInfinity).Min();
 }
 
+/// <summary>
+/// One concurrency level. TPOT (time per output token after the first, p50) is the latency that speculative decoding
+/// changes: its tokens arrive in bursts, so the p50 gap between tokens (ITL) can be near zero. The price comes from the
+/// measured output throughput (tokens actually delivered per second of the level), not from the ITL.
+/// </summary>
 public sealed record LevelMeasurement(int Concurrency, double OutputTokensPerSecond, double TtftP50Ms, double ItlP50Ms, double ItlP90Ms,
-    double BlendedPricePerMillionTokens, int Errors);
+    double BlendedPricePerMillionTokens, int Errors, double TpotP50Ms = 0);
 
 public sealed record PublishInput(string RunId, OptimizationRequest Request, IReadOnlyList<VariantMeasurement> Variants, GateDecision Decision);
 public sealed record Published(string Report, string? DeploymentManifest);

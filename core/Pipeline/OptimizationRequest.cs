@@ -16,7 +16,7 @@ public sealed record OptimizationRequest
     /// <summary>A tokenizer that overrides the one found beside the model.</summary>
     public string? Tokenizer { get; init; }
     /// <summary>Techniques in order, comma-separated: awq-int4[:gN], rtn-int4[:gN], compile[:TARGET], speculative:DRAFTER.</summary>
-    public string Recipe { get; init; } = "awq-int4,speculative:ngram";
+    public string Recipe { get; init; } = "awq-int4,speculative:datastore";
     /// <summary>The user's own data (JSONL or text): AWQ calibration, benchmark prompts and the perplexity check.</summary>
     public string Dataset { get; init; } = "";
     public QualityGates Gates { get; init; } = new();

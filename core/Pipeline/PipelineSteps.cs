@@ -60,9 +60,35 @@ public sealed class PipelineSteps(PipelineOptions options)
     public static string? ArtifactKey(string reference) =>
         reference.StartsWith(ModelRefPrefix) && reference.Length > ModelRefPrefix.Length && !reference[ModelRefPrefix.Length..].Contains('/') ? reference[ModelRefPrefix.Length..] : null;
 
-    /// <summary>A drafter as the engine takes it: draft:artifacts/models/KEY becomes draft:LOCAL-FOLDER.</summary>
+    /// <summary>
+    /// The pipeline's retrieval drafter: a self-distilled datastore (the calibration records plus the model's own greedy
+    /// continuations of their openings), built once per model and dataset, stored as artifacts/datastores/KEY.jsonl.
+    /// </summary>
+    async Task<string> DatastoreAsync(ModelArtifact model, string folder, StagedDataset dataset)
+    {
+        var name = $"datastores/{Hash("datastore/1", model.Key, dataset.Sha256)}.jsonl";
+        await Locked(name, async () =>
+        {
+            if (await Store.ExistsAsync(Containers.Artifacts, name)) return true;
+            var calibration = DatasetReader.Read(await DatasetFile(dataset.CalibrationKey));
+            var file = Path.Combine(options.WorkDir, "build", Guid.NewGuid().ToString("N") + ".jsonl");
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+            try
+            {
+                using (var m = Model.Load(folder, options.ModelOptions)) DatastoreBuilder.Build(m, calibration, file, [8, 16, 32], 256);
+                await Store.UploadAsync(Containers.Artifacts, name, file);
+            }
+            finally { File.Delete(file); }
+            return true;
+        });
+        return $"datastore:{Containers.Artifacts}/{name}";
+    }
+
+    /// <summary>A drafter as the engine takes it: draft:artifacts/models/KEY becomes draft:LOCAL-FOLDER, datastore:artifacts/… a local file.</summary>
     public async Task<string> LocalDrafter(string drafter)
     {
+        if (drafter.StartsWith($"datastore:{Containers.Artifacts}/"))
+            return "datastore:" + await DatasetFile(drafter[$"datastore:{Containers.Artifacts}/".Length..]);
         if (!drafter.StartsWith("draft:")) return drafter;
         var reference = drafter["draft:".Length..];
         if (ArtifactKey(reference) is { } key) return "draft:" + await MaterializeAsync(key);
@@ -106,19 +132,35 @@ public sealed class PipelineSteps(PipelineOptions options)
         Dataset data;
         try { data = DatasetReader.Read(file); }
         catch (SioException e) { throw new SioException($"dataset: {e.Message}"); }
-        if (data.Records.Count == 0) throw new SioException($"dataset: {request.Dataset} has no usable records");
+        if (data.Records.Count < 2) throw new SioException($"dataset: {request.Dataset} has {data.Records.Count} usable records; at least 2 are needed (half calibrate, half measure)");
         var key = data.Sha256[..32];
         var name = $"{DatasetsPrefix}/{key}{Path.GetExtension(file)}";
         if (!await Store.ExistsAsync(Containers.Artifacts, name)) await Store.UploadAsync(Containers.Artifacts, name, file);
+        var halves = new[] { "calibration", "evaluation" };
+        for (int h = 0; h < 2; h++)
+        {
+            var part = $"{DatasetsPrefix}/{key}.{halves[h]}.jsonl";
+            if (await Store.ExistsAsync(Containers.Artifacts, part)) continue;
+            var temp = Path.Combine(options.WorkDir, "incoming", $"{Guid.NewGuid():N}.jsonl");
+            Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
+            try
+            {
+                File.WriteAllLines(temp, data.Records.Where((_, i) => i % 2 == h).Select(r => (r.IsPromptResponse
+                    ? new System.Text.Json.Nodes.JsonObject { ["prompt"] = r.Prompt, ["response"] = r.Response }
+                    : new System.Text.Json.Nodes.JsonObject { ["text"] = r.Text }).ToJsonString()));
+                await Store.UploadAsync(Containers.Artifacts, part, temp);
+            }
+            finally { File.Delete(temp); }
+        }
         if (request.Tokenizer is not null) await Fetch(request.Tokenizer, "tokenizer");
-        return new StagedDataset(name, data.Sha256, data.Records.Count);
+        return new StagedDataset(name, data.Sha256, data.Records.Count, $"{DatasetsPrefix}/{key}.calibration.jsonl", $"{DatasetsPrefix}/{key}.evaluation.jsonl");
     }
 
-    async Task<string> DatasetFile(StagedDataset d)
+    async Task<string> DatasetFile(string name)
     {
-        var local = Path.Combine(options.WorkDir, d.Key);
-        if (!File.Exists(local) && !await Store.DownloadAsync(Containers.Artifacts, d.Key, local))
-            throw new SioException($"dataset {d.Key} is missing from {Store.Location}");
+        var local = Path.Combine(options.WorkDir, name);
+        if (!File.Exists(local) && !await Store.DownloadAsync(Containers.Artifacts, name, local))
+            throw new SioException($"dataset {name} is missing from {Store.Location}");
         return local;
     }
 
@@ -214,7 +256,7 @@ public sealed class PipelineSteps(PipelineOptions options)
                 Quantizer.Run(source, outDir, new QuantizationConfig
                 {
                     Method = input.Method, GroupSize = input.GroupSize, AccuracyLevel = 4, LmHead = "int8",
-                    Calibration = input.Method == "awq" ? await DatasetFile(input.Dataset) : null,
+                    Calibration = input.Method == "awq" ? await DatasetFile(input.Dataset.CalibrationKey) : null,
                 }.Validate());
                 return await Publish(key, input.Name, outDir);
             }
@@ -244,16 +286,19 @@ public sealed class PipelineSteps(PipelineOptions options)
     public async Task<VariantMeasurement> BenchmarkAsync(BenchmarkInput input)
     {
         var instance = Pricing.Resolve(input.Instance, input.PricePerHour);
-        var key = Hash("benchmark/1", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
+        var key = Hash("benchmark/2", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
         var name = $"{MeasurementsPrefix}/{key}.json";
         if (await Store.GetTextAsync(Containers.Artifacts, name) is { } cached)
             return JsonSerializer.Deserialize<VariantMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
         var folder = await MaterializeAsync(input.Model.Key);
-        var dataFile = await DatasetFile(input.Dataset);
-        var drafter = await LocalDrafter(input.Drafter);
-        await MeasurementLock.WaitAsync();
+        var dataFile = await DatasetFile(input.Dataset.EvaluationKey);
+        await MeasurementLock.WaitAsync(); // building a datastore is heavy work too: never beside a measurement
         VariantMeasurement m;
-        try { m = Measure(input with { Drafter = drafter }, folder, dataFile, instance) with { Drafter = input.Drafter }; }
+        try
+        {
+            if (input.Drafter == "datastore") input = input with { Drafter = await DatastoreAsync(input.Model, folder, input.Dataset) };
+            m = Measure(input with { Drafter = await LocalDrafter(input.Drafter) }, folder, dataFile, instance) with { Drafter = input.Drafter };
+        }
         finally { MeasurementLock.Release(); }
         await Store.PutTextAsync(Containers.Artifacts, name, JsonSerializer.Serialize(m, OptimizationRequest.Json));
         return m;
@@ -277,7 +322,8 @@ public sealed class PipelineSteps(PipelineOptions options)
         var spec = levels.FirstOrDefault(l => l.AcceptanceRate is not null);
         return new VariantMeasurement(input.Variant, input.Model, input.Drafter,
             levels.Select(l => new LevelMeasurement(l.Concurrency, Math.Round(l.OutputTokensPerSecond, 2), Math.Round(l.TtftMs.P50, 3), Math.Round(l.ItlMs.P50, 3),
-                Math.Round(l.ItlMs.P90, 3), l.BlendedPricePerMillionTokens, l.Errors)).ToList(),
+                Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,
+                Math.Round(Math.Max(0, l.E2eMs.P50 - l.TtftMs.P50) / Math.Max(1, s.MaxNewTokens - 1), 4))).ToList(),
             Math.Round(ppl.Perplexity, 5), spec?.AcceptanceRate, spec?.MeanAcceptedLength, instance.Name, instance.PricePerHour, false);
     }
 
@@ -307,30 +353,31 @@ public sealed class PipelineSteps(PipelineOptions options)
         return new Published($"{Containers.Reports}/{reportName}", deployment is null ? null : $"{Containers.Deployments}/{deployment}");
     }
 
-    /// <summary>Lowest latency (p50 ITL), lowest cost and balanced (cheapest within twice the lowest latency), over every variant and level.</summary>
+    /// <summary>Lowest latency (p50 time per output token), lowest cost and balanced (cheapest within twice the lowest latency), over every variant and level.</summary>
     public static Dictionary<string, object> Presets(IReadOnlyList<VariantMeasurement> variants)
     {
-        var all = variants.SelectMany(v => v.Levels.Where(l => l.ItlP50Ms > 0 && double.IsFinite(l.BlendedPricePerMillionTokens)).Select(l => (v.Variant, v.Drafter, Level: l))).ToList();
+        var all = variants.SelectMany(v => v.Levels.Where(l => l.TpotP50Ms > 0 && double.IsFinite(l.BlendedPricePerMillionTokens)).Select(l => (v.Variant, v.Drafter, Level: l))).ToList();
         if (all.Count == 0) return [];
         object P((string Variant, string Drafter, LevelMeasurement Level) x) => new
         {
-            variant = x.Variant, drafter = x.Drafter, concurrency = x.Level.Concurrency, itlP50Ms = x.Level.ItlP50Ms, ttftP50Ms = x.Level.TtftP50Ms,
+            variant = x.Variant, drafter = x.Drafter, concurrency = x.Level.Concurrency, tpotP50Ms = x.Level.TpotP50Ms, itlP50Ms = x.Level.ItlP50Ms, ttftP50Ms = x.Level.TtftP50Ms,
             outputTokensPerSecond = x.Level.OutputTokensPerSecond, pricePerMillionTokens = x.Level.BlendedPricePerMillionTokens,
         };
-        var fastest = all.MinBy(x => x.Level.ItlP50Ms);
+        var fastest = all.MinBy(x => x.Level.TpotP50Ms);
         var cheapest = all.MinBy(x => x.Level.BlendedPricePerMillionTokens);
-        var balanced = all.Where(x => x.Level.ItlP50Ms <= 2 * fastest.Level.ItlP50Ms).MinBy(x => x.Level.BlendedPricePerMillionTokens);
+        var balanced = all.Where(x => x.Level.TpotP50Ms <= 2 * fastest.Level.TpotP50Ms).MinBy(x => x.Level.BlendedPricePerMillionTokens);
         return new() { ["lowestLatency"] = P(fastest), ["lowestCost"] = P(cheapest), ["balanced"] = P(balanced) };
     }
 
     static string Markdown(PublishInput input)
     {
         var sb = new StringBuilder($"# Optimization {input.RunId}\n\nRecipe `{input.Request.Recipe}` on `{input.Request.Model}`, dataset `{input.Request.Dataset}`.\n\n");
-        sb.AppendLine("| variant | drafter | perplexity | c | output tok/s | TTFT p50 ms | ITL p50 ms | $/1M tokens |");
-        sb.AppendLine("|---|---|---|---|---|---|---|---|");
+        sb.AppendLine("Perplexity on the evaluation half of the dataset (odd records; even records calibrate). TPOT: time per output token after the first, p50.\n");
+        sb.AppendLine("| variant | drafter | perplexity | c | output tok/s | TTFT p50 ms | TPOT p50 ms | ITL p50 ms | $/1M tokens |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var v in input.Variants)
             foreach (var l in v.Levels)
-                sb.AppendLine($"| {v.Variant} | {v.Drafter} | {v.Perplexity:F4} | {l.Concurrency} | {l.OutputTokensPerSecond:F1} | {l.TtftP50Ms:F2} | {l.ItlP50Ms:F2} | {l.BlendedPricePerMillionTokens:G4} |");
+                sb.AppendLine($"| {v.Variant} | {(v.Drafter.StartsWith("datastore:") ? "datastore" : v.Drafter)} | {v.Perplexity:F4} | {l.Concurrency} | {l.OutputTokensPerSecond:F1} | {l.TtftP50Ms:F2} | {l.TpotP50Ms:F3} | {l.ItlP50Ms:F3} | {l.BlendedPricePerMillionTokens:G4} |");
         sb.AppendLine($"\n## Gate\n\n{(input.Decision.Passed ? $"Passed: **{input.Decision.Chosen}**." : "No variant passed.")}\n");
         foreach (var c in input.Decision.Checks)
             sb.AppendLine($"- {c.Variant}: perplexity {c.PerplexityIncreasePercent:+0.00;-0.00} %, speedup {c.Speedup:F2}x, ${c.PricePerMillionTokens:G4}/1M — {(c.Passed ? "pass" : string.Join("; ", c.Failures))}");

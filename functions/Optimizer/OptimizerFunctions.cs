@@ -59,7 +59,7 @@ public sealed class OptimizerFunctions(PipelineSteps steps)
     public static OptimizationRequest DefaultRequest() => new()
     {
         Model = "uploads/placeholder",
-        Recipe = Environment.GetEnvironmentVariable("SIO_RECIPE") ?? "awq-int4,speculative:ngram",
+        Recipe = Environment.GetEnvironmentVariable("SIO_RECIPE") ?? "awq-int4,speculative:datastore",
         Dataset = Environment.GetEnvironmentVariable("SIO_DATASET") ?? "uploads/dataset.jsonl",
         Gates = new QualityGates
         {
