@@ -65,9 +65,9 @@ public class FunctionsTests(AzuriteFixture azurite)
         Assert.Equal(id, current.Id);
         Assert.Equal("ngram", current.Drafter);
 
-        Assert.True(OptimizerFunctions.IsModel("team/stories260K.zip"));
-        Assert.False(OptimizerFunctions.IsModel("team/tok512.bin"));
-        Assert.False(OptimizerFunctions.IsModel("data.jsonl"));
+        Assert.True(PipelineSteps.IsModelUpload("team/stories260K.zip"));
+        Assert.False(PipelineSteps.IsModelUpload("team/tok512.bin"));
+        Assert.False(PipelineSteps.IsModelUpload("data.jsonl"));
     }
 }
 

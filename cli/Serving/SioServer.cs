@@ -1,9 +1,5 @@
-using System.Net;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
@@ -16,11 +12,8 @@ namespace Sio.Cli.Serving;
 public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null, string Provider = "cpu");
 
 /// <summary>
-/// The OpenAI-compatible endpoints over an <see cref="InferenceEngine"/>: /v1/completions and
-/// /v1/chat/completions (with server-sent events when stream is true), /v1/models, /healthz, /readyz,
-/// and Prometheus metrics at /metrics.
-/// On 127.0.0.1 no key is needed; on any other address an API key is required and checked on
-/// every endpoint.
+/// `sio serve`: core's <see cref="OpenAiEndpoints"/> over one model, with Prometheus metrics at /metrics.
+/// On 127.0.0.1 no key is needed; on any other address an API key is required and checked on every endpoint.
 /// </summary>
 public static class SioServer
 {

@@ -56,6 +56,13 @@ public sealed class PipelineSteps(PipelineOptions options)
 
     public const string ModelRefPrefix = Containers.Artifacts + "/" + ModelsPrefix + "/";
 
+    /// <summary>Whether an upload is a model that starts a run (a .zip, or a llama2.c .bin that is not a tok*.bin tokenizer).</summary>
+    public static bool IsModelUpload(string name)
+    {
+        var file = Path.GetFileName(name).ToLowerInvariant();
+        return file.EndsWith(".zip") || (file.EndsWith(".bin") && !file.StartsWith("tok"));
+    }
+
     /// <summary>The key of an "artifacts/models/KEY" reference (a model already imported), else null.</summary>
     public static string? ArtifactKey(string reference) =>
         reference.StartsWith(ModelRefPrefix) && reference.Length > ModelRefPrefix.Length && !reference[ModelRefPrefix.Length..].Contains('/') ? reference[ModelRefPrefix.Length..] : null;

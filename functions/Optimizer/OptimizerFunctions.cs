@@ -45,15 +45,9 @@ public sealed class OptimizerFunctions(PipelineSteps steps)
     public async Task OnUpload([BlobTrigger("uploads/{name}", Source = BlobTriggerSource.EventGrid, Connection = "SioStorage")] Stream blob, string name,
         [DurableClient] DurableTaskClient client)
     {
-        if (!IsModel(name)) return;
+        if (!PipelineSteps.IsModelUpload(name)) return;
         var request = DefaultRequest() with { Model = $"{Containers.Uploads}/{name}" };
         await new OptimizationApi(client, steps).StartAsync(request, "");
-    }
-
-    public static bool IsModel(string name)
-    {
-        var file = Path.GetFileName(name).ToLowerInvariant();
-        return file.EndsWith(".zip") || (file.EndsWith(".bin") && !file.StartsWith("tok"));
     }
 
     public static OptimizationRequest DefaultRequest() => new()
