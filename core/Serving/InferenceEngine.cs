@@ -38,10 +38,12 @@ public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions o
 /// Runs requests against one model: a bounded queue in front of a fixed number of decode slots.
 /// The slots are the rows of one <see cref="BatchGenerator"/> (continuous batching: a request joins
 /// the running batch as soon as a row is free, is prefilled on its own, then decodes in the same
-/// forward pass as every other row, and leaves the moment it ends). With a drafter, speculation is
-/// for the quiet moments: a request that arrives to an idle engine decodes speculatively in a lane of
-/// its own, while requests that arrive under load are batched (a full batch already reads the
-/// weights once for many tokens, and drafting would only add work). A full queue refuses at once
+/// forward pass as every other row, and leaves the moment it ends). With prompt lookup or a datastore,
+/// speculation runs inside the batch with per-row acceptance, and a controller per number of busy rows
+/// plays the draft length that measures the most tokens per millisecond, 0 included, so speculation
+/// turns itself down and off as batching saturates the machine. A draft model keeps a cache of its own,
+/// so with one a request that arrives to an idle engine decodes speculatively in a lane of its own,
+/// and requests that arrive under load are batched. A full queue refuses at once
 /// (the server's 429); a cancelled request (its client went away) stops at the next step and frees
 /// its slot; an exception fails only its own request.
 /// </summary>
@@ -66,7 +68,7 @@ public sealed class InferenceEngine : IDisposable
         _batch = new BatchGenerator(model, options.MaxConcurrent);
         try { _drafter = DrafterFactory.Create(options.Speculative, model); }
         catch { _batch.Dispose(); throw; }
-        _workers = options.Speculative.Enabled
+        _workers = _drafter is ModelDrafter
             ? [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning), Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()]
             : [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
     }
@@ -116,7 +118,7 @@ public sealed class InferenceEngine : IDisposable
     }
 
     /// <summary>A request in a batch row: its sampler, output so far and streaming decoder.</summary>
-    sealed class Slot(GenerationJob job, Model model)
+    sealed class Slot(GenerationJob job, Model model, string drafter)
     {
         public GenerationJob Job { get; } = job;
         public Sampler Sampler { get; } = new(job.Options.Sampling);
@@ -128,12 +130,20 @@ public sealed class InferenceEngine : IDisposable
         public double PrefillMs { get; set; }
         public double LastTokenMs { get; set; } = -1;
         public int Pending { get; set; }
+        /// <summary>Prompt and output so far (what a drafter continues).</summary>
+        public List<int> Context { get; } = [.. job.Prompt];
+        public Speculative.SpeculativeStats Speculative { get; } = new() { Drafter = drafter };
+        /// <summary>The last verification met a near-tie: the next step for this row is a plain one.</summary>
+        public bool PlainNext { get; set; }
     }
 
     void BatchLoop()
     {
         int rows = Options.MaxConcurrent;
         var batch = _batch;
+        // drafters that keep no per-sequence state (prompt lookup, the datastore) serve every row; a draft model keeps its own cache, so it drafts in the lane
+        var batchDrafter = _drafter is ModelDrafter ? null : _drafter;
+        var controllers = Enumerable.Range(0, rows).Select(_ => new DraftLengthController(Options.Speculative.DraftTokens, Options.Speculative.MaxAdaptiveDraftTokens)).ToArray();
         var slots = new Slot?[rows];
         var active = new bool[rows];
         var pending = new int[rows];
@@ -146,7 +156,7 @@ public sealed class InferenceEngine : IDisposable
                 if (!_queue.Reader.TryRead(out var job)) break;
                 if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); r--; continue; }
                 // alone on an idle engine: decode it speculatively in the lane (it counts as active there)
-                if (Options.Speculative.Enabled && Active == 0 && _queue.Reader.Count == 0 && Interlocked.CompareExchange(ref _laneBusy, 1, 0) == 0)
+                if (_drafter is ModelDrafter && Active == 0 && _queue.Reader.Count == 0 && Interlocked.CompareExchange(ref _laneBusy, 1, 0) == 0)
                 {
                     Interlocked.Increment(ref _active);
                     _speculativeLane.Writer.TryWrite(job);
@@ -156,7 +166,7 @@ public sealed class InferenceEngine : IDisposable
                 Slot slot;
                 try
                 {
-                    slot = new Slot(job, Model);
+                    slot = new Slot(job, Model, batchDrafter?.Name ?? "none");
                     batch.Prefill(r, job.Prompt.ToArray());
                     slot.PrefillMs = slot.Clock.Elapsed.TotalMilliseconds;
                     slot.Clock.Restart();
@@ -166,22 +176,112 @@ public sealed class InferenceEngine : IDisposable
                 Interlocked.Increment(ref _active);
                 SafeAccept(r, () => slot.Sampler.Sample(batch.Logits(r)));
             }
-            bool any = false;
-            for (int r = 0; r < rows; r++) { active[r] = slots[r] is not null; any |= active[r]; if (active[r]) pending[r] = slots[r]!.Pending; }
-            if (!any)
+            int activeRows = 0;
+            for (int r = 0; r < rows; r++) { active[r] = slots[r] is not null; if (active[r]) { activeRows++; pending[r] = slots[r]!.Pending; } }
+            if (activeRows == 0)
             {
                 try { _queue.Reader.WaitToReadAsync(_stop.Token).AsTask().Wait(); }
                 catch (AggregateException) { return; }
                 continue;
             }
+            if (batchDrafter is null) PlainStep();
+            else SpeculativeStep(activeRows);
+        }
+
+        void PlainStep()
+        {
             try { batch.Step(pending, active); }
             catch (Exception e)
             {
                 for (int r = 0; r < rows; r++) if (slots[r] is not null) Finish(r, null, e);
-                continue;
+                return;
             }
             for (int r = 0; r < rows; r++)
                 if (slots[r] is { } s) SafeAccept(r, () => s.Sampler.Sample(batch.Logits(r)));
+        }
+
+        // Speculation under batching: every greedy row drafts up to k tokens and keeps its own accepted prefix. A row with
+        // drafts is verified in a pass of its own (ONNX Runtime's GroupQueryAttention takes several new tokens over a past
+        // only at batch 1), the others step together. k comes from a controller per number of busy rows that measures the
+        // batch's tokens per millisecond for each k (0 included): when one batched pass already saturates the machine,
+        // k = 0 wins and the step is a plain batched one.
+        void SpeculativeStep(int activeRows)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var controller = controllers[Math.Min(activeRows, controllers.Length) - 1];
+            int k = controller.Next();
+            var feeds = new int[]?[rows];
+            var drafts = new int[]?[rows];
+            int drafted = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                if (slots[r] is not { } s) continue;
+                int room = Math.Min(batch.Capacity - batch.Length(r) - 1, s.Job.Options.MaxTokens - s.Output.Count - 1);
+                int kr = s.Sampler.Options.IsGreedy && !s.PlainNext ? Math.Min(k, room) : 0;
+                var d = kr > 0 ? batchDrafter.Draft(s.Context, kr, null).Tokens : [];
+                if (d.Length > kr) d = d[..kr];
+                drafts[r] = d;
+                drafted += d.Length;
+                feeds[r] = [s.Pending, .. d];
+            }
+            int[] before = new int[rows];
+            var plain = new bool[rows];
+            bool anyPlain = false;
+            for (int r = 0; r < rows; r++)
+            {
+                if (slots[r] is null) continue;
+                before[r] = batch.Length(r);
+                plain[r] = drafts[r]!.Length == 0;
+                anyPlain |= plain[r];
+            }
+            try
+            {
+                // rows with drafts are verified one by one (several new tokens over a past run at batch 1); the rest step together
+                for (int r = 0; r < rows; r++) if (slots[r] is not null && !plain[r]) batch.Append(r, feeds[r]);
+                if (anyPlain) batch.Step(pending, plain);
+            }
+            catch (Exception e)
+            {
+                for (int r = 0; r < rows; r++) if (slots[r] is not null) Finish(r, null, e);
+                return;
+            }
+            int emitted = 0, acceptedAll = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                if (slots[r] is not { } s) continue;
+                var d = drafts[r]!;
+                s.PlainNext = false;
+                if (d.Length == 0)
+                {
+                    emitted++;
+                    SafeAccept(r, () => s.Sampler.Sample(batch.Logits(r)));
+                    continue;
+                }
+                int accepted = 0, next = -1;
+                bool tie = false;
+                for (int i = 0; i <= d.Length && next < 0 && !tie; i++)
+                {
+                    var logits = batch.LogitsAt(r, i);
+                    int t = Sampler.ArgMax(logits);
+                    if (NearTie(logits, t)) tie = true;
+                    else if (i < d.Length && t == d[i]) accepted++;
+                    else next = t;
+                }
+                s.Speculative.DraftSteps++;
+                s.Speculative.Proposed += d.Length;
+                s.Speculative.Accepted += accepted;
+                acceptedAll += accepted;
+                // keep the entries of the pending token and the accepted drafts; at a near-tie, stop before it and let a
+                // plain step decide that token as plain decoding would
+                batch.RewindTo(r, before[r] + (tie ? accepted : accepted + 1));
+                for (int i = 0; i < accepted && slots[r] is not null; i++) { emitted++; Accept(r, d[i]); }
+                if (slots[r] is null) continue;
+                if (tie) { slots[r]!.PlainNext = true; continue; }
+                emitted++;
+                SafeAccept(r, () => next);
+            }
+            Metrics.Drafted(drafted, acceptedAll);
+            controller.Observe(drafted, emitted, clock.Elapsed.TotalMilliseconds);
         }
 
         // one request's failure (a bad token id, a sampler error) ends that request, never the loop
@@ -198,6 +298,8 @@ public sealed class InferenceEngine : IDisposable
             if (s.Job.Cancellation.IsCancellationRequested) { Finish(r, "cancelled", null); return; }
             if (s.Stops.Contains(token)) { Finish(r, "stop", null); return; }
             s.Output.Add(token);
+            s.Context.Add(token);
+            s.Speculative.Emitted++;
             double now = s.Clock.Elapsed.TotalMilliseconds;
             if (s.LastTokenMs < 0) Metrics.FirstToken(s.PrefillMs + now); else Metrics.NextToken(now - s.LastTokenMs);
             s.LastTokenMs = now;
@@ -219,9 +321,18 @@ public sealed class InferenceEngine : IDisposable
             if (error is not null) s.Job.Result.TrySetException(error);
             else if (reason == "cancelled") s.Job.Result.TrySetCanceled();
             else s.Job.Result.TrySetResult(new GenerationResult(s.Job.Prompt, s.Output, s.Text.ToString(), reason!, s.PrefillMs, s.Clock.Elapsed.TotalMilliseconds,
-                new Speculative.SpeculativeStats()));
+                s.Speculative));
+            if (error is null && reason is "stop" or "length" && batchDrafter is ILearningDrafter learner) learner.Learn(s.Context);
             s.Job.Pieces.Writer.TryComplete();
         }
+    }
+
+    static bool NearTie(ReadOnlySpan<float> logits, int best)
+    {
+        float top = logits[best], margin = SpeculativeDecoder.TieMargin * MathF.Max(1, MathF.Abs(top));
+        for (int i = 0; i < logits.Length; i++)
+            if (i != best && top - logits[i] < margin) return true;
+        return false;
     }
 
     public void Dispose()
