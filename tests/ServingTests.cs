@@ -113,6 +113,23 @@ public class ServingTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public async Task ChunkedPrefillInterleavesAndKeepsTheGreedyOutput()
+    {
+        // 4-token chunks: every prompt below is read over several steps while the others decode (and draft)
+        foreach (var drafter in new[] { "none", "ngram" })
+        {
+            await using var s = new ServerFixture(stories.ModelDir, new ServeOptions
+            {
+                MaxConcurrent = 3, QueueCapacity = 16, PrefillChunkTokens = 4, Speculative = new Speculative.SpeculativeOptions { Drafter = drafter },
+            });
+            var prompts = new[] { "Once upon a time, there was a little girl named Lily who loved to play in the park with her dog", "The cat", "Tom had a red ball and a blue car. He liked to play with them every day", "One day" };
+            var replies = await Task.WhenAll(prompts.Select(p => s.Http.PostAsync("/v1/completions", Json(new { prompt = p, max_tokens = 30, temperature = 0 }))));
+            for (int i = 0; i < prompts.Length; i++)
+                Assert.Equal(Greedy(prompts[i], 30), JsonNode.Parse(await replies[i].Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
     public async Task ASpeculativeServerAnswersLikeTheEngine()
     {
         await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2, Speculative = new Speculative.SpeculativeOptions { Drafter = "ngram" } });

@@ -17,16 +17,17 @@ public static class ServeCommand
         var queue = new Option<int>("--queue") { Description = "Requests that may wait for a slot; beyond it the server answers 429.", DefaultValueFactory = _ => 32 };
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
         var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
+        var chunk = new Option<int>("--prefill-chunk") { Description = "Chunked prefill: a longer prompt is read this many tokens per decode step, so running requests keep streaming (0: whole prompts).", DefaultValueFactory = _ => 256 };
         var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda (needs the GPU build of ONNX Runtime and CUDA 13; refused clearly elsewhere).", DefaultValueFactory = _ => "cpu" };
         var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz, /metrics; POST /admin/deployments hot-swaps the model) with continuous batching, until stopped.")
         {
-            dir, host, port, key, concurrent, queue, speculative, draftTokens, provider,
+            dir, host, port, key, concurrent, queue, speculative, draftTokens, chunk, provider,
         };
         cmd.SetAction(p =>
         {
             var serve = new ServeOptions
             {
-                MaxConcurrent = p.GetValue(concurrent), QueueCapacity = p.GetValue(queue),
+                MaxConcurrent = p.GetValue(concurrent), QueueCapacity = p.GetValue(queue), PrefillChunkTokens = p.GetValue(chunk),
                 Speculative = new SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) },
             };
             var app = SioServer.Build(new ServerConfig(p.GetValue(dir)!, p.GetValue(host)!, p.GetValue(port), p.GetValue(key), serve, p.GetValue(provider)!));

@@ -103,15 +103,17 @@ public sealed class BatchGenerator : IDisposable
             if (!active[r]) continue;
             if (_lengths[r] + 1 > _capacity) throw new SioException($"row {r} is full ({_capacity} tokens)");
             batch = r + 1;
-            total = Math.Max(total, _lengths[r] + 1);
         }
         if (batch == 0) return;
+        for (int r = 0; r < batch; r++) total = Math.Max(total, (active[r] || _lengths[r] < _capacity ? _lengths[r] : 0) + 1);
         var ids = new long[batch];
         var positions = new long[batch];
         var mask = new long[batch * total];
         for (int r = 0; r < batch; r++)
         {
-            int len = active[r] ? _lengths[r] : 0; // a free row writes at position 0 of its own slice, harmlessly
+            // a row that is not stepping writes one entry just past its own length (or at 0 when full), where its next
+            // append overwrites it: a free row, or a row whose prompt is still being read (chunked prefill)
+            int len = active[r] ? _lengths[r] : _lengths[r] < _capacity ? _lengths[r] : 0;
             ids[r] = active[r] ? tokens[r] : _model.Config.BosTokenId;
             positions[r] = len;
             for (int i = 0; i <= len; i++) mask[r * total + i] = 1;

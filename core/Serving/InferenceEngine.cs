@@ -13,10 +13,14 @@ public sealed record ServeOptions
     /// <summary>Requests waiting for a slot; beyond this the server answers 429.</summary>
     public int QueueCapacity { get; init; } = 32;
     public SpeculativeOptions Speculative { get; init; } = new();
+    /// <summary>Chunked prefill: a prompt longer than this is prefilled this many tokens per decode step, so running
+    /// requests keep streaming while a long prompt is read (0: a prompt is prefilled whole when admitted).</summary>
+    public int PrefillChunkTokens { get; init; } = 256;
 
     public ServeOptions Validate()
     {
         if (MaxConcurrent < 1) throw new SioException($"--max-concurrent must be ≥ 1, got {MaxConcurrent}");
+        if (PrefillChunkTokens < 0) throw new SioException($"--prefill-chunk must be ≥ 0, got {PrefillChunkTokens}");
         if (QueueCapacity < 0) throw new SioException($"--queue must be ≥ 0, got {QueueCapacity}");
         Speculative.Validate();
         return this;
@@ -135,6 +139,9 @@ public sealed class InferenceEngine : IDisposable
         public Speculative.SpeculativeStats Speculative { get; } = new() { Drafter = drafter };
         /// <summary>The last verification met a near-tie: the next step for this row is a plain one.</summary>
         public bool PlainNext { get; set; }
+        /// <summary>Prompt tokens already in the cache; the row decodes once the whole prompt is in.</summary>
+        public int Prefilled { get; set; }
+        public bool Prefilling => Prefilled < Job.Prompt.Count;
     }
 
     void BatchLoop()
@@ -143,6 +150,7 @@ public sealed class InferenceEngine : IDisposable
         var batch = _batch;
         // drafters that keep no per-sequence state (prompt lookup, the datastore) serve every row; a draft model keeps its own cache, so it drafts in the lane
         var batchDrafter = _drafter is ModelDrafter ? null : _drafter;
+        int chunk = Options.PrefillChunkTokens;
         var controllers = Enumerable.Range(0, rows).Select(_ => new DraftLengthController(Options.Speculative.DraftTokens, Options.Speculative.MaxAdaptiveDraftTokens)).ToArray();
         var slots = new Slot?[rows];
         var active = new bool[rows];
@@ -167,19 +175,31 @@ public sealed class InferenceEngine : IDisposable
                 try
                 {
                     slot = new Slot(job, Model, batchDrafter?.Name ?? "none");
-                    batch.Prefill(r, job.Prompt.ToArray());
-                    slot.PrefillMs = slot.Clock.Elapsed.TotalMilliseconds;
-                    slot.Clock.Restart();
+                    int first = chunk > 0 ? Math.Min(chunk, job.Prompt.Count) : job.Prompt.Count;
+                    batch.Prefill(r, job.Prompt.Take(first).ToArray());
+                    slot.Prefilled = first;
                 }
                 catch (Exception e) { Metrics.Finished("error"); job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
                 slots[r] = slot;
                 Interlocked.Increment(ref _active);
-                SafeAccept(r, () => slot.Sampler.Sample(batch.Logits(r)));
+                if (!slot.Prefilling) Started(r);
+            }
+            // chunked prefill: each prompt still being read takes one more chunk per step
+            for (int r = 0; r < rows; r++)
+            {
+                if (slots[r] is not { Prefilling: true } s) continue;
+                if (s.Job.Cancellation.IsCancellationRequested) { Finish(r, "cancelled", null); continue; }
+                int n = Math.Min(chunk, s.Job.Prompt.Count - s.Prefilled);
+                try { batch.Append(r, s.Job.Prompt.Skip(s.Prefilled).Take(n).ToArray()); }
+                catch (Exception e) { Finish(r, null, e); continue; }
+                s.Prefilled += n;
+                if (!s.Prefilling) Started(r);
             }
             int activeRows = 0;
-            for (int r = 0; r < rows; r++) { active[r] = slots[r] is not null; if (active[r]) { activeRows++; pending[r] = slots[r]!.Pending; } }
+            for (int r = 0; r < rows; r++) { active[r] = slots[r] is { Prefilling: false }; if (active[r]) { activeRows++; pending[r] = slots[r]!.Pending; } }
             if (activeRows == 0)
             {
+                if (slots.Any(x => x is not null)) continue; // prompts still being read
                 try { _queue.Reader.WaitToReadAsync(_stop.Token).AsTask().Wait(); }
                 catch (AggregateException) { return; }
                 continue;
@@ -197,7 +217,7 @@ public sealed class InferenceEngine : IDisposable
                 return;
             }
             for (int r = 0; r < rows; r++)
-                if (slots[r] is { } s) SafeAccept(r, () => s.Sampler.Sample(batch.Logits(r)));
+                if (active[r] && slots[r] is { } s) SafeAccept(r, () => s.Sampler.Sample(batch.Logits(r)));
         }
 
         // Speculation under batching: every greedy row drafts up to k tokens and keeps its own accepted prefix. A row with
@@ -215,7 +235,7 @@ public sealed class InferenceEngine : IDisposable
             int drafted = 0;
             for (int r = 0; r < rows; r++)
             {
-                if (slots[r] is not { } s) continue;
+                if (!active[r] || slots[r] is not { } s) continue;
                 int room = Math.Min(batch.Capacity - batch.Length(r) - 1, s.Job.Options.MaxTokens - s.Output.Count - 1);
                 int kr = s.Sampler.Options.IsGreedy && !s.PlainNext ? Math.Min(k, room) : 0;
                 var d = kr > 0 ? batchDrafter.Draft(s.Context, kr, null).Tokens : [];
@@ -229,7 +249,7 @@ public sealed class InferenceEngine : IDisposable
             bool anyPlain = false;
             for (int r = 0; r < rows; r++)
             {
-                if (slots[r] is null) continue;
+                if (!active[r]) continue;
                 before[r] = batch.Length(r);
                 plain[r] = drafts[r]!.Length == 0;
                 anyPlain |= plain[r];
@@ -237,7 +257,7 @@ public sealed class InferenceEngine : IDisposable
             try
             {
                 // rows with drafts are verified one by one (several new tokens over a past run at batch 1); the rest step together
-                for (int r = 0; r < rows; r++) if (slots[r] is not null && !plain[r]) batch.Append(r, feeds[r]);
+                for (int r = 0; r < rows; r++) if (active[r] && !plain[r]) batch.Append(r, feeds[r]!);
                 if (anyPlain) batch.Step(pending, plain);
             }
             catch (Exception e)
@@ -248,7 +268,7 @@ public sealed class InferenceEngine : IDisposable
             int emitted = 0, acceptedAll = 0;
             for (int r = 0; r < rows; r++)
             {
-                if (slots[r] is not { } s) continue;
+                if (!active[r] || slots[r] is not { } s) continue;
                 var d = drafts[r]!;
                 s.PlainNext = false;
                 if (d.Length == 0)
@@ -282,6 +302,15 @@ public sealed class InferenceEngine : IDisposable
             }
             Metrics.Drafted(drafted, acceptedAll);
             controller.Observe(drafted, emitted, clock.Elapsed.TotalMilliseconds);
+        }
+
+        // the whole prompt is in: time the prefill and take the first token
+        void Started(int r)
+        {
+            var s = slots[r]!;
+            s.PrefillMs = s.Clock.Elapsed.TotalMilliseconds;
+            s.Clock.Restart();
+            SafeAccept(r, () => s.Sampler.Sample(batch.Logits(r)));
         }
 
         // one request's failure (a bad token id, a sampler error) ends that request, never the loop
