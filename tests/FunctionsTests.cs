@@ -129,3 +129,39 @@ public class RetryTests
         Directory.Delete(root, true);
     }
 }
+
+/// <summary>The inference Function App's classes: the deployment event loads what deployments/current.json names, and the completion function answers with the shared handler.</summary>
+public class InferenceFunctionsTests
+{
+    [Fact]
+    public async Task TheDeploymentEventLoadsTheModelAndCompletionsAnswer()
+    {
+        var root = TestPaths.TempDir("inference");
+        var steps = new PipelineSteps(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
+        using var deployments = new Serving.Deployments();
+        var live = new LiveDeployment(steps, deployments, new Serving.ServeOptions { MaxConcurrent = 2 }, new Generation.ModelOptions());
+        var functions = new InferenceFunctions(deployments, live);
+
+        var ready = (ObjectResult)functions.Ready(new DefaultHttpContext().Request);
+        Assert.Equal(503, ready.StatusCode);
+        var model = await steps.ImportAsync(new ImportInput(TestPaths.Stories260K, null));
+        var manifest = new DeploymentManifest("run-1", "run-1", "baseline+speculative:ngram", model.Key, $"artifacts/models/{model.Key}", "ngram", "reports/run-1/report.json", 1, 0, DateTime.UtcNow);
+        await steps.Options.Store.PutTextAsync(Containers.Deployments, DeploymentManifest.Current, manifest.ToJson());
+        await functions.OnDeployment(new MemoryStream());
+        Assert.NotNull(deployments.Current);
+        Assert.Equal("ngram", deployments.Current!.Engine.Options.Speculative.Drafter);
+
+        var ctx = new DefaultHttpContext();
+        ctx.Request.Method = "POST";
+        ctx.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("{\"prompt\": \"Once upon a time\", \"max_tokens\": 20, \"temperature\": 0}"));
+        ctx.Response.Body = new MemoryStream();
+        Assert.IsType<EmptyResult>(await functions.Completions(ctx.Request));
+        Assert.Equal(200, ctx.Response.StatusCode);
+        var body = JsonNode.Parse(Encoding.UTF8.GetString(((MemoryStream)ctx.Response.Body).ToArray()))!;
+        var expected = Generation.TextGeneration.Generate(deployments.Current.Model, deployments.Current.Model.Tokenizer.Encode("Once upon a time"), new Generation.GenerationOptions { MaxTokens = 20 }).Text;
+        Assert.Equal(expected, body["choices"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal(200, ((JsonResult)functions.Ready(new DefaultHttpContext().Request)).StatusCode ?? 200);
+        deployments.Dispose();
+        Directory.Delete(root, true);
+    }
+}
