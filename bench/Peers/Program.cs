@@ -2,7 +2,10 @@
 // (through LLamaSharp, on sio's GGUF exports). Same prompt tokens and token counts for all, batch 1, greedy, medians
 // over runs, one process, with the memory-bandwidth bound beside them.
 //
-//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR] [--prompt-tokens 128] [--tokens 64] [--runs 3]
+//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8]
+//
+// --batch adds a second table: total decode tokens/s with several sequences decoded together, sio's continuous-batching
+// generator (the rows of one KV cache, one pass per step) against GenAI's static batch (batch_size), same prompts.
 using System.Diagnostics;
 using LLama;
 using LLama.Common;
@@ -18,6 +21,7 @@ if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR
 string fp32 = positional[0];
 string? int4 = positional.Count > 1 ? positional[1] : null;
 int promptTokens = Opt("--prompt-tokens", 128), decodeTokens = Opt("--tokens", 64), runs = Opt("--runs", 3);
+var batches = args.SkipWhile(a => a != "--batch").Skip(1).Select(v => v.Split(',').Select(int.Parse).ToArray()).DefaultIfEmpty([1, 4, 8]).First();
 
 using var reference = Model.Load(fp32);
 var c = reference.Config;
@@ -125,6 +129,51 @@ try
 }
 finally { Directory.Delete(ggufDir, true); }
 
+// Several sequences at once: sio's BatchGenerator rows against GenAI's static batch, same prompts (one per row).
+var batchRows = new List<(string Engine, string Precision, int Batch, double Decode)>();
+var prompts = Enumerable.Range(0, batches.Max()).Select(b => new[] { c.BosTokenId }.Concat(Enumerable.Range(0, promptTokens - 1).Select(_ => rng.Next(3, Math.Min(c.VocabSize, reference.Tokenizer.VocabSize)))).ToArray()).ToArray();
+foreach (var (dir, precision) in new[] { (fp32, "fp32"), (int4, "int4") })
+{
+    if (dir is null) continue;
+    using (var model = Model.Load(dir))
+        foreach (var n in batches)
+        {
+            var (_, d) = Median(() =>
+            {
+                using var batch = new BatchGenerator(model, n, promptTokens + decodeTokens + 1);
+                var next = new int[n];
+                var active = Enumerable.Repeat(true, n).ToArray();
+                for (int r = 0; r < n; r++) { batch.Prefill(r, prompts[r]); next[r] = Sampler.ArgMax(batch.Logits(r)); }
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < decodeTokens; i++)
+                {
+                    batch.Step(next, active);
+                    for (int r = 0; r < n; r++) next[r] = Sampler.ArgMax(batch.Logits(r));
+                }
+                return (0, n * decodeTokens / sw.Elapsed.TotalSeconds);
+            });
+            batchRows.Add(("sio", precision, n, d));
+        }
+    using (var model = new Microsoft.ML.OnnxRuntimeGenAI.Model(dir))
+        foreach (var n in batches)
+        {
+            var (_, d) = Median(() =>
+            {
+                using var gp = new Microsoft.ML.OnnxRuntimeGenAI.GeneratorParams(model);
+                gp.SetSearchOption("max_length", promptTokens + decodeTokens + 1);
+                gp.SetSearchOption("do_sample", false);
+                gp.SetSearchOption("batch_size", n);
+                using var g = new Microsoft.ML.OnnxRuntimeGenAI.Generator(model, gp);
+                g.AppendTokens(prompts.Take(n).SelectMany(x => x).ToArray());
+                g.GenerateNextToken();
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < decodeTokens; i++) g.GenerateNextToken();
+                return (0, n * decodeTokens / sw.Elapsed.TotalSeconds);
+            });
+            batchRows.Add(("ORT GenAI 0.18", precision, n, d));
+        }
+}
+
 double bw = MemoryBandwidth.MeasureGBps();
 long weightBytes = DecodeBenchmark.WeightBytesPerToken(Path.Combine(fp32, reference.Manifest.ModelFile));
 Console.WriteLine($"{Path.GetFileName(Path.GetFullPath(fp32).TrimEnd('/'))}: {c.ParameterCount / 1e6:F1}M parameters; {promptTokens}-token prompt, {decodeTokens} decoded tokens, batch 1, greedy, median of {runs} runs; " +
@@ -134,4 +183,11 @@ Console.WriteLine("| engine | precision | prefill tok/s | decode tok/s | notes |
 Console.WriteLine("|---|---|---|---|---|");
 foreach (var r in rows)
     Console.WriteLine($"| {r.Engine} | {r.Precision} | {(double.IsNaN(r.Prefill) ? "—" : r.Prefill.ToString("F0"))} | {r.Decode:F1} | {r.Note} |");
+Console.WriteLine();
+Console.WriteLine($"Several sequences decoded together ({promptTokens}-token prompts, {decodeTokens} tokens each; total decode tokens/s):");
+Console.WriteLine();
+Console.WriteLine("| engine | precision | " + string.Join(" | ", batches.Select(b => $"batch {b}")) + " |");
+Console.WriteLine("|---|---|" + string.Concat(batches.Select(_ => "---|")));
+foreach (var g in batchRows.GroupBy(r => (r.Engine, r.Precision)))
+    Console.WriteLine($"| {g.Key.Engine} | {g.Key.Precision} | " + string.Join(" | ", batches.Select(b => g.First(r => r.Batch == b).Decode.ToString("F1"))) + " |");
 return 0;
