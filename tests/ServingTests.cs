@@ -130,6 +130,23 @@ public class ServingTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public async Task ADraftModelDraftsAloneAndMovesIntoTheBatchWhenCompanyArrives()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 3, Speculative = new Speculative.SpeculativeOptions { Drafter = "self-int4" } });
+        const string first = "Once upon a time, there was a little girl named Lily";
+        var alone = JsonNode.Parse(await (await s.Http.PostAsync("/v1/completions", Json(new { prompt = first, max_tokens = 60, temperature = 0 }))).Content.ReadAsStringAsync())!;
+        Assert.Equal(Greedy(first, 60), alone["choices"]![0]!["text"]!.GetValue<string>());
+        Assert.True(alone["sio"]!["speculative"]!["proposed"]!.GetValue<long>() > 0); // it drafted with the int4 self-draft
+        // a long request starts alone (with its draft model); two more arrive and it moves into the batch mid-answer
+        var longOne = s.Http.PostAsync("/v1/completions", Json(new { prompt = first, max_tokens = 300, temperature = 0 }));
+        await Task.Delay(30);
+        var others = new[] { "The cat", "Tom had a red ball" }.Select(p => (p, s.Http.PostAsync("/v1/completions", Json(new { prompt = p, max_tokens = 40, temperature = 0 })))).ToList();
+        Assert.Equal(Greedy(first, 300), JsonNode.Parse(await (await longOne).Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+        foreach (var (p, reply) in others)
+            Assert.Equal(Greedy(p, 40), JsonNode.Parse(await (await reply).Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task ASpeculativeServerAnswersLikeTheEngine()
     {
         await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2, Speculative = new Speculative.SpeculativeOptions { Drafter = "ngram" } });

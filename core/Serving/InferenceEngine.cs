@@ -46,16 +46,15 @@ public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions o
 /// speculation runs inside the batch with per-row acceptance, and a controller per number of busy rows
 /// plays the draft length that measures the most tokens per millisecond, 0 included, so speculation
 /// turns itself down and off as batching saturates the machine. A draft model keeps a cache of its own,
-/// so with one a request that arrives to an idle engine decodes speculatively in a lane of its own,
-/// and requests that arrive under load are batched. A full queue refuses at once
+/// so with one a request that arrives to an idle engine decodes through a speculative decoder of its own
+/// (while that measures faster than decoding alone without it) and moves into its batch row, where it
+/// decodes plainly, the moment another request arrives. Everything runs on one thread. A full queue refuses at once
 /// (the server's 429); a cancelled request (its client went away) stops at the next step and frees
 /// its slot; an exception fails only its own request.
 /// </summary>
 public sealed class InferenceEngine : IDisposable
 {
     readonly Channel<GenerationJob> _queue;
-    readonly Channel<GenerationJob> _speculativeLane = Channel.CreateBounded<GenerationJob>(1);
-    int _laneBusy;
     readonly Task[] _workers;
     readonly CancellationTokenSource _stop = new();
     int _active;
@@ -72,9 +71,7 @@ public sealed class InferenceEngine : IDisposable
         _batch = new BatchGenerator(model, options.MaxConcurrent);
         try { _drafter = DrafterFactory.Create(options.Speculative, model); }
         catch { _batch.Dispose(); throw; }
-        _workers = _drafter is ModelDrafter
-            ? [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning), Task.Factory.StartNew(Work, TaskCreationOptions.LongRunning).Unwrap()]
-            : [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
+        _workers = [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
     }
 
     public Model Model { get; }
@@ -85,41 +82,6 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>Queues a job, or returns false when the queue is full.</summary>
     public bool TryEnqueue(GenerationJob job) => Options.QueueCapacity > 0 || Active < Options.MaxConcurrent ? _queue.Writer.TryWrite(job) : false;
-
-    async Task Work()
-    {
-        var drafter = _drafter;
-        await foreach (var job in _speculativeLane.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
-        {
-            if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); Volatile.Write(ref _laneBusy, 0); Interlocked.Decrement(ref _active); continue; }
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            double last = -1;
-            try
-            {
-                var r = TextGeneration.Generate(Model, job.Prompt, job.Options with { Speculative = Options.Speculative }, (id, piece) =>
-                {
-                    if (id >= 0)
-                    {
-                        double now = clock.Elapsed.TotalMilliseconds;
-                        if (last < 0) Metrics.FirstToken(now); else Metrics.NextToken(now - last);
-                        last = now;
-                    }
-                    if (piece.Length > 0) job.Pieces.Writer.TryWrite(piece);
-                }, job.Cancellation, drafter);
-                Metrics.Drafted(r.Speculative.Proposed, r.Speculative.Accepted);
-                Metrics.Finished(r.FinishReason);
-                job.Result.TrySetResult(r);
-            }
-            catch (OperationCanceledException) { Metrics.Finished("cancelled"); job.Result.TrySetCanceled(); }
-            catch (Exception e) { Metrics.Finished("error"); job.Result.TrySetException(e); }
-            finally
-            {
-                job.Pieces.Writer.TryComplete();
-                Volatile.Write(ref _laneBusy, 0);
-                Interlocked.Decrement(ref _active);
-            }
-        }
-    }
 
     /// <summary>A request in a batch row: its sampler, output so far and streaming decoder.</summary>
     sealed class Slot(GenerationJob job, Model model, string drafter)
@@ -139,6 +101,11 @@ public sealed class InferenceEngine : IDisposable
         public Speculative.SpeculativeStats Speculative { get; } = new() { Drafter = drafter };
         /// <summary>The last verification met a near-tie: the next step for this row is a plain one.</summary>
         public bool PlainNext { get; set; }
+        /// <summary>A request alone on the engine with a draft model decodes through its own speculative decoder (and
+        /// moves into its batch row when company arrives).</summary>
+        public SpeculativeDecoder? Solo { get; set; }
+        /// <summary>No other request shared the engine during this one (its speed says what decoding alone costs).</summary>
+        public bool Alone { get; set; } = true;
         /// <summary>Prompt tokens already in the cache; the row decodes once the whole prompt is in.</summary>
         public int Prefilled { get; set; }
         public bool Prefilling => Prefilled < Job.Prompt.Count;
@@ -148,8 +115,11 @@ public sealed class InferenceEngine : IDisposable
     {
         int rows = Options.MaxConcurrent;
         var batch = _batch;
-        // drafters that keep no per-sequence state (prompt lookup, the datastore) serve every row; a draft model keeps its own cache, so it drafts in the lane
+        // drafters that keep no per-sequence state (prompt lookup, the datastore) serve every row; a draft model keeps a
+        // cache of its own, so it drafts only for a request alone on the engine
         var batchDrafter = _drafter is ModelDrafter ? null : _drafter;
+        var modelDrafter = _drafter as ModelDrafter;
+        var solo = new SoloGate();
         int chunk = Options.PrefillChunkTokens;
         var controllers = Enumerable.Range(0, rows).Select(_ => new DraftLengthController(Options.Speculative.DraftTokens, Options.Speculative.MaxAdaptiveDraftTokens)).ToArray();
         var slots = new Slot?[rows];
@@ -163,26 +133,57 @@ public sealed class InferenceEngine : IDisposable
                 if (slots[r] is not null) continue;
                 if (!_queue.Reader.TryRead(out var job)) break;
                 if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); r--; continue; }
-                // alone on an idle engine: decode it speculatively in the lane (it counts as active there)
-                if (_drafter is ModelDrafter && Active == 0 && _queue.Reader.Count == 0 && Interlocked.CompareExchange(ref _laneBusy, 1, 0) == 0)
-                {
-                    Interlocked.Increment(ref _active);
-                    _speculativeLane.Writer.TryWrite(job);
-                    r--;
-                    continue;
-                }
                 Slot slot;
                 try
                 {
-                    slot = new Slot(job, Model, batchDrafter?.Name ?? "none");
-                    int first = chunk > 0 ? Math.Min(chunk, job.Prompt.Count) : job.Prompt.Count;
-                    batch.Prefill(r, job.Prompt.Take(first).ToArray());
-                    slot.Prefilled = first;
+                    slot = new Slot(job, Model, _drafter?.Name ?? "none");
+                    // alone on an idle engine with a draft model: its own speculative decoder, when that has paid so far
+                    if (modelDrafter is not null && slots.All(x => x is null) && _queue.Reader.Count == 0 && solo.Choose())
+                    {
+                        slot.Solo = new SpeculativeDecoder(Model, modelDrafter, job.Options.Sampling, Options.Speculative, batch.Capacity);
+                        slot.Prefilled = job.Prompt.Count;
+                    }
+                    else
+                    {
+                        int first = chunk > 0 ? Math.Min(chunk, job.Prompt.Count) : job.Prompt.Count;
+                        batch.Prefill(r, job.Prompt.Take(first).ToArray());
+                        slot.Prefilled = first;
+                    }
                 }
                 catch (Exception e) { Metrics.Finished("error"); job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
                 slots[r] = slot;
                 Interlocked.Increment(ref _active);
-                if (!slot.Prefilling) Started(r);
+                if (slot.Solo is { } decoder)
+                {
+                    int firstToken;
+                    try { firstToken = decoder.Start(job.Prompt); }
+                    catch (Exception e) { Finish(r, null, e); continue; }
+                    slot.PrefillMs = slot.Clock.Elapsed.TotalMilliseconds;
+                    slot.Clock.Restart();
+                    Accept(r, firstToken);
+                }
+                else if (!slot.Prefilling) Started(r);
+            }
+            if (slots.Count(x => x is not null) > 1) foreach (var x in slots) if (x is not null) x.Alone = false;
+            // the solo request: another step of its own while it is alone; into its batch row as soon as it is not
+            for (int r = 0; r < rows; r++)
+            {
+                if (slots[r] is not { Solo: { } decoder } s) continue;
+                if (slots.Any(x => x is not null && x != s) || _queue.Reader.Count > 0)
+                {
+                    try
+                    {
+                        batch.Prefill(r, s.Context.Take(s.Context.Count - 1).ToArray()); // the pending token stays pending
+                        TakeSoloStats(s);
+                    }
+                    catch (Exception e) { Finish(r, null, e); }
+                    continue;
+                }
+                IReadOnlyList<int> emitted;
+                try { emitted = decoder.Step(s.Job.Options.MaxTokens - s.Output.Count); }
+                catch (Exception e) { Finish(r, null, e); continue; }
+                if (emitted.Count == 0) { Finish(r, "length", null); continue; }
+                foreach (var t in emitted) { if (slots[r] is null) break; Accept(r, t); }
             }
             // chunked prefill: each prompt still being read takes one more chunk per step
             for (int r = 0; r < rows; r++)
@@ -196,10 +197,10 @@ public sealed class InferenceEngine : IDisposable
                 if (!s.Prefilling) Started(r);
             }
             int activeRows = 0;
-            for (int r = 0; r < rows; r++) { active[r] = slots[r] is { Prefilling: false }; if (active[r]) { activeRows++; pending[r] = slots[r]!.Pending; } }
+            for (int r = 0; r < rows; r++) { active[r] = slots[r] is { Prefilling: false, Solo: null }; if (active[r]) { activeRows++; pending[r] = slots[r]!.Pending; } }
             if (activeRows == 0)
             {
-                if (slots.Any(x => x is not null)) continue; // prompts still being read
+                if (slots.Any(x => x is not null)) continue; // prompts still being read, or a solo request
                 try { _queue.Reader.WaitToReadAsync(_stop.Token).AsTask().Wait(); }
                 catch (AggregateException) { return; }
                 continue;
@@ -335,14 +336,30 @@ public sealed class InferenceEngine : IDisposable
             var piece = s.Stream.Decode(token);
             s.Text.Append(piece);
             if (piece.Length > 0) s.Job.Pieces.Writer.TryWrite(piece);
-            if (s.Output.Count >= s.Job.Options.MaxTokens || batch.Length(r) + 1 > batch.Capacity) { Finish(r, "length", null); return; }
+            if (s.Output.Count >= s.Job.Options.MaxTokens || (s.Solo?.Target.Length ?? batch.Length(r)) + 1 > batch.Capacity) { Finish(r, "length", null); return; }
             s.Pending = token;
+        }
+
+        void TakeSoloStats(Slot s)
+        {
+            if (s.Solo is not { } d) return;
+            Metrics.Drafted(d.Stats.Proposed, d.Stats.Accepted);
+            s.Speculative.Proposed += d.Stats.Proposed;
+            s.Speculative.Accepted += d.Stats.Accepted;
+            s.Speculative.DraftSteps += d.Stats.DraftSteps;
+            s.Speculative.TargetSteps += d.Stats.TargetSteps;
+            s.Alone = false; // it had company before the end
+            d.Dispose();
+            s.Solo = null;
         }
 
         void Finish(int r, string? reason, Exception? error)
         {
             var s = slots[r]!;
             slots[r] = null;
+            if (error is null && reason is "stop" or "length" && s.Alone && s.Output.Count > 1)
+                solo.Observe(s.Solo is not null, s.Output.Count - 1, s.Clock.Elapsed.TotalMilliseconds);
+            TakeSoloStats(s);
             Interlocked.Decrement(ref _active);
             var tail = s.Stream.Flush();
             if (tail.Length > 0) { s.Text.Append(tail); s.Job.Pieces.Writer.TryWrite(tail); }
@@ -353,6 +370,33 @@ public sealed class InferenceEngine : IDisposable
                 s.Speculative));
             if (error is null && reason is "stop" or "length" && batchDrafter is ILearningDrafter learner) learner.Learn(s.Context);
             s.Job.Pieces.Writer.TryComplete();
+        }
+    }
+
+    /// <summary>
+    /// Whether a request alone on the engine should decode with the draft model: tokens per millisecond of whole
+    /// requests decoded alone, with and without it (each tried first, the loser re-tried now and then).
+    /// </summary>
+    sealed class SoloGate
+    {
+        readonly double[] _tokens = new double[2], _ms = new double[2];
+        readonly int[] _n = new int[2];
+        int _since;
+
+        public bool Choose()
+        {
+            if (_n[1] < 2) return true;
+            if (_n[0] < 2) return false;
+            bool soloWins = _tokens[1] / _ms[1] >= _tokens[0] / _ms[0];
+            return ++_since % 32 == 0 ? !soloWins : soloWins; // the loser is re-tried now and then: acceptance can change
+        }
+
+        public void Observe(bool usedSolo, int tokens, double ms)
+        {
+            int a = usedSolo ? 1 : 0;
+            _n[a]++;
+            _tokens[a] = _tokens[a] * 0.9 + tokens;
+            _ms[a] = _ms[a] * 0.9 + ms;
         }
     }
 
@@ -367,13 +411,11 @@ public sealed class InferenceEngine : IDisposable
     public void Dispose()
     {
         _queue.Writer.TryComplete();
-        _speculativeLane.Writer.TryComplete();
         _stop.Cancel();
         try { Task.WaitAll(_workers, TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
         _stop.Dispose();
         // whatever never got a slot is answered, not left hanging
         while (_queue.Reader.TryRead(out var job)) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); }
-        while (_speculativeLane.Reader.TryRead(out var job)) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); }
         _drafter?.Dispose();
         _batch.Dispose();
         Metrics.Dispose();
