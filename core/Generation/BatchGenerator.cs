@@ -65,33 +65,9 @@ public sealed class BatchGenerator : IDisposable
     /// <summary>Starts a row over: runs its prompt alone and keeps the logits of the last token.</summary>
     public void Prefill(int row, ReadOnlySpan<int> prompt)
     {
-        int n = prompt.Length;
-        if (n < 1 || n > _capacity) throw new SioException($"a prompt of {n} tokens does not fit a row of {_capacity}");
-        var ids = new long[n];
-        var positions = new long[n];
-        for (int i = 0; i < n; i++) { ids[i] = prompt[i]; positions[i] = i; }
-        var mask = new long[n];
-        Array.Fill(mask, 1L);
-        var all = new float[n * _vocab];
-        using var binding = _model.Session.CreateIoBinding();
-        using var idsValue = OrtValue.CreateTensorValueFromMemory(ids, [1, n]);
-        using var posValue = OrtValue.CreateTensorValueFromMemory(positions, [1, n]);
-        using var maskValue = OrtValue.CreateTensorValueFromMemory(mask, [1, n]);
-        using var logitsValue = OrtValue.CreateTensorValueFromMemory(all, [1, n, _vocab]);
-        binding.BindInput("input_ids", idsValue);
-        binding.BindInput("position_ids", posValue);
-        binding.BindInput("attention_mask", maskValue);
-        binding.BindOutput("logits", logitsValue);
-        for (int l = 0; l < _layers; l++)
-        {
-            binding.BindInput($"past_key_values.{l}.key", _keyRow[row, l]);
-            binding.BindInput($"past_key_values.{l}.value", _valueRow[row, l]);
-            binding.BindOutput($"present.{l}.key", _keyRow[row, l]);
-            binding.BindOutput($"present.{l}.value", _valueRow[row, l]);
-        }
-        _model.Session.RunWithBinding(_run, binding);
-        Array.Copy(all, (n - 1) * _vocab, _logits, row * _vocab, _vocab);
-        _lengths[row] = n;
+        if (prompt.Length < 1 || prompt.Length > _capacity) throw new SioException($"a prompt of {prompt.Length} tokens does not fit a row of {_capacity}");
+        _lengths[row] = 0;
+        Append(row, prompt);
     }
 
     /// <summary>One token for every active row at once, in one pass over rows 0..(last active); inactive rows are ignored.</summary>
