@@ -17,13 +17,13 @@ public sealed class DraftLengthController
 {
     static readonly ConditionalWeakTable<Generation.Model, Dictionary<string, DraftLengthController>> Shared = new();
     const double Decay = 0.97;
-    const int TriesEach = 4, FirstRetry = 8, LastRetry = 1024;
+    const int TriesEach = 4, FirstRetry = 8, LastRetry = 1024, RetrySteps = 3;
 
     readonly int? _fixed;
     readonly int[] _arms;
     readonly double[] _tokens, _ms, _steps;
     readonly int[] _tries;
-    int _sinceRetry, _retryEvery = FirstRetry, _current, _retries;
+    int _sinceRetry, _retryEvery = FirstRetry, _current, _retries, _retryLeft, _explored;
     bool _retrying;
     double _msSinceRetry, _lastRetryMs;
 
@@ -35,6 +35,7 @@ public sealed class DraftLengthController
         _ms = new double[_arms.Length];
         _steps = new double[_arms.Length];
         _tries = new int[_arms.Length];
+        _explored = Math.Min(2, _arms.Length);
     }
 
     /// <summary>The controller for a target model and a kind of drafter (one per setting, kept while the model lives).</summary>
@@ -54,8 +55,20 @@ public sealed class DraftLengthController
     public int Next()
     {
         if (_fixed is int k) return k;
-        for (int a = 0; a < _arms.Length; a++)
-            if (_tries[a] < TriesEach) return _arms[_current = a];
+        if (_retryLeft > 0) { _retryLeft--; _retrying = true; return _arms[_current]; }
+        // first, the k in play a few times each, in turns (not each k's tries in a row: the first steps of a process are
+        // slow, and that must not stick to whichever k went first); k = 0 and 1 start in play, and the next k joins only
+        // while the largest one in play is the best: a drafter that does not pay costs a few short drafts, not a sweep
+        while (true)
+        {
+            int fewest = 0;
+            for (int a = 1; a < _explored; a++) if (_tries[a] < _tries[fewest]) fewest = a;
+            if (_tries[fewest] < TriesEach) return _arms[_current = fewest];
+            int top = 0;
+            for (int a = 1; a < _explored; a++) if (TokensPerMs(a) > TokensPerMs(top)) top = a;
+            if (top == _explored - 1 && _explored < _arms.Length) { _explored++; continue; }
+            break;
+        }
         int best = 0;
         for (int a = 1; a < _arms.Length; a++) if (TokensPerMs(a) > TokensPerMs(best)) best = a;
         // a re-try is due after enough steps, and only once the time since the last one is twenty times what that one
@@ -68,6 +81,7 @@ public sealed class DraftLengthController
             _retryEvery = Math.Min(LastRetry, _retryEvery * 2);
             // re-try, in turn, drafting off (the baseline) and the neighbours of the best k
             var candidates = new[] { 0, best - 1, best + 1 }.Where(a => a >= 0 && a < _arms.Length && a != best).Distinct().ToArray();
+            _retryLeft = RetrySteps - 1; // a few steps in a row, so the re-tried k's tally is refreshed, not nudged
             return _arms[_current = candidates[_retries++ % candidates.Length]];
         }
         return _arms[_current = best];
@@ -78,7 +92,7 @@ public sealed class DraftLengthController
     public void Observe(int drafted, int emitted, double stepMs)
     {
         if (_fixed is not null) return;
-        if (_retrying) { _lastRetryMs = stepMs; _retrying = false; }
+        if (_retrying) { _lastRetryMs = _retryLeft == RetrySteps - 1 ? stepMs : _lastRetryMs + stepMs; _retrying = false; }
         else _msSinceRetry += stepMs;
         int a = drafted == 0 ? 0 : _current;
         if (_tries[a]++ == 0) return; // the first step of each kind pays for warming up; it says little
