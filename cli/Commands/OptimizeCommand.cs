@@ -14,7 +14,7 @@ public static class OptimizeCommand
     {
         var source = new Argument<string>("source") { Description = "A llama2.c .bin, a Hugging Face folder, a sio model folder, or a .zip of one." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "A tokenizer file overriding the one beside the source." };
-        var dataset = new Option<string>("--dataset") { Description = "Your data (JSONL or text): AWQ calibration, benchmark prompts, perplexity.", Required = true };
+        var dataset = new Option<string>("--dataset") { Description = "Your data (JSONL or text): even records calibrate (AWQ, the datastore drafter), odd records measure (benchmark prompts, perplexity).", Required = true };
         var output = new Option<string>("--out") { Description = "Folder for report.json, report.md, and when a variant passed deployment.json, the chosen model (model/) and its drafter (datastore.jsonl or draft/).", Required = true };
         var json = new Option<bool>("--json") { Description = "Print status, report and deployment_manifest as JSON." };
         var shared = new PipelineOptionsCli();

@@ -20,7 +20,7 @@ public sealed record Technique(string Kind, string Spec)
 /// </summary>
 public static class Recipe
 {
-    public const string Help = "comma-separated techniques in order: awq-int4[:gN] or rtn-int4[:gN] (N = 32, 64 or 128), compile[:cpu|cuda|tensorrt], speculative:ngram|self-int4|datastore|draft:PATH (datastore: retrieval drafting from a store self-distilled from the calibration half of your data; draft: a model folder or an imported model, artifacts/models/KEY)";
+    public const string Help = "comma-separated, in order: awq-int4[:gN] or rtn-int4[:gN] (N = 32, 64 or 128), compile[:cpu|cuda|tensorrt], speculative:ngram|self-int4|datastore|draft:PATH (datastore: retrieval drafting from a store self-distilled from the calibration half of your data; draft: a model folder or an imported model, artifacts/models/KEY)";
 
     public static IReadOnlyList<Technique> Parse(string recipe)
     {
