@@ -24,7 +24,7 @@ public static class UpCommand
         var provider = new Option<string>("--provider") { Description = "Execution provider for serving: cpu or cuda.", DefaultValueFactory = _ => "cpu" };
         var maxUpload = new Option<long>("--max-upload-mb") { Description = "Largest upload accepted, in MiB.", DefaultValueFactory = _ => 8192 };
         var shared = new PipelineOptionsCli();
-        var cmd = new Command("up", "Self-hosted sio: the optimization API (/api/optimizations, /api/uploads, /api/deployments), its Durable Task orchestrations, and OpenAI-compatible serving of the deployed model (/v1/…), on one machine, until stopped.")
+        var cmd = new Command("up", "Self-hosted sio: a web console at /, the optimization API (/api/optimizations, /api/uploads, /api/models, /api/deployments), its Durable Task orchestrations, and OpenAI-compatible serving of the deployed model (/v1/…), on one machine, until stopped.")
         {
             host, port, key, taskHub, taskHubName, recovery, watch, dataset, concurrent, queue, provider, maxUpload,
         };
