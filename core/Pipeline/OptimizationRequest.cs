@@ -70,7 +70,7 @@ public sealed record QualityGates
 {
     /// <summary>Most perplexity increase over the baseline on the dataset, in percent.</summary>
     public double? MaxPerplexityIncreasePercent { get; init; } = 10;
-    /// <summary>Least decode speedup over the baseline at concurrency 1.</summary>
+    /// <summary>Least decode speedup over the baseline at concurrency 1 (p50 time per output token).</summary>
     public double? MinSpeedup { get; init; } = 1.0;
     /// <summary>Highest blended $ per 1M tokens (at the variant's cheapest concurrency level).</summary>
     public double? MaxPricePerMillionTokens { get; init; }
@@ -90,7 +90,8 @@ public sealed record BenchmarkSettings
     public int Requests { get; init; } = 8;
     public int MaxNewTokens { get; init; } = 64;
     public int PromptTokensMin { get; init; } = 8;
-    public int PromptTokensMax { get; init; } = 256;
+    /// <summary>Records longer than this are skipped; longer prompts that are used are cut to leave room for the answer.</summary>
+    public int PromptTokensMax { get; init; } = 100_000;
     /// <summary>Dataset records scored for perplexity.</summary>
     public int PerplexityRecords { get; init; } = 32;
 

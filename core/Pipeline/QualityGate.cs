@@ -6,7 +6,7 @@ public sealed record GateCheck(string Variant, bool Passed, double PerplexityInc
 
 /// <summary>
 /// The quality and cost gate (pure): each variant is compared with the baseline on perplexity
-/// increase, decode speedup at concurrency 1 and blended price. Of the variants that pass, the one
+/// increase, decode speedup at concurrency 1 (p50 time per output token) and blended price. Of the variants that pass, the one
 /// with the most techniques stacked wins (the recipe is what the user asked for; its shorter prefixes
 /// are the fallbacks when the full stack fails a gate).
 /// </summary>
@@ -15,11 +15,13 @@ public static class QualityGate
     public static GateDecision Evaluate(VariantMeasurement baseline, IReadOnlyList<VariantMeasurement> variants, QualityGates gates)
     {
         var checks = new List<GateCheck>();
-        double baseTps = baseline.At(1)?.OutputTokensPerSecond ?? baseline.Levels[0].OutputTokensPerSecond;
+        var baseLevel = baseline.At(1) ?? baseline.Levels[0];
         foreach (var v in variants)
         {
             double ppl = (v.Perplexity / baseline.Perplexity - 1) * 100;
-            double speedup = (v.At(1)?.OutputTokensPerSecond ?? v.Levels[0].OutputTokensPerSecond) / baseTps;
+            // decode speedup: time per output token (prefill, which no technique here speeds up much, is reported apart as TTFT)
+            var level = v.At(1) ?? v.Levels[0];
+            double speedup = baseLevel.TpotP50Ms > 0 && level.TpotP50Ms > 0 ? baseLevel.TpotP50Ms / level.TpotP50Ms : level.OutputTokensPerSecond / baseLevel.OutputTokensPerSecond;
             double price = v.CheapestPricePerMillionTokens;
             var failures = new List<string>();
             if (gates.MaxPerplexityIncreasePercent is double mp && !(ppl <= mp)) failures.Add($"perplexity +{ppl:F2} % exceeds the {mp} % allowed");
