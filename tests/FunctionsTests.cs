@@ -139,7 +139,7 @@ public class InferenceFunctionsTests
         var root = TestPaths.TempDir("inference");
         var steps = new PipelineSteps(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
         using var deployments = new Serving.Deployments();
-        var live = new LiveDeployment(steps, deployments, new Serving.ServeOptions { MaxConcurrent = 2 }, new Generation.ModelOptions());
+        var live = new LiveDeployment(steps, new DeploymentLoader(deployments, new Serving.ServeOptions { MaxConcurrent = 2 }, new Generation.ModelOptions()) { Steps = steps });
         var functions = new InferenceFunctions(deployments, live);
 
         var ready = (ObjectResult)functions.Ready(new DefaultHttpContext().Request);

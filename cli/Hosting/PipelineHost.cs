@@ -60,7 +60,7 @@ public static class PipelineHost
             Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } home ? home : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio"), "work"));
         var modelOptions = new ModelOptions { Provider = config.Provider };
         var deployments = new Deployments();
-        var deployer = new ServingDeployer(store, workDir, deployments, config.Serve, modelOptions);
+        var deployer = new DeploymentLoader(deployments, config.Serve, modelOptions);
         var options = new PipelineOptions { Store = store, WorkDir = workDir, AllowLocalPaths = true, Events = config.Api ? deployer : null, ModelOptions = modelOptions, MaxUploadBytes = config.MaxUploadBytes };
 
         int sidecarPort = FreePort();
@@ -97,7 +97,7 @@ public static class PipelineHost
         services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
 
         var app = builder.Build();
-        deployer.ResolveDrafter = app.Services.GetRequiredService<PipelineSteps>().LocalDrafter;
+        deployer.Steps = app.Services.GetRequiredService<PipelineSteps>();
         var orchestration = app.Services.GetRequiredService<IOrchestrationService>();
         orchestration.CreateIfNotExistsAsync().GetAwaiter().GetResult();
         app.Lifetime.ApplicationStopped.Register(deployments.Dispose);

@@ -10,6 +10,8 @@ public sealed record DeploymentManifest(string Id, string RunId, string Variant,
     string Report, double Speedup, double PricePerMillionTokens, DateTime CreatedUtc)
 {
     public const string Current = "current.json";
+    /// <summary>A variant's name as a file name or model id: letters, digits, '-' and '.' (the rest become '-').</summary>
+    public static string SafeName(string variant) => new(variant.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' ? c : '-').ToArray());
     public string ToJson() => JsonSerializer.Serialize(this, OptimizationRequest.Json);
     public static DeploymentManifest? Parse(string? json) => json is null ? null : JsonSerializer.Deserialize<DeploymentManifest>(json, OptimizationRequest.Json);
 }

@@ -139,7 +139,7 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
             var v = JsonNode.Parse(report)?["variants"]?.AsArray().FirstOrDefault(x => x?["variant"]?.GetValue<string>() == variant);
             if (v is null) return ApiResult.Fail(404, "No such variant", $"run '{run}' measured no variant '{variant}'", new() { ["variant"] = ["unknown"] });
             var m = v.Deserialize<VariantMeasurement>(OptimizationRequest.Json)!;
-            var safe = new string(variant.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' ? c : '-').ToArray());
+            var safe = DeploymentManifest.SafeName(variant);
             name = $"{run}--{safe}.json";
             var manifest = new DeploymentManifest($"{run}--{safe}", run, variant, m.Model.Key, $"{Containers.Artifacts}/{PipelineSteps.ModelsPrefix}/{m.Model.Key}", m.Drafter,
                 $"{Containers.Reports}/{run}/report.json", 0, m.CheapestPricePerMillionTokens, DateTime.UtcNow);

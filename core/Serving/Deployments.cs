@@ -8,10 +8,10 @@ public sealed class Deployment : IDisposable
     int _inFlight, _retiredFlag;
     bool _retired, _disposed;
 
-    Deployment(string folder, Model model, InferenceEngine engine, ChatTemplate template)
+    Deployment(string folder, string? id, Model model, InferenceEngine engine, ChatTemplate template)
     {
         Folder = Path.GetFullPath(folder);
-        Id = Path.GetFileName(Folder.TrimEnd('/'));
+        Id = id ?? Path.GetFileName(Folder.TrimEnd('/'));
         Model = model;
         Engine = engine;
         ChatTemplate = template;
@@ -26,11 +26,12 @@ public sealed class Deployment : IDisposable
     public ChatTemplate ChatTemplate { get; } = null!;
     public bool Disposed => Volatile.Read(ref _disposed);
 
-    public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null)
+    /// <param name="id">The model id clients see (/v1/models); default the folder's name.</param>
+    public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null, string? id = null)
     {
         var template = ChatTemplate.ForModel(folder);
         var model = Model.Load(folder, modelOptions);
-        try { return new Deployment(folder, model, new InferenceEngine(model, options), template); }
+        try { return new Deployment(folder, id, model, new InferenceEngine(model, options), template); }
         catch { model.Dispose(); throw; }
     }
 

@@ -284,7 +284,7 @@ public sealed class InferenceEngine : IDisposable
                 {
                     var logits = batch.LogitsAt(r, i);
                     int t = Sampler.ArgMax(logits);
-                    if (NearTie(logits, t)) tie = true;
+                    if (SpeculativeDecoder.NearTie(logits, t)) tie = true;
                     else if (i < d.Length && t == d[i]) accepted++;
                     else next = t;
                 }
@@ -398,14 +398,6 @@ public sealed class InferenceEngine : IDisposable
             _tokens[a] = _tokens[a] * 0.9 + tokens;
             _ms[a] = _ms[a] * 0.9 + ms;
         }
-    }
-
-    static bool NearTie(ReadOnlySpan<float> logits, int best)
-    {
-        float top = logits[best], margin = SpeculativeDecoder.TieMargin * MathF.Max(1, MathF.Abs(top));
-        for (int i = 0; i < logits.Length; i++)
-            if (i != best && top - logits[i] < margin) return true;
-        return false;
     }
 
     public void Dispose()

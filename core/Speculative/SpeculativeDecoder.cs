@@ -142,7 +142,8 @@ public sealed class SpeculativeDecoder : IDisposable
         return emitted;
     }
 
-    static bool NearTie(ReadOnlySpan<float> logits, int best)
+    /// <summary>Whether another logit is within <see cref="TieMargin"/> of the best: a batch-computed row must not decide that token.</summary>
+    internal static bool NearTie(ReadOnlySpan<float> logits, int best)
     {
         float top = logits[best], margin = TieMargin * MathF.Max(1, MathF.Abs(top));
         for (int i = 0; i < logits.Length; i++)
