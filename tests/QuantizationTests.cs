@@ -113,6 +113,94 @@ public class QuantizationTests(Stories260KFixture stories)
         }
     }
 
+    /// <summary>Rows whose channels are correlated (a low-rank mix plus a little noise): what makes error compensation pay.</summary>
+    static List<float[]> CorrelatedRows(int count, int k, int seed)
+    {
+        var rng = new Random(seed);
+        var mix = Random(8 * k, seed + 1);
+        return Enumerable.Range(0, count).Select(_ =>
+        {
+            var z = Enumerable.Range(0, 8).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            return Enumerable.Range(0, k).Select(i => 0.3f + Enumerable.Range(0, 8).Sum(j => z[j] * mix[j * k + i]) + 0.05f * (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        }).ToList();
+    }
+
+    [Fact]
+    public void CompensatingRoundingLowersTheOutputErrorAndStaysOnTheGrid()
+    {
+        const int k = 128, n = 32;
+        var rows = CorrelatedRows(1024, k, 11);
+        var w = Random(n * k, 12, 0.2f);
+        var q = new BlockQuantizer(4, 32, false);
+        double Error(BlockQuantizer.Packed p)
+        {
+            var e = BlockQuantizer.Dequantize(p);
+            System.Numerics.Tensors.TensorPrimitives.Subtract(e, w, e);
+            return AwqSearch.OutputError(e, n, k, rows);
+        }
+        double rtn = Error(q.Quantize(w, n, k));
+        var nearest = AwqSearch.SearchBlocks(w, n, k, rows, q);
+        double clipped = Error(q.Quantize(w, n, k, nearest.Choice(q)));
+        var (rounded, grid) = ErrorCompensatingRounding.Apply(w, n, k, rows, q);
+        var packed = q.Quantize(rounded, n, k, grid.Choice(q));
+        double compensated = Error(packed);
+        Assert.True(clipped < rtn, $"clip search {clipped} vs RTN {rtn}");
+        Assert.True(compensated < clipped * 0.8, $"compensating rounding {compensated} vs nearest {clipped}");
+        // the rounded weights are exactly what the packed tensors stand for
+        var dq = BlockQuantizer.Dequantize(packed);
+        for (int i = 0; i < w.Length; i++) Assert.True(Math.Abs(dq[i] - rounded[i]) <= 1e-6f * Math.Max(1, Math.Abs(rounded[i])), $"[{i}] {dq[i]} vs {rounded[i]}");
+    }
+
+    [Fact]
+    public void BiasCorrectionPutsTheMeanOutputBackInTheKernel()
+    {
+        const int k = 64, n = 40, count = 512;
+        var rows = CorrelatedRows(count, k, 21);
+        var w = Random(n * k, 22, 0.3f);
+        var q = new BlockQuantizer(4, 32, false);
+        var packed = q.Quantize(w, n, k);
+        var mean = new float[k];
+        foreach (var x in rows) System.Numerics.Tensors.TensorPrimitives.Add(mean, x, mean);
+        System.Numerics.Tensors.TensorPrimitives.Divide(mean, count, mean);
+        var bias = BiasCorrection.For(w, BlockQuantizer.Dequantize(packed), n, k, mean);
+        var dir = TestPaths.TempDir("bias");
+        try
+        {
+            float[] Run(bool withBias)
+            {
+                var path = Path.Combine(dir, $"m{withBias}.onnx");
+                using (var g = new GraphBuilder(null))
+                {
+                    g.Input("A", DT.Float, count, k);
+                    g.Output("Y", DT.Float, count, n);
+                    g.Initializer("B", packed.B, DT.Uint8, n, packed.KBlocks, 16);
+                    g.Initializer<float>("scales", packed.Scales, DT.Float, n, packed.KBlocks);
+                    g.Initializer("zp", packed.ZeroPoints!, DT.Uint8, n, packed.ZeroPoints!.Length / n);
+                    g.Initializer<float>("bias", bias, DT.Float, n);
+                    string[] inputs = withBias ? ["A", "B", "scales", "zp", "", "bias"] : ["A", "B", "scales", "zp"];
+                    g.Node("MatMulNBits", inputs, "mm", "com.microsoft", outputNames: ["Y"],
+                        attributes: [GraphBuilder.Attr("K", (long)k), GraphBuilder.Attr("N", (long)n), GraphBuilder.Attr("bits", 4L), GraphBuilder.Attr("block_size", 32L)]);
+                    g.Save(path);
+                }
+                using var session = new InferenceSession(path);
+                using var input = OrtValue.CreateTensorValueFromMemory(rows.SelectMany(r => r).ToArray(), [count, k]);
+                using var outputs = session.Run(new RunOptions(), ["A"], [input], ["Y"]);
+                var y = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+                var m = new float[n];
+                for (int t = 0; t < count; t++) System.Numerics.Tensors.TensorPrimitives.Add(m, y.AsSpan(t * n, n), m);
+                System.Numerics.Tensors.TensorPrimitives.Divide(m, count, m);
+                return m;
+            }
+            var floatMean = Enumerable.Range(0, n).Select(r => System.Numerics.Tensors.TensorPrimitives.Dot(w.AsSpan(r * k, k), mean)).ToArray();
+            var plain = Run(false);
+            var corrected = Run(true);
+            double Shift(float[] m) => m.Zip(floatMean, (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(Shift(plain) > 1e-3, $"the rounding shifts the mean output: {Shift(plain)}");
+            Assert.True(Shift(corrected) < 1e-4, $"corrected mean output off by {Shift(corrected)} (uncorrected {Shift(plain)})");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Fact]
     public void FoldedScalesLeaveTheFloatModelUnchanged()
     {
@@ -156,6 +244,9 @@ public class QuantizationTests(Stories260KFixture stories)
             double Ppl(string m) { using var model = Model.Load(m); return Perplexity.Evaluate(model, data).Perplexity; }
             double fp32 = Ppl(stories.ModelDir), pRtn = Ppl(rtn), pAwq = Ppl(awq);
             Assert.True(pAwq < pRtn, $"AWQ {pAwq} vs RTN {pRtn} (fp32 {fp32})");
+            Assert.True(pAwq - fp32 < 0.75 * (pRtn - fp32), $"AWQ's increase {pAwq - fp32:F4} vs RTN's {pRtn - fp32:F4} (fp32 {fp32:F4})");
+            Assert.Equal("compensate", awqReport.Rounding);
+            Assert.True(awqReport.BiasCorrection);
             Assert.True(pAwq < fp32 * 1.10, $"AWQ {pAwq} vs fp32 {fp32}");
 
             using var model = Model.Load(awq);
@@ -216,6 +307,7 @@ public class QuantizationTests(Stories260KFixture stories)
             Refused("calibration set too short", "--calibration", shortFile);
             Refused("no usable row", "--calibration", unknown);
             Refused("--search-rows must be ≥ 1", "--calibration", TestPaths.TinyStoriesDev, "--search-rows", "0");
+            Refused("--rounding must be nearest or compensate", "--calibration", TestPaths.TinyStoriesDev, "--rounding", "stochastic");
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -15,8 +15,10 @@ public static class QuantizeCommand
         var calibration = new Option<string?>("--calibration") { Description = "Calibration data for AWQ: JSONL ({text}, prompt/response, OpenOrca, chat messages) or plain text." };
         var samples = new Option<int>("--calibration-samples") { Description = "Calibration records used.", DefaultValueFactory = _ => 64 };
         var seqLen = new Option<int>("--calibration-seq-len") { Description = "Tokens per calibration record.", DefaultValueFactory = _ => 256 };
-        var searchRows = new Option<int>("--search-rows") { Description = "Activation rows per layer for AWQ's error searches (more: slower, steadier).", DefaultValueFactory = _ => 512 };
+        var searchRows = new Option<int>("--search-rows") { Description = "Activation rows per layer for AWQ's error searches (more: slower, steadier).", DefaultValueFactory = _ => 2048 };
         var duo = new Option<bool>("--duo-scaling") { Description = "AWQ scale s = mean|x|^α / mean|w|^(1−α) (AutoAWQ's default; 'false' for the paper's s = mean|x|^α).", DefaultValueFactory = _ => true };
+        var rounding = new Option<string>("--rounding") { Description = "AWQ rounding inside a block: compensate (GPTQ-style: each rounding error spread over the weights not yet rounded, along the layer's inverse Hessian) or nearest (the AWQ paper's).", DefaultValueFactory = _ => "compensate" };
+        var biasCorrection = new Option<bool>("--bias-correction") { Description = "AWQ: add the bias (W − Q)·mean(x) that removes each linear's mean output shift on the calibration data ('false' to leave MatMulNBits without bias).", DefaultValueFactory = _ => true };
         var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => 0 };
         var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
         var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4.", DefaultValueFactory = _ => "fp32" };
@@ -25,7 +27,7 @@ public static class QuantizeCommand
         var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };
         var cmd = new Command("quantize", "Int4 weight quantization (AWQ or RTN) into ONNX Runtime MatMulNBits, with a quantization-report.json.")
         {
-            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, accuracy, exclude, lmHead, embedding, output, json,
+            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, rounding, biasCorrection, accuracy, exclude, lmHead, embedding, output, json,
         };
         cmd.SetAction(p =>
         {
@@ -33,7 +35,8 @@ public static class QuantizeCommand
             {
                 Method = p.GetValue(method)!, Bits = p.GetValue(bits), GroupSize = p.GetValue(group), Symmetric = p.GetValue(symmetric),
                 Calibration = p.GetValue(calibration), CalibrationSamples = p.GetValue(samples), CalibrationSeqLen = p.GetValue(seqLen),
-                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!, Embedding = p.GetValue(embedding)!,
+                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), Rounding = p.GetValue(rounding)!,
+                BiasCorrection = p.GetValue(biasCorrection), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!, Embedding = p.GetValue(embedding)!,
                 Exclude = (p.GetValue(exclude) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };
             var report = Quantizer.Run(p.GetValue(dir)!, p.GetValue(output)!, config, Cli.Progress("quantize"));

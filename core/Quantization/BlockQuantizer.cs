@@ -18,7 +18,18 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
     public int DefaultZeroPoint => 1 << (Bits - 1);
 
     /// <summary>Quantization of one block: codes, scale and zero point, with the range clipped to <paramref name="clip"/> of its extremes.</summary>
-    public float QuantizeBlock(ReadOnlySpan<float> w, float clip, Span<byte> q, out byte zeroPoint)
+    public float QuantizeBlock(ReadOnlySpan<float> w, float clip, Span<byte> q, out byte zeroPoint) => QuantizeBlock(w, clip, clip, q, out zeroPoint);
+
+    /// <summary>As above, with the low and high ends of the range clipped separately (asymmetric; symmetric uses <paramref name="clipHigh"/>).</summary>
+    public float QuantizeBlock(ReadOnlySpan<float> w, float clipLow, float clipHigh, Span<byte> q, out byte zeroPoint)
+    {
+        float scale = Range(w, clipLow, clipHigh, out zeroPoint);
+        Encode(w, scale, zeroPoint, q);
+        return scale;
+    }
+
+    /// <summary>The scale and zero point of a block whose range is clipped to the given fractions of its extremes.</summary>
+    public float Range(ReadOnlySpan<float> w, float clipLow, float clipHigh, out byte zeroPoint)
     {
         float scale;
         int zp;
@@ -26,7 +37,7 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
         {
             float amax = 0;
             foreach (var v in w) amax = MathF.Max(amax, MathF.Abs(v));
-            amax *= clip;
+            amax *= clipHigh;
             zp = DefaultZeroPoint;
             scale = amax / (DefaultZeroPoint - 1);
         }
@@ -34,15 +45,20 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
         {
             float min = 0, max = 0; // the range includes 0, so zero stays exact
             foreach (var v in w) { min = MathF.Min(min, v); max = MathF.Max(max, v); }
-            min *= clip; max *= clip;
+            min *= clipLow; max *= clipHigh;
             scale = (max - min) / MaxQ;
             zp = scale > 0 ? Math.Clamp((int)MathF.Round(-min / scale), 0, MaxQ) : DefaultZeroPoint;
         }
         if (scale == 0) scale = 1e-12f; // an all-zero block
-        float inv = 1f / scale;
-        for (int i = 0; i < w.Length; i++) q[i] = (byte)Math.Clamp((int)MathF.Round(w[i] * inv) + zp, 0, MaxQ);
         zeroPoint = (byte)zp;
         return scale;
+    }
+
+    /// <summary>The codes of a block for a given scale and zero point: round to nearest, clamped to the code range.</summary>
+    public void Encode(ReadOnlySpan<float> w, float scale, byte zeroPoint, Span<byte> q)
+    {
+        float inv = 1f / scale;
+        for (int i = 0; i < w.Length; i++) q[i] = (byte)Math.Clamp((int)MathF.Round(w[i] * inv) + zeroPoint, 0, MaxQ);
     }
 
     /// <summary>Quantizes then dequantizes one block (the value the kernel will see) into <paramref name="output"/>.</summary>
@@ -62,7 +78,17 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
 
     /// <param name="weight">(N, K) row-major.</param>
     /// <param name="clip">Per block (N × k_blocks) clip ratios, or null for none.</param>
-    public Packed Quantize(float[] weight, int n, int k, float[]? clip = null)
+    public Packed Quantize(float[] weight, int n, int k, float[]? clip = null) => Quantize(weight, n, k, clip is null ? null : (row, g, block, q) =>
+    {
+        float scale = QuantizeBlock(block, clip[row * ((k + BlockSize - 1) / BlockSize) + g], q, out var zp);
+        return (scale, zp);
+    });
+
+    /// <summary>Chooses one block's scale and zero point and writes its codes.</summary>
+    public delegate (float Scale, byte ZeroPoint) BlockChoice(int row, int block, ReadOnlySpan<float> weights, Span<byte> codes);
+
+    /// <param name="choose">Per block, the scale, zero point and codes; null for round-to-nearest over the block's range.</param>
+    public Packed Quantize(float[] weight, int n, int k, BlockChoice? choose)
     {
         int kBlocks = (k + BlockSize - 1) / BlockSize;
         int bytesPerBlock = BlockSize * Bits / 8;
@@ -77,7 +103,10 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
             {
                 int len = Math.Min(BlockSize, k - g * BlockSize);
                 var block = weight.AsSpan(row * k + g * BlockSize, len);
-                float scale = QuantizeBlock(block, clip?[row * kBlocks + g] ?? 1f, q, out var zp);
+                byte zp;
+                float scale;
+                if (choose is null) scale = QuantizeBlock(block, 1f, q, out zp);
+                else (scale, zp) = choose(row, g, block, q);
                 q[len..].Fill(zp);
                 scales[row * kBlocks + g] = scale;
                 long at = ((long)row * kBlocks + g) * bytesPerBlock;

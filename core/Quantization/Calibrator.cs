@@ -11,15 +11,17 @@ public sealed class ActivationStats(int k, int maxRows)
 {
     public int K { get; } = k;
     public double[] SumAbs { get; } = new double[k];
+    public double[] Sum { get; } = new double[k];
     public long Count { get; private set; }
     public List<float[]> Rows { get; } = new();
     public int MaxRows { get; } = maxRows;
 
     public float[] MeanAbs() => SumAbs.Select(s => (float)(s / Math.Max(1, Count))).ToArray();
+    public float[] Mean() => Sum.Select(s => (float)(s / Math.Max(1, Count))).ToArray();
 
     internal void Add(ReadOnlySpan<float> row, bool keep)
     {
-        for (int i = 0; i < K; i++) SumAbs[i] += MathF.Abs(row[i]);
+        for (int i = 0; i < K; i++) { SumAbs[i] += MathF.Abs(row[i]); Sum[i] += row[i]; }
         Count++;
         if (keep && Rows.Count < MaxRows) Rows.Add(row.ToArray());
     }

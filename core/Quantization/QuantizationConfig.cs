@@ -34,7 +34,15 @@ public sealed record QuantizationConfig
     /// <summary>Tokens per calibration record (cut).</summary>
     public int CalibrationSeqLen { get; init; } = 256;
     /// <summary>Activation rows kept per linear input for the output-error searches.</summary>
-    public int SearchRows { get; init; } = 512;
+    public int SearchRows { get; init; } = 2048;
+
+    /// <summary>Rounding inside each block (AWQ): compensate (default: the columns are rounded in order and each rounding
+    /// error is spread over the weights not yet rounded, along the inverse Hessian of the layer's output error, as GPTQ does)
+    /// or nearest (the AWQ paper's). Measured on stories260K g32: perplexity increase +0.161 against +0.186.</summary>
+    public string Rounding { get; init; } = "compensate";
+    /// <summary>AWQ: give each quantized linear the bias (W − Q)·mean(x) that removes its mean output shift on the calibration
+    /// data. Measured on stories260K g32 (with compensating rounding): +0.161 with, +0.165 without.</summary>
+    public bool BiasCorrection { get; init; } = true;
 
     /// <summary>Apply AWQ's scales (and their folds) but keep every weight float32: a check that folding is exact.</summary>
     internal bool FoldOnly { get; init; }
@@ -52,6 +60,7 @@ public sealed record QuantizationConfig
         if (Method == "awq" && string.IsNullOrEmpty(Calibration)) throw new SioException("--method awq needs --calibration FILE (your own data: JSONL or text)");
         if (CalibrationSamples < 1) throw new SioException($"--calibration-samples must be ≥ 1, got {CalibrationSamples}");
         if (CalibrationSeqLen < 2) throw new SioException($"--calibration-seq-len must be ≥ 2, got {CalibrationSeqLen}");
+        if (Rounding is not ("nearest" or "compensate")) throw new SioException($"--rounding must be nearest or compensate, got {Rounding}");
         if (SearchRows < 1) throw new SioException($"--search-rows must be ≥ 1, got {SearchRows}");
         return this;
     }

@@ -10,6 +10,9 @@ public sealed record QuantizationReport
     public required int GroupSize { get; init; }
     public required bool Symmetric { get; init; }
     public required int AccuracyLevel { get; init; }
+    /// <summary>AWQ's rounding inside a block (compensate or nearest) and whether linears got a bias correction; null for RTN.</summary>
+    public string? Rounding { get; init; }
+    public bool BiasCorrection { get; init; }
     public CalibrationInfo? Calibration { get; init; }
     public required List<LayerReport> Layers { get; init; }
     public required SizeReport Sizes { get; init; }

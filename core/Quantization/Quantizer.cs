@@ -93,6 +93,21 @@ public static class Quantizer
                 for (int r = 0; r < l.N; r++) System.Numerics.Tensors.TensorPrimitives.Divide(w.AsSpan(r * l.K, l.K), d[r], w.AsSpan(r * l.K, l.K));
             return w;
         }
+        float[]? InputMean(LinearLayer l) // the mean input row over all calibration tokens, as the quantized weight sees it
+        {
+            if (calibration is null) return null;
+            var mean = calibration.Stats[l.Input].Mean();
+            if (rowScale.TryGetValue(l.Weight, out var s)) System.Numerics.Tensors.TensorPrimitives.Divide(mean, s, mean);
+            return mean;
+        }
+        var factors = new Dictionary<string, float[]>(); // one per input: the linears of a group share rows and scale
+        var pending = graph.Linears.GroupBy(l => l.Input).ToDictionary(g => g.Key, g => g.Count());
+        float[] HessianFactor(LinearLayer l, List<float[]> rows)
+        {
+            if (!factors.TryGetValue(l.Input, out var u)) factors[l.Input] = u = ErrorCompensatingRounding.InverseHessianFactor(rows, l.K);
+            if (--pending[l.Input] == 0) factors.Remove(l.Input); // the group's last linear: let it go
+            return u;
+        }
         List<float[]>? InputRows(LinearLayer l)
         {
             if (calibration is null) return null;
@@ -109,6 +124,7 @@ public static class Quantizer
         try
         {
             var layerReports = new List<QuantizationReport.LayerReport>();
+            var biased = new HashSet<string>();
             long fp32Bytes = 0, quantBytes = 0;
             var quantized = graph.Linears.ToDictionary(l => l.Weight);
             QuantizationReport.TensorReport lmHeadReport = new("fp32", 0, 0), embedReport = new("fp32", 0, 0);
@@ -141,12 +157,24 @@ public static class Quantizer
                         var bq = head8 ? new BlockQuantizer(8, config.GroupSize, config.Symmetric) : q;
                         var w = FinalNK(l);
                         var rows = head8 ? null : InputRows(l);
-                        float[]? clip = config.Method == "awq" && rows is not null ? AwqSearch.SearchClip(w, l.N, l.K, rows, bq) : null;
-                        var packed = bq.Quantize(w, l.N, l.K, clip);
+                        BlockQuantizer.Packed packed;
+                        float[]? bias = null;
+                        float clipMean = 1f;
+                        if (config.Method == "awq" && rows is not null)
+                        {
+                            var (toPack, grid) = config.Rounding == "compensate"
+                                ? ErrorCompensatingRounding.Apply(w, l.N, l.K, rows, bq, HessianFactor(l, rows))
+                                : (w, AwqSearch.SearchBlocks(w, l.N, l.K, rows, bq));
+                            packed = bq.Quantize(toPack, l.N, l.K, grid.Choice(bq));
+                            clipMean = grid.Clip.Average();
+                            if (config.BiasCorrection) bias = BiasCorrection.For(w, BlockQuantizer.Dequantize(packed), l.N, l.K, InputMean(l)!);
+                        }
+                        else packed = bq.Quantize(w, l.N, l.K);
                         g.Initializer(l.Weight + "_Q", packed.B, DT.Uint8, l.N, packed.KBlocks, bq.BlockSize * bq.Bits / 8);
                         g.Initializer<float>(l.Weight + "_scales", packed.Scales, DT.Float, l.N, packed.KBlocks);
                         if (packed.ZeroPoints is not null)
                             g.Initializer(l.Weight + "_zp", packed.ZeroPoints, DT.Uint8, l.N, packed.ZeroPoints.Length / l.N);
+                        if (bias is not null) { g.Initializer<float>(l.Weight + "_bias", bias, DT.Float, l.N); biased.Add(l.Weight); }
                         long before = (long)l.N * l.K * 4;
                         if (head8) { lmHeadReport = new("int8", before, packed.Bytes); continue; }
                         fp32Bytes += before;
@@ -172,7 +200,7 @@ public static class Quantizer
                             rtnErr = AwqSearch.OutputError(e, l.N, l.K, origRows) / Math.Max(1e-30, AwqSearch.OutputError(wOrig, l.N, l.K, origRows));
                         }
                         layerReports.Add(new(l.Name, l.Weight, l.K, l.N, l.Input, FoldName(groupOf[l.Weight].Fold, choice),
-                            choice?.Alpha ?? 0, clip?.Average() ?? 1f, weightErr, outErr, rtnErr));
+                            choice?.Alpha ?? 0, clipMean, weightErr, outErr, rtnErr));
                         continue;
                     }
                     if (t.Name == embedding && config.Embedding != "fp32")
@@ -230,6 +258,7 @@ public static class Quantizer
                         bool head8 = l == lmHead8;
                         var inputs = new List<string> { a, l.Weight + "_Q", l.Weight + "_scales" };
                         if (!config.Symmetric) inputs.Add(l.Weight + "_zp");
+                        if (biased.Contains(l.Weight)) inputs.AddRange(config.Symmetric ? ["", "", l.Weight + "_bias"] : ["", l.Weight + "_bias"]);
                         g.Node("MatMulNBits", inputs.ToArray(), n.Name + "NBits", "com.microsoft", outputNames: n.Output.ToArray(),
                             attributes: [Attr("K", (long)l.K), Attr("N", (long)l.N), Attr("bits", head8 ? 8L : config.Bits), Attr("block_size", (long)config.GroupSize),
                                 Attr("accuracy_level", (long)config.AccuracyLevel)]);
@@ -259,6 +288,7 @@ public static class Quantizer
             var report = new QuantizationReport
             {
                 Method = config.Method, Bits = config.Bits, GroupSize = config.GroupSize, Symmetric = config.Symmetric, AccuracyLevel = config.AccuracyLevel,
+                Rounding = config.Method == "awq" ? config.Rounding : null, BiasCorrection = config.Method == "awq" && config.BiasCorrection,
                 Calibration = calibration is null ? null : new(Path.GetFullPath(config.Calibration!), calibration.DatasetSha256, calibration.Samples, calibration.Tokens, config.SearchRows),
                 Layers = layerReports,
                 Sizes = new(fp32Bytes, quantBytes, fp32Bytes > 0 ? (double)quantBytes / fp32Bytes : 0, FolderModelBytes(inputDir), FolderModelBytes(temp)),
