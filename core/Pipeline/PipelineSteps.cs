@@ -252,7 +252,7 @@ public sealed class PipelineSteps(PipelineOptions options)
 
     public async Task<ModelArtifact> QuantizeAsync(QuantizeInput input)
     {
-        var key = Hash("quantize/1", input.Model.Key, input.Method, input.GroupSize, input.Method == "awq" ? input.Dataset.Sha256 : "");
+        var key = Hash("quantize/2", input.Model.Key, input.Method, input.GroupSize, input.AccuracyLevel.ToString(), input.Method == "awq" ? input.Dataset.Sha256 : "");
         return await Locked(key, async () =>
         {
             if (await Existing(key, input.Name) is { } hit) return hit;
@@ -262,7 +262,7 @@ public sealed class PipelineSteps(PipelineOptions options)
             {
                 Quantizer.Run(source, outDir, new QuantizationConfig
                 {
-                    Method = input.Method, GroupSize = input.GroupSize, AccuracyLevel = 4, LmHead = "int8",
+                    Method = input.Method, GroupSize = input.GroupSize, AccuracyLevel = input.AccuracyLevel, LmHead = "int8",
                     Calibration = input.Method == "awq" ? await DatasetFile(input.Dataset.CalibrationKey) : null,
                 }.Validate());
                 return await Publish(key, input.Name, outDir);

@@ -231,14 +231,16 @@ public sealed class InferenceEngine : IDisposable
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var controller = controllers[Math.Min(activeRows, controllers.Length) - 1];
             int k = controller.Next();
+            float margin = ExactnessMargin.For(Model);
             var feeds = new int[]?[rows];
             var drafts = new int[]?[rows];
-            int drafted = 0;
+            int drafted = 0, played = 0;
             for (int r = 0; r < rows; r++)
             {
                 if (!active[r] || slots[r] is not { } s) continue;
                 int room = Math.Min(batch.Capacity - batch.Length(r) - 1, s.Job.Options.MaxTokens - s.Output.Count - 1);
                 int kr = s.Sampler.Options.IsGreedy && !s.PlainNext ? Math.Min(k, room) : 0;
+                played = Math.Max(played, kr);
                 var d = kr > 0 ? batchDrafter.Draft(s.Context, kr, null).Tokens : [];
                 if (d.Length > kr) d = d[..kr];
                 drafts[r] = d;
@@ -284,7 +286,7 @@ public sealed class InferenceEngine : IDisposable
                 {
                     var logits = batch.LogitsAt(r, i);
                     int t = Sampler.ArgMax(logits);
-                    if (SpeculativeDecoder.NearTie(logits, t)) tie = true;
+                    if (SpeculativeDecoder.NearTie(logits, t, margin)) tie = true;
                     else if (i < d.Length && t == d[i]) accepted++;
                     else next = t;
                 }
@@ -302,7 +304,7 @@ public sealed class InferenceEngine : IDisposable
                 SafeAccept(r, () => next);
             }
             Metrics.Drafted(drafted, acceptedAll);
-            controller.Observe(drafted, emitted, clock.Elapsed.TotalMilliseconds);
+            controller.Observe(played > 0 ? k : 0, emitted, clock.Elapsed.TotalMilliseconds);
         }
 
         // the whole prompt is in: time the prefill and take the first token

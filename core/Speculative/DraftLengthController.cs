@@ -87,14 +87,16 @@ public sealed class DraftLengthController
         return _arms[_current = best];
     }
 
-    /// <summary>Records the step just played: tokens drafted and emitted, and its whole time. A step whose drafter
-    /// proposed nothing was a plain step, and counts as one.</summary>
-    public void Observe(int drafted, int emitted, double stepMs)
+    /// <summary>Records the step just played: the k it asked the drafter for (0 when the step could not draft, near the end
+    /// of a generation), tokens emitted, and its whole time. A step whose drafter was asked but proposed nothing counts
+    /// for its k: looking up and finding nothing is part of what playing that k costs (charged to k = 0, it made plain
+    /// decoding look slower than it is, and a lookup drafter that rarely found anything was kept on at 0.8x).</summary>
+    public void Observe(int played, int emitted, double stepMs)
     {
         if (_fixed is not null) return;
         if (_retrying) { _lastRetryMs = _retryLeft == RetrySteps - 1 ? stepMs : _lastRetryMs + stepMs; _retrying = false; }
         else _msSinceRetry += stepMs;
-        int a = drafted == 0 ? 0 : _current;
+        int a = played == 0 ? 0 : _current;
         if (_tries[a]++ == 0) return; // the first step of each kind pays for warming up; it says little
         // a pause that is not the step's doing (a collection, a busy neighbour) would stick to a rarely played k: clip it
         if (_steps[a] >= TriesEach - 1) stepMs = Math.Min(stepMs, 2 * _ms[a] / _steps[a]);

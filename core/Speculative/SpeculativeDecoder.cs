@@ -13,10 +13,12 @@ namespace Sio.Speculative;
 ///
 /// Floating point: logits of a token computed in a batch of k+1 differ from a one-token run in the
 /// last bits, which can flip an argmax where the two best logits are all but tied. A greedy step
-/// therefore stops at a row whose top-2 margin is under <see cref="TieMargin"/> (relative to the top
-/// logit) — or meets one in a one-token step on top of batch-computed entries — and rebuilds the
-/// cache from the first batch-computed token one token at a time, exactly as plain decoding built
-/// it, before deciding. That is rare: the margin is a few rounding errors wide.
+/// therefore stops at a row whose top-2 margin is under the model's <see cref="ExactnessMargin"/> (relative
+/// to the top logit; at least <see cref="TieMargin"/>) — or meets one in a one-token step on top of
+/// batch-computed entries — and rebuilds the cache from the first batch-computed token one token at a
+/// time, exactly as plain decoding built it, before deciding. For float32 kernels that is rare: the margin
+/// is a few rounding errors wide; for kernels whose numerical path changes with the batch shape it is
+/// wider, measured.
 /// </summary>
 public sealed class SpeculativeDecoder : IDisposable
 {
@@ -29,6 +31,7 @@ public sealed class SpeculativeDecoder : IDisposable
     /// <summary>Top-2 logit margin, relative to the top logit, under which a batched row does not decide a greedy token.</summary>
     public const float TieMargin = 2e-5f;
     int _firstBatched = int.MaxValue; // cache position of the first generated token computed in a batch
+    readonly float _margin;
 
     public SpeculativeDecoder(Model target, IDrafter? drafter, SamplingOptions sampling, SpeculativeOptions? options = null, int capacity = 0)
     {
@@ -36,6 +39,7 @@ public sealed class SpeculativeDecoder : IDisposable
         _target = new Generator(target, capacity);
         _drafter = drafter;
         _sampler = new Sampler(sampling);
+        _margin = drafter is null || !_sampler.Options.IsGreedy ? TieMargin : ExactnessMargin.For(target);
         _controller = drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(target, drafter, options);
         Stats = new SpeculativeStats { Drafter = drafter?.Name ?? "none" };
     }
@@ -84,14 +88,14 @@ public sealed class SpeculativeDecoder : IDisposable
 
         int accepted = 0, next = -1;
         bool greedy = _sampler.Options.IsGreedy;
-        bool tie = greedy && drafts.Length == 0 && _firstBatched < _target.Length && NearTie(_target.Logits(0), Sampler.ArgMax(_target.Logits(0)));
+        bool tie = greedy && drafts.Length == 0 && _firstBatched < _target.Length && NearTie(_target.Logits(0), Sampler.ArgMax(_target.Logits(0)), _margin);
         for (int i = 0; i < drafts.Length && next < 0 && !tie; i++)
         {
             if (greedy)
             {
                 var logits = _target.Logits(i);
                 int t = Sampler.ArgMax(logits);
-                if (NearTie(logits, t)) tie = true;
+                if (NearTie(logits, t, _margin)) tie = true;
                 else if (t == drafts[i]) accepted++;
                 else next = t;
             }
@@ -107,7 +111,7 @@ public sealed class SpeculativeDecoder : IDisposable
         if (!tie && next < 0)
         {
             var last = _target.Logits(drafts.Length); // every draft accepted: the bonus token
-            if (greedy && drafts.Length > 0 && NearTie(last, Sampler.ArgMax(last))) tie = true;
+            if (greedy && drafts.Length > 0 && NearTie(last, Sampler.ArgMax(last), _margin)) tie = true;
             else next = _sampler.Sample(last);
         }
         if (tie)
@@ -138,14 +142,14 @@ public sealed class SpeculativeDecoder : IDisposable
         Stats.Emitted += emitted.Length;
         Stats.TargetMs += verifyMs;
         if (drafts.Length > 0) { Stats.DraftSteps++; Stats.Proposed += drafts.Length; Stats.Accepted += accepted; Stats.DraftMs += draftMs; }
-        _controller.Observe(drafts.Length, emitted.Length, step.Elapsed.TotalMilliseconds);
+        _controller.Observe(k, emitted.Length, step.Elapsed.TotalMilliseconds);
         return emitted;
     }
 
-    /// <summary>Whether another logit is within <see cref="TieMargin"/> of the best: a batch-computed row must not decide that token.</summary>
-    internal static bool NearTie(ReadOnlySpan<float> logits, int best)
+    /// <summary>Whether another logit is within <paramref name="relative"/> (of the top logit) of the best: a batch-computed row must not decide that token.</summary>
+    internal static bool NearTie(ReadOnlySpan<float> logits, int best, float relative)
     {
-        float top = logits[best], margin = TieMargin * MathF.Max(1, MathF.Abs(top));
+        float top = logits[best], margin = relative * MathF.Max(1, MathF.Abs(top));
         for (int i = 0; i < logits.Length; i++)
             if (i != best && top - logits[i] < margin) return true;
         return false;
