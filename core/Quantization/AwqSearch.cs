@@ -6,7 +6,7 @@ namespace Sio.Quantization;
 /// The two searches of AWQ (Lin et al., MLSys 2024), measured on calibration activations:
 /// per group of linears sharing an input, the exponent α of the per-channel scale s = mean|x|^α
 /// (normalised by sqrt(max·min); optionally divided by mean|w|^(1−α)) that minimises the group's output error once W·diag(s) is quantized;
-/// then per block, the clipping ratio of the block's range that minimises that block's output error.
+/// then per block, the clipping of the block's range (and a refitted scale) that minimises that block's output error.
 /// Weights here are (N, K): one row per output, K along the input.
 /// </summary>
 public static class AwqSearch
@@ -228,52 +228,5 @@ public static class AwqSearch
             double err = Error(w, scale, zp, codes, e, ge);
             if (err < best) { best = err; bestScale = scale; bestZp = zp; lo = l; hi = h; }
         }
-    }
-
-    /// <summary>
-    /// Best clip ratio per block (N × k_blocks) of a final weight (N, K) whose input rows are <paramref name="rows"/>:
-    /// the block error (x_g · (w − q(w)))² summed over rows is eᵀ G_g e with G_g = X_gᵀ X_g.
-    /// </summary>
-    public static float[] SearchClip(float[] w, int n, int k, IReadOnlyList<float[]> rows, BlockQuantizer q)
-    {
-        int bs = q.BlockSize, blocks = (k + bs - 1) / bs;
-        int Len(int g) => Math.Min(bs, k - g * bs);
-        var gram = new float[blocks][];
-        for (int g = 0; g < blocks; g++)
-        {
-            int len = Len(g);
-            var G = new float[len * len];
-            foreach (var x in rows)
-            {
-                var xg = x.AsSpan(g * bs, len);
-                for (int i = 0; i < len; i++)
-                    TensorPrimitives.MultiplyAdd(xg, xg[i], G.AsSpan(i * len, len), G.AsSpan(i * len, len));
-            }
-            gram[g] = G;
-        }
-        var clip = new float[n * blocks];
-        Parallel.For(0, n, r =>
-        {
-            for (int g = 0; g < blocks; g++)
-            {
-                int len = Len(g);
-                var dq = new float[len];
-                var e = new float[len];
-                var ge = new float[len];
-                var block = w.AsSpan(r * k + g * bs, len);
-                double bestErr = double.MaxValue;
-                float bestRatio = 1f;
-                foreach (var ratio in ClipRatios)
-                {
-                    q.FakeQuantizeBlock(block, ratio, dq);
-                    TensorPrimitives.Subtract(block, dq, e);
-                    for (int i = 0; i < len; i++) ge[i] = TensorPrimitives.Dot(gram[g].AsSpan(i * len, len), e);
-                    double err = TensorPrimitives.Dot(e, ge);
-                    if (err < bestErr) { bestErr = err; bestRatio = ratio; }
-                }
-                clip[r * blocks + g] = bestRatio;
-            }
-        });
-        return clip;
     }
 }
