@@ -37,6 +37,30 @@ public class SpeculativeTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void ALookupThatFindsNothingCountsForItsDraftLength()
+    {
+        // a drafter that never finds anything: each step that asks it costs 30 % more and still emits one token
+        var c = new DraftLengthController(null, 8);
+        int drafting = 0;
+        for (int step = 0; step < 400; step++)
+        {
+            int k = c.Next();
+            c.Observe(k, 1, k == 0 ? 1.0 : 1.3);
+            if (step >= 200 && k > 0) drafting++;
+        }
+        Assert.True(drafting < 20, $"drafting kept on in {drafting} of the last 200 steps");
+    }
+
+    [Fact]
+    public void ExactnessMarginOfAFloatModelIsAFewRoundingErrors()
+    {
+        using var model = Model.Load(stories.ModelDir);
+        float measured = ExactnessMargin.Measure(model);
+        Assert.InRange(measured, 0f, 1e-4f);
+        Assert.InRange(ExactnessMargin.For(model), SpeculativeDecoder.TieMargin, 4e-4f);
+    }
+
+    [Fact]
     public void EveryDrafterReproducesPlainGreedyOutput()
     {
         const int maxTokens = 100;

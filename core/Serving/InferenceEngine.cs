@@ -71,6 +71,7 @@ public sealed class InferenceEngine : IDisposable
         _batch = new BatchGenerator(model, options.MaxConcurrent);
         try { _drafter = DrafterFactory.Create(options.Speculative, model); }
         catch { _batch.Dispose(); throw; }
+        if (_drafter is not null) ExactnessMargin.For(model); // measured at load, not in the first request's time
         _workers = [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
     }
 
