@@ -89,6 +89,20 @@ public class RecipeTests
         Assert.Contains(why, Assert.Throws<SioException>(() => Recipe.Parse(recipe)).Message);
 
     [Fact]
+    public void TheGateRefusesASpeculativeVariantWhoseOutputDiffered()
+    {
+        var model = new ModelArtifact("models/k", "m", "int4", 1, false);
+        VariantMeasurement V(string name, double tpot, string drafter = "none", int? n = null, int? same = null) =>
+            new(name, model, drafter, [new LevelMeasurement(1, 100, 1, 1, 1, 0.01, 0, tpot)], 3.4, null, null, "x", 1, false, n, same);
+        var gates = new QualityGates { MaxPerplexityIncreasePercent = 10, MinSpeedup = 1 };
+        var exact = QualityGate.Evaluate(V("baseline", 1), [V("a", 0.8), V("a+ngram", 0.5, "ngram", 8, 8)], gates);
+        Assert.Equal("a+ngram", exact.Chosen);
+        var differed = QualityGate.Evaluate(V("baseline", 1), [V("a", 0.8), V("a+ngram", 0.5, "ngram", 8, 7)], gates);
+        Assert.Equal("a", differed.Chosen);
+        Assert.Contains("differed from plain greedy decoding on 1 of 8", differed.Checks[1].Failures.Single());
+    }
+
+    [Fact]
     public void RequestProblemsNameTheirFields()
     {
         var p = new OptimizationRequest { Model = "uploads/../etc/passwd", Recipe = "awq-int4", Gates = new() { MinSpeedup = 0 }, Benchmark = new() { Concurrency = [] } }.Problems();

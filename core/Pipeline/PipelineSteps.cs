@@ -293,7 +293,7 @@ public sealed class PipelineSteps(PipelineOptions options)
     public async Task<VariantMeasurement> BenchmarkAsync(BenchmarkInput input)
     {
         var instance = Pricing.Resolve(input.Instance, input.PricePerHour);
-        var key = Hash("benchmark/2", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
+        var key = Hash("benchmark/3", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
         var name = $"{MeasurementsPrefix}/{key}.json";
         if (await Store.GetTextAsync(Containers.Artifacts, name) is { } cached)
             return JsonSerializer.Deserialize<VariantMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
@@ -327,11 +327,34 @@ public sealed class PipelineSteps(PipelineOptions options)
         var levels = LoadBenchmark.Sweep(model, prompts, config, instance, 0);
         var ppl = Perplexity.Evaluate(model, data with { Records = data.Records.Take(s.PerplexityRecords).ToList() }, maxTokensPerRecord: 256);
         var spec = levels.FirstOrDefault(l => l.AcceptanceRate is not null);
+        var (exactChecked, exact) = input.Drafter == "none" ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, input.Drafter, s.MaxNewTokens);
         return new VariantMeasurement(input.Variant, input.Model, input.Drafter,
             levels.Select(l => new LevelMeasurement(l.Concurrency, Math.Round(l.OutputTokensPerSecond, 2), Math.Round(l.TtftMs.P50, 3), Math.Round(l.ItlMs.P50, 3),
                 Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,
                 Math.Round(Math.Max(0, l.E2eMs.P50 - l.TtftMs.P50) / Math.Max(1, s.MaxNewTokens - 1), 4))).ToList(),
-            Math.Round(ppl.Perplexity, 5), spec?.AcceptanceRate, spec?.MeanAcceptedLength, instance.Name, instance.PricePerHour, false);
+            Math.Round(ppl.Perplexity, 5), spec?.AcceptanceRate, spec?.MeanAcceptedLength, instance.Name, instance.PricePerHour, false,
+            exactChecked, exact);
+    }
+
+    /// <summary>Prompts checked for exact speculative output per measurement.</summary>
+    public const int ExactnessPrompts = 8;
+
+    /// <summary>The deployment's promise, checked on the user's own prompts: greedy decoding with the drafter gives the
+    /// tokens plain greedy decoding gives.</summary>
+    static (int?, int?) ExactOutputs(Model model, IReadOnlyList<List<int>> prompts, string drafter, int maxNewTokens)
+    {
+        var spec = new SpeculativeOptions { Drafter = drafter };
+        var opts = new GenerationOptions { MaxTokens = maxNewTokens, IgnoreModelStopTokens = true };
+        int checkedCount = 0, same = 0;
+        foreach (var prompt in prompts.Take(ExactnessPrompts))
+        {
+            var plain = TextGeneration.Generate(model, prompt, opts);
+            using var d = DrafterFactory.Create(spec, model);
+            var withDrafter = TextGeneration.Generate(model, prompt, opts with { Speculative = spec }, drafter: d);
+            checkedCount++;
+            if (plain.TokenIds.SequenceEqual(withDrafter.TokenIds)) same++;
+        }
+        return (checkedCount, same);
     }
 
     /// <summary>Writes reports/RUN/report.json and report.md, then (when the gate passed and deploying is asked for) deployments/RUN.json, last.</summary>
@@ -385,6 +408,8 @@ public sealed class PipelineSteps(PipelineOptions options)
         foreach (var v in input.Variants)
             foreach (var l in v.Levels)
                 sb.AppendLine($"| {v.Variant} | {(v.Drafter.StartsWith("datastore:") ? "datastore" : v.Drafter)} | {v.Perplexity:F4} | {l.Concurrency} | {l.OutputTokensPerSecond:F1} | {l.TtftP50Ms:F2} | {l.TpotP50Ms:F3} | {l.ItlP50Ms:F3} | {l.BlendedPricePerMillionTokens:G4} |");
+        foreach (var v in input.Variants.Where(v => v.ExactChecked is not null))
+            sb.AppendLine($"\n{v.Variant}: greedy output with the drafter equal to plain greedy decoding on {v.ExactOutputs}/{v.ExactChecked} evaluation prompts.");
         sb.AppendLine($"\n## Gate\n\n{(input.Decision.Passed ? $"Passed: **{input.Decision.Chosen}**." : "No variant passed.")}\n");
         foreach (var c in input.Decision.Checks)
             sb.AppendLine($"- {c.Variant}: perplexity {c.PerplexityIncreasePercent:+0.00;-0.00} %, speedup {c.Speedup:F2}x, ${c.PricePerMillionTokens:G4}/1M — {(c.Passed ? "pass" : string.Join("; ", c.Failures))}");

@@ -27,6 +27,8 @@ public static class QualityGate
             if (gates.MaxPerplexityIncreasePercent is double mp && !(ppl <= mp)) failures.Add($"perplexity +{ppl:F2} % exceeds the {mp} % allowed");
             if (gates.MinSpeedup is double ms && !(speedup >= ms)) failures.Add($"speedup {speedup:F2}x is under the {ms}x required");
             if (gates.MaxPricePerMillionTokens is double mx && !(price <= mx)) failures.Add($"${price:G4} per 1M tokens exceeds the ${mx} allowed");
+            if (v.ExactChecked is int n && v.ExactOutputs is int same && same < n)
+                failures.Add($"speculative output differed from plain greedy decoding on {n - same} of {n} evaluation prompts");
             if (v.Levels.Any(l => l.Errors > 0)) failures.Add($"{v.Levels.Sum(l => l.Errors)} benchmark requests failed");
             checks.Add(new GateCheck(v.Variant, failures.Count == 0, Math.Round(ppl, 3), Math.Round(speedup, 3), price, failures));
         }
