@@ -21,7 +21,7 @@ public static class QuantizeCommand
         var biasCorrection = new Option<bool>("--bias-correction") { Description = "AWQ: add the bias (W − Q)·mean(x) that removes each linear's mean output shift on the calibration data ('false' to leave MatMulNBits without bias).", DefaultValueFactory = _ => true };
         var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => 0 };
         var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
-        var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4.", DefaultValueFactory = _ => "fp32" };
+        var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4 (int8 is fast only with --accuracy-level 4: at level 0 ONNX Runtime's 8-bit kernel is several times slower than fp32).", DefaultValueFactory = _ => "fp32" };
         var embedding = new Option<string>("--embedding") { Description = "Token embedding precision: fp32, int8 or int4 (GatherBlockQuantized; saves memory, not decode time).", DefaultValueFactory = _ => "fp32" };
         var output = new Option<string>("--out") { Description = "The quantized model folder to write.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };

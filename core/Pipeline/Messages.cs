@@ -10,7 +10,8 @@ public sealed record ImportInput(string Model, string? Tokenizer);
 public sealed record StagedDataset(string Key, string Sha256, int Records, string CalibrationKey, string EvaluationKey);
 /// <param name="AccuracyLevel">MatMulNBits' accuracy level: 4 (int8 activations, fastest on CPU) unless the model will be
 /// served with speculative decoding, which takes 0: ONNX Runtime's level-4 kernel changes its numerical path with the
-/// number of rows on x64, so a verification pass could pick a token that plain decoding would not.</param>
+/// number of rows on x64, so a verification pass could pick a token that plain decoding would not. Level 4 comes with an
+/// int8 classifier, level 0 with a float32 one (ONNX Runtime's 8-bit kernel is slow at level 0).</param>
 public sealed record QuantizeInput(ModelArtifact Model, string Method, int GroupSize, StagedDataset Dataset, string Name, int AccuracyLevel = 4);
 public sealed record CompileInput(ModelArtifact Model, string Target, string Name);
 public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour);
