@@ -14,11 +14,7 @@ public static class AwqSearch
     public static readonly float[] Alphas = Enumerable.Range(0, 20).Select(i => i * 0.05f).ToArray();
     public static readonly float[] ClipRatios = Enumerable.Range(0, 20).Select(i => 1f - i * 0.45f / 19f).ToArray(); // 1.0 … 0.55
 
-    public sealed record ScaleChoice(float Alpha, float[] Scale, double Error, double RtnError)
-    {
-        /// <summary>Every α tried, best (lowest output error) first.</summary>
-        public IReadOnlyList<(float Alpha, float[] Scale, double Error)> Tried { get; init; } = [];
-    }
+    public sealed record ScaleChoice(float Alpha, float[] Scale, double Error, double RtnError);
 
     /// <summary>The per-channel scale for α over mean |x|, normalised so that sqrt(max·min) = 1.</summary>
     public static float[] ScaleFor(float[] meanAbs, float alpha)
@@ -49,7 +45,6 @@ public static class AwqSearch
         int k = stats.K;
         ScaleChoice? best = null;
         double rtn = 0;
-        var tried = new List<(float, float[], double)>();
         foreach (var alpha in Alphas)
         {
             var s = alpha == 0 ? Enumerable.Repeat(1f, k).ToArray() : duo ? DuoScale(mean, weights, alpha) : ScaleFor(mean, alpha);
@@ -74,10 +69,9 @@ public static class AwqSearch
                 err += OutputError(e, n, k, rows);
             }
             if (alpha == 0) rtn = err;
-            tried.Add((alpha, s, err));
             if (best is null || err < best.Error) best = new ScaleChoice(alpha, s, err, rtn);
         }
-        return best! with { RtnError = rtn, Tried = tried.OrderBy(t => t.Item3).ToList() };
+        return best! with { RtnError = rtn };
     }
 
     /// <summary>s = mean|x|^α / mean|w|^(1−α), with |w| normalised per output row, then normalised like <see cref="ScaleFor"/>.</summary>

@@ -18,12 +18,9 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
     public int DefaultZeroPoint => 1 << (Bits - 1);
 
     /// <summary>Quantization of one block: codes, scale and zero point, with the range clipped to <paramref name="clip"/> of its extremes.</summary>
-    public float QuantizeBlock(ReadOnlySpan<float> w, float clip, Span<byte> q, out byte zeroPoint) => QuantizeBlock(w, clip, clip, q, out zeroPoint);
-
-    /// <summary>As above, with the low and high ends of the range clipped separately (asymmetric; symmetric uses <paramref name="clipHigh"/>).</summary>
-    public float QuantizeBlock(ReadOnlySpan<float> w, float clipLow, float clipHigh, Span<byte> q, out byte zeroPoint)
+    public float QuantizeBlock(ReadOnlySpan<float> w, float clip, Span<byte> q, out byte zeroPoint)
     {
-        float scale = Range(w, clipLow, clipHigh, out zeroPoint);
+        float scale = Range(w, clip, clip, out zeroPoint);
         Encode(w, scale, zeroPoint, q);
         return scale;
     }
@@ -77,18 +74,11 @@ public sealed class BlockQuantizer(int bits, int blockSize, bool symmetric)
     }
 
     /// <param name="weight">(N, K) row-major.</param>
-    /// <param name="clip">Per block (N × k_blocks) clip ratios, or null for none.</param>
-    public Packed Quantize(float[] weight, int n, int k, float[]? clip = null) => Quantize(weight, n, k, clip is null ? null : (row, g, block, q) =>
-    {
-        float scale = QuantizeBlock(block, clip[row * ((k + BlockSize - 1) / BlockSize) + g], q, out var zp);
-        return (scale, zp);
-    });
-
     /// <summary>Chooses one block's scale and zero point and writes its codes.</summary>
     public delegate (float Scale, byte ZeroPoint) BlockChoice(int row, int block, ReadOnlySpan<float> weights, Span<byte> codes);
 
     /// <param name="choose">Per block, the scale, zero point and codes; null for round-to-nearest over the block's range.</param>
-    public Packed Quantize(float[] weight, int n, int k, BlockChoice? choose)
+    public Packed Quantize(float[] weight, int n, int k, BlockChoice? choose = null)
     {
         int kBlocks = (k + BlockSize - 1) / BlockSize;
         int bytesPerBlock = BlockSize * Bits / 8;

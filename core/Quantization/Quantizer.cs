@@ -167,9 +167,10 @@ public static class Quantizer
                                 : (w, AwqSearch.SearchBlocks(w, l.N, l.K, rows, bq));
                             packed = bq.Quantize(toPack, l.N, l.K, grid.Choice(bq));
                             clipMean = grid.Clip.Average();
-                            if (config.BiasCorrection) bias = BiasCorrection.For(w, BlockQuantizer.Dequantize(packed), l.N, l.K, InputMean(l)!);
                         }
                         else packed = bq.Quantize(w, l.N, l.K);
+                        var dq = head8 ? null : BlockQuantizer.Dequantize(packed); // the int8 classifier needs no error report
+                        if (dq is not null && rows is not null && config.Method == "awq" && config.BiasCorrection) bias = BiasCorrection.For(w, dq, l.N, l.K, InputMean(l)!);
                         g.Initializer(l.Weight + "_Q", packed.B, DT.Uint8, l.N, packed.KBlocks, bq.BlockSize * bq.Bits / 8);
                         g.Initializer<float>(l.Weight + "_scales", packed.Scales, DT.Float, l.N, packed.KBlocks);
                         if (packed.ZeroPoints is not null)
@@ -180,13 +181,12 @@ public static class Quantizer
                         fp32Bytes += before;
                         quantBytes += packed.Bytes;
                         if (l == graph.LmHead) lmHeadReport = new("int4", before, packed.Bytes);
-                        var dq = BlockQuantizer.Dequantize(packed);
-                        double weightErr = RelativeError(w, dq);
+                        double weightErr = RelativeError(w, dq!);
                         double? outErr = null, rtnErr = null;
                         if (rows is not null)
                         {
                             var e = new float[w.Length];
-                            System.Numerics.Tensors.TensorPrimitives.Subtract(dq, w, e);
+                            System.Numerics.Tensors.TensorPrimitives.Subtract(dq!, w, e);
                             outErr = AwqSearch.OutputError(e, l.N, l.K, rows) / Math.Max(1e-30, AwqSearch.OutputError(w, l.N, l.K, rows));
                         }
                         var choice = choices.GetValueOrDefault(l.Input);

@@ -60,6 +60,7 @@ public sealed class InferenceEngine : IDisposable
     int _active;
     readonly BatchGenerator _batch;
     readonly IDrafter? _drafter;
+    readonly float _margin; // the near-tie margin of speculative verification (ExactnessMargin)
 
     public InferenceEngine(Model model, ServeOptions options)
     {
@@ -71,7 +72,8 @@ public sealed class InferenceEngine : IDisposable
         _batch = new BatchGenerator(model, options.MaxConcurrent);
         try { _drafter = DrafterFactory.Create(options.Speculative, model); }
         catch { _batch.Dispose(); throw; }
-        if (_drafter is not null) ExactnessMargin.For(model); // measured at load, not in the first request's time
+        // measured at load, not in the first request's time
+        _margin = _drafter is null ? SpeculativeDecoder.TieMargin : ExactnessMargin.For(model);
         _workers = [Task.Factory.StartNew(BatchLoop, TaskCreationOptions.LongRunning)];
     }
 
@@ -232,7 +234,6 @@ public sealed class InferenceEngine : IDisposable
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var controller = controllers[Math.Min(activeRows, controllers.Length) - 1];
             int k = controller.Next();
-            float margin = ExactnessMargin.For(Model);
             var feeds = new int[]?[rows];
             var drafts = new int[]?[rows];
             int drafted = 0, played = 0;
@@ -287,7 +288,7 @@ public sealed class InferenceEngine : IDisposable
                 {
                     var logits = batch.LogitsAt(r, i);
                     int t = Sampler.ArgMax(logits);
-                    if (SpeculativeDecoder.NearTie(logits, t, margin)) tie = true;
+                    if (SpeculativeDecoder.NearTie(logits, t, _margin)) tie = true;
                     else if (i < d.Length && t == d[i]) accepted++;
                     else next = t;
                 }
