@@ -152,6 +152,54 @@ public class QuantizationTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void RefinementLowersTheErrorLeftByCompensationAndStaysOnTheGrid()
+    {
+        const int k = 96, n = 24; // K not a multiple of 64: a short last block at group size 64
+        var rows = CorrelatedRows(768, k, 31);
+        var w = Random(n * k, 32, 0.2f);
+        var q = new BlockQuantizer(4, 64, false);
+        var gram = RoundingRefinement.Gram(rows, k);
+        double Error(float[] dq)
+        {
+            var e = (float[])dq.Clone();
+            System.Numerics.Tensors.TensorPrimitives.Subtract(e, w, e);
+            return AwqSearch.OutputError(e, n, k, rows);
+        }
+        var (rounded, grid) = ErrorCompensatingRounding.Apply(w, n, k, rows, q, ErrorCompensatingRounding.InverseHessianFactor(gram, k));
+        double compensated = Error(rounded);
+        var before = (float[])rounded.Clone();
+        RoundingRefinement.Apply(w, rounded, n, k, gram, grid, q);
+        double refined = Error(rounded);
+        Assert.True(refined < compensated * 0.95, $"refined {refined} vs compensated {compensated}");
+        Assert.Contains(Enumerable.Range(0, w.Length), i => rounded[i] != before[i]);
+        // every row's error fell or stayed, never rose
+        for (int r = 0; r < n; r++)
+        {
+            var eBefore = new float[k]; var eAfter = new float[k];
+            System.Numerics.Tensors.TensorPrimitives.Subtract(before.AsSpan(r * k, k), w.AsSpan(r * k, k), eBefore);
+            System.Numerics.Tensors.TensorPrimitives.Subtract(rounded.AsSpan(r * k, k), w.AsSpan(r * k, k), eAfter);
+            Assert.True(AwqSearch.OutputError(eAfter, 1, k, rows) <= AwqSearch.OutputError(eBefore, 1, k, rows) * (1 + 1e-4), $"row {r}");
+        }
+        // what the packed tensors stand for is exactly the refined weight: codes on the grid, the refitted scales stored
+        var dq = BlockQuantizer.Dequantize(q.Quantize(rounded, n, k, grid.Choice(q)));
+        for (int i = 0; i < w.Length; i++) Assert.True(Math.Abs(dq[i] - rounded[i]) <= 1e-5f * Math.Max(1, Math.Abs(rounded[i])), $"[{i}] {dq[i]} vs {rounded[i]}");
+    }
+
+    [Fact]
+    public void CenteredGramIsTheScatterAboutTheMean()
+    {
+        var rows = CorrelatedRows(200, 8, 41);
+        var centered = RoundingRefinement.Centered(RoundingRefinement.Gram(rows, 8), rows, 8);
+        var mean = Enumerable.Range(0, 8).Select(i => rows.Average(x => (double)x[i])).ToArray();
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++)
+            {
+                double expected = rows.Sum(x => (x[i] - mean[i]) * (x[j] - mean[j]));
+                Assert.True(Math.Abs(centered[i * 8 + j] - expected) <= 1e-3 * Math.Max(1, Math.Abs(expected)), $"[{i},{j}] {centered[i * 8 + j]} vs {expected}");
+            }
+    }
+
+    [Fact]
     public void BiasCorrectionPutsTheMeanOutputBackInTheKernel()
     {
         const int k = 64, n = 40, count = 512;
@@ -273,6 +321,7 @@ public class QuantizationTests(Stories260KFixture stories)
             Assert.True(pAwq - fp32 < 0.75 * (pRtn - fp32), $"AWQ's increase {pAwq - fp32:F4} vs RTN's {pRtn - fp32:F4} (fp32 {fp32:F4})");
             Assert.Equal("compensate", awqReport.Rounding);
             Assert.True(awqReport.BiasCorrection);
+            Assert.True(awqReport.Refined);
             Assert.True(pAwq < fp32 * 1.10, $"AWQ {pAwq} vs fp32 {fp32}");
 
             using var model = Model.Load(awq);

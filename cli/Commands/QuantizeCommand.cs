@@ -19,6 +19,7 @@ public static class QuantizeCommand
         var duo = new Option<bool>("--duo-scaling") { Description = "AWQ scale s = mean|x|^α / mean|w|^(1−α) (AutoAWQ's default; 'false' for the paper's s = mean|x|^α).", DefaultValueFactory = _ => true };
         var rounding = new Option<string>("--rounding") { Description = "AWQ rounding inside a block: compensate (GPTQ-style: each rounding error spread over the weights not yet rounded, along the layer's inverse Hessian) or nearest (the AWQ paper's).", DefaultValueFactory = _ => "compensate" };
         var biasCorrection = new Option<bool>("--bias-correction") { Description = "AWQ: add the bias (W − Q)·mean(x) that removes each linear's mean output shift on the calibration data ('false' to leave MatMulNBits without bias).", DefaultValueFactory = _ => true };
+        var refine = new Option<bool>("--refine") { Description = "AWQ: after rounding, move single codes up or down and refit block scales while each layer's output error on the calibration data falls ('false' to skip).", DefaultValueFactory = _ => true };
         var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => 0 };
         var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
         var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4 (int8 is fast only with --accuracy-level 4: at level 0 ONNX Runtime's 8-bit kernel is several times slower than fp32).", DefaultValueFactory = _ => "fp32" };
@@ -27,7 +28,7 @@ public static class QuantizeCommand
         var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };
         var cmd = new Command("quantize", "Int4 weight quantization (AWQ or RTN) into ONNX Runtime MatMulNBits, with a quantization-report.json.")
         {
-            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, rounding, biasCorrection, accuracy, exclude, lmHead, embedding, output, json,
+            dir, method, bits, group, symmetric, calibration, samples, seqLen, searchRows, duo, rounding, refine, biasCorrection, accuracy, exclude, lmHead, embedding, output, json,
         };
         cmd.SetAction(p =>
         {
@@ -35,7 +36,7 @@ public static class QuantizeCommand
             {
                 Method = p.GetValue(method)!, Bits = p.GetValue(bits), GroupSize = p.GetValue(group), Symmetric = p.GetValue(symmetric),
                 Calibration = p.GetValue(calibration), CalibrationSamples = p.GetValue(samples), CalibrationSeqLen = p.GetValue(seqLen),
-                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), Rounding = p.GetValue(rounding)!,
+                SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), Rounding = p.GetValue(rounding)!, Refine = p.GetValue(refine),
                 BiasCorrection = p.GetValue(biasCorrection), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!, Embedding = p.GetValue(embedding)!,
                 Exclude = (p.GetValue(exclude) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };

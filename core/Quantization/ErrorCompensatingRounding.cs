@@ -17,7 +17,7 @@ public static class ErrorCompensatingRounding
     /// <param name="factor">The rows' <see cref="InverseHessianFactor"/>, when linears sharing the rows share it.</param>
     public static (float[] Rounded, AwqSearch.BlockGrid Grid) Apply(float[] weight, int n, int k, IReadOnlyList<float[]> rows, BlockQuantizer q, float[]? factor = null)
     {
-        var u = factor ?? InverseHessianFactor(rows, k);
+        var u = factor ?? InverseHessianFactor(RoundingRefinement.Gram(rows, k), k);
         int bs = q.BlockSize, blocks = (k + bs - 1) / bs;
         var w = (float[])weight.Clone();
         var scales = new float[n * blocks];
@@ -46,15 +46,10 @@ public static class ErrorCompensatingRounding
         return (w, new AwqSearch.BlockGrid(blocks, scales, zps, clip));
     }
 
-    /// <summary>The upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU), row-major K × K; dead input channels get H_ii = 1.</summary>
-    public static float[] InverseHessianFactor(IReadOnlyList<float[]> rows, int k)
+    /// <summary>The upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU), row-major K × K, for the Gram matrix XᵀX of the rows
+    /// (<see cref="RoundingRefinement.Gram"/>); dead input channels get H_ii = 1.</summary>
+    public static float[] InverseHessianFactor(float[] hf, int k)
     {
-        var hf = new float[k * k];
-        Parallel.For(0, k, i =>
-        {
-            var row = hf.AsSpan(i * k, k);
-            foreach (var x in rows) if (x[i] != 0) TensorPrimitives.MultiplyAdd(x, x[i], row, row);
-        });
         var h = new double[k * k];
         for (int i = 0; i < h.Length; i++) h[i] = hf[i];
         double meanDiag = 0;

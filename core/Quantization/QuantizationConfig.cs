@@ -44,6 +44,11 @@ public sealed record QuantizationConfig
     /// data. Measured on stories260K g32 (with compensating rounding): +0.152 with, +0.156 without.</summary>
     public bool BiasCorrection { get; init; } = true;
 
+    /// <summary>AWQ: after rounding, descend on each layer's output error: move single codes up or down a step and refit
+    /// each block's scale by least squares while the error falls (<see cref="RoundingRefinement"/>). Measured on stories260K
+    /// g32 (with compensating rounding and bias correction): +0.136 with, +0.152 without; about 13 % more time.</summary>
+    public bool Refine { get; init; } = true;
+
     /// <summary>Apply AWQ's scales (and their folds) but keep every weight float32: a check that folding is exact.</summary>
     internal bool FoldOnly { get; init; }
 

@@ -10,8 +10,10 @@ public sealed record QuantizationReport
     public required int GroupSize { get; init; }
     public required bool Symmetric { get; init; }
     public required int AccuracyLevel { get; init; }
-    /// <summary>AWQ's rounding inside a block (compensate or nearest) and whether linears got a bias correction; null for RTN.</summary>
+    /// <summary>AWQ's rounding inside a block (compensate or nearest), whether it was refined by descent and whether linears
+    /// got a bias correction; null and false for RTN.</summary>
     public string? Rounding { get; init; }
+    public bool Refined { get; init; }
     public bool BiasCorrection { get; init; }
     public CalibrationInfo? Calibration { get; init; }
     public required List<LayerReport> Layers { get; init; }

@@ -100,13 +100,17 @@ public static class Quantizer
             if (rowScale.TryGetValue(l.Weight, out var s)) System.Numerics.Tensors.TensorPrimitives.Divide(mean, s, mean);
             return mean;
         }
-        var factors = new Dictionary<string, float[]>(); // one per input: the linears of a group share rows and scale
+        var hessians = new Dictionary<string, (float[] Gram, float[]? Factor)>(); // one per input: the linears of a group share rows and scale
         var pending = graph.Linears.GroupBy(l => l.Input).ToDictionary(g => g.Key, g => g.Count());
-        float[] HessianFactor(LinearLayer l, List<float[]> rows)
+        (float[] Gram, float[]? Factor) Hessian(LinearLayer l, List<float[]> rows)
         {
-            if (!factors.TryGetValue(l.Input, out var u)) factors[l.Input] = u = ErrorCompensatingRounding.InverseHessianFactor(rows, l.K);
-            if (--pending[l.Input] == 0) factors.Remove(l.Input); // the group's last linear: let it go
-            return u;
+            if (!hessians.TryGetValue(l.Input, out var h))
+            {
+                var gram = RoundingRefinement.Gram(rows, l.K);
+                hessians[l.Input] = h = (gram, config.Rounding == "compensate" ? ErrorCompensatingRounding.InverseHessianFactor(gram, l.K) : null);
+            }
+            if (--pending[l.Input] == 0) hessians.Remove(l.Input); // the group's last linear: let it go
+            return h;
         }
         List<float[]>? InputRows(LinearLayer l)
         {
@@ -162,9 +166,15 @@ public static class Quantizer
                         float clipMean = 1f;
                         if (config.Method == "awq" && rows is not null)
                         {
+                            var hessian = Hessian(l, rows);
                             var (toPack, grid) = config.Rounding == "compensate"
-                                ? ErrorCompensatingRounding.Apply(w, l.N, l.K, rows, bq, HessianFactor(l, rows))
+                                ? ErrorCompensatingRounding.Apply(w, l.N, l.K, rows, bq, hessian.Factor)
                                 : (w, AwqSearch.SearchBlocks(w, l.N, l.K, rows, bq));
+                            if (config.Refine)
+                            {
+                                if (ReferenceEquals(toPack, w)) toPack = BlockQuantizer.Dequantize(bq.Quantize(w, l.N, l.K, grid.Choice(bq)));
+                                RoundingRefinement.Apply(w, toPack, l.N, l.K, config.BiasCorrection ? RoundingRefinement.Centered(hessian.Gram, rows, l.K) : hessian.Gram, grid, bq);
+                            }
                             packed = bq.Quantize(toPack, l.N, l.K, grid.Choice(bq));
                             clipMean = grid.Clip.Average();
                         }
@@ -288,7 +298,7 @@ public static class Quantizer
             var report = new QuantizationReport
             {
                 Method = config.Method, Bits = config.Bits, GroupSize = config.GroupSize, Symmetric = config.Symmetric, AccuracyLevel = config.AccuracyLevel,
-                Rounding = config.Method == "awq" ? config.Rounding : null, BiasCorrection = config.Method == "awq" && config.BiasCorrection,
+                Rounding = config.Method == "awq" ? config.Rounding : null, Refined = config.Method == "awq" && config.Refine, BiasCorrection = config.Method == "awq" && config.BiasCorrection,
                 Calibration = calibration is null ? null : new(Path.GetFullPath(config.Calibration!), calibration.DatasetSha256, calibration.Samples, calibration.Tokens, config.SearchRows),
                 Layers = layerReports,
                 Sizes = new(fp32Bytes, quantBytes, fp32Bytes > 0 ? (double)quantBytes / fp32Bytes : 0, FolderModelBytes(inputDir), FolderModelBytes(temp)),
