@@ -78,6 +78,32 @@ public class CliTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void ColdStartBenchStartsTheGivenBuildWithAndWithoutTheVariable()
+    {
+        var sioDll = Path.Combine(AppContext.BaseDirectory, "sio.dll");
+        var (exit, output, err) = Sio("bench", "coldstart", stories.ModelDir, "--runs", "1", "--sio", sioDll, "--with-env", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1", "--json");
+        Assert.True(exit == 0, err);
+        var rows = JsonNode.Parse(output)!["models"]!.AsArray();
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, r =>
+        {
+            Assert.Equal(sioDll, r!["sio"]!.GetValue<string>());
+            Assert.Equal("model.onnx", r["graph"]!.GetValue<string>());
+            // the answer comes after the model loaded and the first token was made
+            Assert.True(r["cold_start_ms"]!.GetValue<double>() > r["load_ms"]!.GetValue<double>() + r["first_token_ms"]!.GetValue<double>());
+        });
+        Assert.Null(rows[0]!["env"]);
+        Assert.Equal("GLIBC_TUNABLES=glibc.malloc.hugetlb=1", rows[1]!["env"]!.GetValue<string>());
+
+        var missing = Sio("bench", "coldstart", stories.ModelDir, "--sio", "/nonexistent/sio");
+        Assert.Equal(1, missing.Exit);
+        Assert.Contains("sio build not found", missing.Err);
+        var badEnv = Sio("bench", "coldstart", stories.ModelDir, "--with-env", "NOEQUALS");
+        Assert.Equal(1, badEnv.Exit);
+        Assert.Contains("--with-env must be NAME=VALUE", badEnv.Err);
+    }
+
+    [Fact]
     public void SyntheticImportBuildsAWorkingModel()
     {
         var dir = TestPaths.TempDir("synthetic");
