@@ -60,11 +60,14 @@ void Sio(string dir, string precision)
         var spec = new SpeculativeOptions { Drafter = drafter };
         var opts = new GenerationOptions { MaxTokens = decodeTokens + 1, IgnoreModelStopTokens = true, Speculative = spec };
         SpeculativeStats? stats = null;
+        // a draft model takes turns with a target that does not spin, as sio loads it for one
+        using var ownTarget = spec.UsesDraftModel ? Model.Load(dir, new ModelOptions().ForDrafter(spec)) : null;
+        var target = ownTarget ?? model;
         // a fresh drafter each run: a datastore must not learn this very prompt's answer from the run before
         var (_, sd) = Median(() =>
         {
-            using var dr = DrafterFactory.Create(spec, model);
-            var r = TextGeneration.Generate(model, prompt, opts, drafter: dr);
+            using var dr = DrafterFactory.Create(spec, target);
+            var r = TextGeneration.Generate(target, prompt, opts, drafter: dr);
             stats = r.Speculative;
             return (0, r.DecodeTokensPerSecond);
         });

@@ -13,10 +13,11 @@ public static class BenchCommand
         var tokens = new Option<int>("--tokens") { Description = "Tokens decoded per run.", DefaultValueFactory = _ => 128 };
         var runs = new Option<int>("--runs") { Description = "Measured runs (after one warm-up); medians are reported.", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
+        var spinning = new Option<string>("--spinning") { Description = "ONNX Runtime's idle threads spin between operators (on, what sio does without a draft model), sleep (off), or both, each model measured both ways.", DefaultValueFactory = _ => "on" };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON." };
         var decode = new Command("decode", "Prefill and decode tokens/s at batch 1, beside the memory-bandwidth bound measured in the same run.")
         {
-            dirs, promptTokens, tokens, runs, threads, json,
+            dirs, promptTokens, tokens, runs, threads, spinning, json,
         };
         decode.SetAction(p =>
         {
@@ -24,17 +25,24 @@ public static class BenchCommand
             {
                 PromptTokens = p.GetValue(promptTokens), DecodeTokens = p.GetValue(tokens), Runs = p.GetValue(runs), Threads = p.GetValue(threads), MeasureBandwidth = true,
             };
-            var results = new List<(string Model, DecodeBenchmarkResult Result)>();
-            foreach (var dir in p.GetValue(dirs)!)
+            bool[] spins = p.GetValue(spinning) switch
             {
-                using var model = Model.Load(dir, new ModelOptions { Threads = options.Threads });
-                results.Add((Path.GetFullPath(dir), DecodeBenchmark.Run(model, options, Cli.Progress($"bench {Path.GetFileName(dir.TrimEnd('/'))}"))));
-            }
+                "on" => [true], "off" => [false], "both" => [false, true],
+                var v => throw new SioException($"--spinning must be on, off or both, got '{v}'"),
+            };
+            var results = new List<(string Model, bool Spinning, DecodeBenchmarkResult Result)>();
+            foreach (var dir in p.GetValue(dirs)!)
+                foreach (var spin in spins)
+                {
+                    using var model = Model.Load(dir, new ModelOptions { Threads = options.Threads, AllowSpinning = spin });
+                    results.Add((Path.GetFullPath(dir), spin, DecodeBenchmark.Run(model, options, Cli.Progress($"bench {Path.GetFileName(dir.TrimEnd('/'))}"))));
+                }
             Cli.EndProgress();
             var first = results[0].Result;
             var rows = results.Select(r => new
             {
                 model = r.Model,
+                spinning = r.Spinning,
                 prefill_tokens_per_second = r.Result.PrefillTokensPerSecond,
                 decode_tokens_per_second = r.Result.DecodeTokensPerSecond,
                 decode_speedup = r.Result.DecodeTokensPerSecond / first.DecodeTokensPerSecond,
@@ -55,7 +63,7 @@ public static class BenchCommand
             {
                 o.WriteLine($"batch 1, {options.PromptTokens}-token prompt, {options.DecodeTokens} decoded tokens, median of {options.Runs} runs; read bandwidth measured around each model");
                 foreach (var r in rows)
-                    o.WriteLine($"{Path.GetFileName(r.model),-28} prefill {r.prefill_tokens_per_second,9:F1} tok/s  decode {r.decode_tokens_per_second,8:F1} tok/s ({r.decode_speedup:F2}x)  " +
+                    o.WriteLine($"{Path.GetFileName(r.model) + (spins.Length > 1 ? r.spinning ? " (spin)" : " (sleep)" : ""),-28} prefill {r.prefill_tokens_per_second,9:F1} tok/s  decode {r.decode_tokens_per_second,8:F1} tok/s ({r.decode_speedup:F2}x)  " +
                         $"weights {r.weight_bytes_per_token / 1e6,7:F1} MB/token  bandwidth {r.bandwidth_gbps,5:F1} GB/s  bound {r.bound_tokens_per_second,8:F1} tok/s ({r.fraction_of_bound:P0})");
             }
             return 0;
@@ -121,10 +129,12 @@ public static class BenchCommand
         };
         cmd.SetAction(p =>
         {
-            var modelOptions = new ModelOptions { Threads = p.GetValue(threads) };
+            var drafterNames = p.GetValue(drafters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            // one target for every drafter: no spinning if any of them is a model (and so for all, to compare like with like)
+            var modelOptions = new ModelOptions { Threads = p.GetValue(threads), AllowSpinning = !drafterNames.Any(d => new Speculative.SpeculativeOptions { Drafter = d }.UsesDraftModel) };
             using var model = Model.Load(p.GetValue(dir)!, modelOptions);
             var data = Evaluation.DatasetReader.Read(p.GetValue(dataset)!);
-            var results = SpeculativeBenchmark.Run(model, data, p.GetValue(drafters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            var results = SpeculativeBenchmark.Run(model, data, drafterNames,
                 new SpeculativeBenchmarkOptions
                 {
                     Prompts = p.GetValue(prompts), PromptTokens = p.GetValue(promptTokens), MaxTokens = p.GetValue(maxTokens),

@@ -32,7 +32,7 @@ public static class GenerateCommand
                 Sampling = new SamplingOptions { Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed) }.Validate(),
             };
             if (options.MaxTokens < 0) throw new SioException($"--max-tokens must be ≥ 0, got {options.MaxTokens}");
-            var modelOptions = new ModelOptions { Threads = p.GetValue(threads) };
+            var modelOptions = new ModelOptions { Threads = p.GetValue(threads) }.ForDrafter(spec);
             var loadClock = System.Diagnostics.Stopwatch.StartNew();
             using var model = Model.Load(p.GetValue(dir)!, modelOptions);
             double loadMs = loadClock.Elapsed.TotalMilliseconds;

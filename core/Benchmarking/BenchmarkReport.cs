@@ -31,7 +31,7 @@ public static class BenchmarkReport
             throw SioException.InFile(outDir, "the output folder exists and is not a sio benchmark report; choose another --out or empty it");
         var data = DatasetReader.Read(request.Dataset);
 
-        using var model = Model.Load(request.Model, config.ModelOptions);
+        using var model = Model.Load(request.Model, config.ModelOptions.ForDrafter(config.Speculative));
         var prompts = LoadBenchmark.Prompts(model, data, config);
         var variants = new List<VariantResult>();
         Model? baseline = null;

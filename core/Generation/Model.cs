@@ -10,10 +10,16 @@ public sealed record ModelOptions
     /// <summary>Intra-op threads; 0 chooses: one for small models (under 8 MB of weights, where keeping threads in step
     /// costs more than it saves), one per core otherwise.</summary>
     public int Threads { get; init; }
-    /// <summary>Let idle ONNX Runtime threads spin for new work. Off by default: when two models take turns on the same
-    /// cores (a target and its draft, or a server's models), spinning threads steal the other's time (measured: self-draft
-    /// decoding 58 → 103 tok/s on 2 cores), and plain decoding is no slower without it (64 vs 62 tok/s, within noise).</summary>
-    public bool AllowSpinning { get; init; }
+    /// <summary>Let idle ONNX Runtime threads spin for new work between the operators of a step instead of sleeping. On by
+    /// default: int4 decoding runs many small operators per token, and waking sleeping threads for each cost a quarter of
+    /// its speed (the 110M AWQ model on 2 cores: 159–184 tok/s without, 213–245 with; fp32 61–63 vs 65–72). Off, through
+    /// <see cref="ForDrafter"/>, when a draft model takes turns with the target on the same cores: then each one's spinning
+    /// threads steal the other's time (self-draft decoding 58 → 103 tok/s with spinning off).</summary>
+    public bool AllowSpinning { get; init; } = true;
+
+    /// <summary>These options for a target that will run with <paramref name="speculative"/>'s drafter: no spinning when
+    /// the drafter is a model.</summary>
+    public ModelOptions ForDrafter(Speculative.SpeculativeOptions speculative) => speculative.UsesDraftModel ? this with { AllowSpinning = false } : this;
     /// <summary>cpu, cuda or tensorrt.</summary>
     public string Provider { get; init; } = "cpu";
 }

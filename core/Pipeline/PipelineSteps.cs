@@ -318,13 +318,14 @@ public sealed class PipelineSteps(PipelineOptions options)
     {
         var s = input.Settings;
         var data = DatasetReader.Read(dataFile);
-        using var model = Model.Load(folder, options.ModelOptions);
+        var speculative = new SpeculativeOptions { Drafter = input.Drafter };
+        using var model = Model.Load(folder, options.ModelOptions.ForDrafter(speculative));
         var config = new LoadBenchmarkConfig
         {
             Concurrency = s.Concurrency, Requests = s.Requests, MaxNewTokens = s.MaxNewTokens,
             PromptTokensMin = s.PromptTokensMin, PromptTokensMax = s.PromptTokensMax,
             ModelOptions = options.ModelOptions,
-            Speculative = new SpeculativeOptions { Drafter = input.Drafter },
+            Speculative = speculative,
         }.Validate();
         var prompts = LoadBenchmark.Prompts(model, data, config);
         var levels = LoadBenchmark.Sweep(model, prompts, config, instance, 0);

@@ -30,7 +30,7 @@ public sealed class Deployment : IDisposable
     public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null, string? id = null)
     {
         var template = ChatTemplate.ForModel(folder);
-        var model = Model.Load(folder, modelOptions);
+        var model = Model.Load(folder, (modelOptions ?? new ModelOptions()).ForDrafter(options.Speculative));
         try { return new Deployment(folder, id, model, new InferenceEngine(model, options), template); }
         catch { model.Dispose(); throw; }
     }

@@ -9,6 +9,9 @@ public static class DrafterFactory
     /// <summary>Where the target's own int4 copy is cached, inside the target's folder.</summary>
     public static string SelfDraftFolder(Model target) => Path.Combine(target.Folder, ".sio", "self-int4");
 
+    /// <summary>A draft model never spins: it takes turns with the target (see <see cref="ModelOptions.AllowSpinning"/>).</summary>
+    static ModelOptions DraftOptions(ModelOptions? o) => (o ?? new ModelOptions()) with { AllowSpinning = false };
+
     public static IDrafter? Create(SpeculativeOptions options, Model target, ModelOptions? modelOptions = null, IProgress<string>? progress = null)
     {
         options.Validate();
@@ -26,7 +29,7 @@ public static class DrafterFactory
                     progress?.Report("building the int4 self-draft");
                     Quantizer.Run(target.Folder, folder, new QuantizationConfig { Method = "rtn", AccuracyLevel = 4, LmHead = "int8" });
                 }
-                return new ModelDrafter(Model.Load(folder, modelOptions), target, "self-int4", ownsModel: true);
+                return new ModelDrafter(Model.Load(folder, DraftOptions(modelOptions)), target, "self-int4", ownsModel: true);
             case var d when d.StartsWith("datastore:"):
                 var file = d["datastore:".Length..];
                 var data = Evaluation.DatasetReader.Read(file);
@@ -34,7 +37,7 @@ public static class DrafterFactory
                 return new DatastoreDrafter(sequences, $"datastore:{Path.GetFileName(file)}");
             default:
                 var dir = options.Drafter["draft:".Length..];
-                var draft = Model.Load(dir, modelOptions);
+                var draft = Model.Load(dir, DraftOptions(modelOptions));
                 try { return new ModelDrafter(draft, target, $"draft:{Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'))}", ownsModel: true); }
                 catch { draft.Dispose(); throw; }
         }

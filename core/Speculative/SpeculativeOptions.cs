@@ -13,6 +13,8 @@ public sealed record SpeculativeOptions
     public int MaxAdaptiveDraftTokens { get; init; } = 8;
 
     public bool Enabled => Drafter != "none";
+    /// <summary>The drafter is a model (self-int4 or draft:DIR), whose session takes turns with the target's.</summary>
+    public bool UsesDraftModel => Drafter == "self-int4" || Drafter.StartsWith("draft:", StringComparison.Ordinal);
 
     /// <summary>Parses "--draft-tokens K|auto".</summary>
     public static int? ParseDraftTokens(string? value)
