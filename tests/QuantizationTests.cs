@@ -296,6 +296,30 @@ public class QuantizationTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void LinearsSharingAnInputBecomeOneKernelWithTheSameOutputs()
+    {
+        var dir = TestPaths.TempDir("fuse");
+        try
+        {
+            var fused = Path.Combine(dir, "fused");
+            var separate = Path.Combine(dir, "separate");
+            var config = new QuantizationConfig { Method = "awq", Calibration = TestPaths.TinyStoriesDev, CalibrationSamples = 16, LmHead = "int4" };
+            Quantizer.Run(stories.ModelDir, fused, config);
+            Quantizer.Run(stories.ModelDir, separate, config with { FuseSharedInputs = false });
+            int Count(string folder, string op) => OnnxModelFile.Read(Path.Combine(folder, "model.onnx")).Graph.Node.Count(n => n.OpType == op);
+            // 5 layers: q/k/v and gate/up fused, o and down alone; the classifier
+            Assert.Equal(5 * 4 + 1, Count(fused, "MatMulNBits"));
+            Assert.Equal(5 * 2, Count(fused, "Split"));
+            Assert.Equal(5 * 7 + 1, Count(separate, "MatMulNBits"));
+            Assert.Equal(0, Count(separate, "Split"));
+            using var a = Model.Load(separate);
+            using var b = Model.Load(fused);
+            LogitAsserts.SameLogits(a, b, "Once upon a time, there was a little girl named Lily. She loved to play outside.", 1e-5f);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void QuantizedStoriesStaysCoherentAndAwqBeatsRtn()
     {
         var dir = TestPaths.TempDir("quant");

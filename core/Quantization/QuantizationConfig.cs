@@ -52,6 +52,10 @@ public sealed record QuantizationConfig
     /// <summary>Apply AWQ's scales (and their folds) but keep every weight float32: a check that folding is exact.</summary>
     internal bool FoldOnly { get; init; }
 
+    /// <summary>Write linears that share an input (q/k/v, gate/up) as one MatMulNBits and split its output (default); off
+    /// only to check that fusing changes nothing.</summary>
+    internal bool FuseSharedInputs { get; init; } = true;
+
     public const int MinCalibrationTokens = 64;
 
     public QuantizationConfig Validate()

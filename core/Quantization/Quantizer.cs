@@ -140,6 +140,18 @@ public static class Quantizer
                 var lmHead8 = config.LmHead == "int8" && graph.LmHead is not null ? graph.LmHead : null;
                 var replaced = new Dictionary<string, LinearLayer>(quantized);
                 if (lmHead8 is not null) replaced[lmHead8.Weight] = lmHead8;
+                // linears sharing an input (q/k/v, gate/up) become one MatMulNBits whose output is split back: fewer and
+                // larger kernels per decode step; each output column is computed as before
+                var fusedOf = (config.FuseSharedInputs ? FusedGroups(graph, quantized, lmHead8) : []).SelectMany(gr => gr.Layers.Select(l => (l.Weight, gr))).ToDictionary(x => x.Weight, x => x.gr);
+                var stashed = new Dictionary<LinearGroup, Dictionary<string, (BlockQuantizer.Packed Packed, float[]? Bias)>>();
+                void WritePacked(string name, BlockQuantizer.Packed packed, float[]? bias, int bytesPerBlock)
+                {
+                    g.Initializer(name + "_Q", packed.B, DT.Uint8, packed.N, packed.KBlocks, bytesPerBlock);
+                    g.Initializer<float>(name + "_scales", packed.Scales, DT.Float, packed.N, packed.KBlocks);
+                    if (packed.ZeroPoints is not null)
+                        g.Initializer(name + "_zp", packed.ZeroPoints, DT.Uint8, packed.N, packed.ZeroPoints.Length / packed.N);
+                    if (bias is not null) { g.Initializer<float>(name + "_bias", bias, DT.Float, packed.N); biased.Add(name); }
+                }
 
                 // initializers
                 int index = 0;
@@ -181,11 +193,18 @@ public static class Quantizer
                         else packed = bq.Quantize(w, l.N, l.K);
                         var dq = head8 ? null : BlockQuantizer.Dequantize(packed); // the int8 classifier needs no error report
                         if (dq is not null && rows is not null && config.Method == "awq" && config.BiasCorrection) bias = BiasCorrection.For(w, dq, l.N, l.K, InputMean(l)!);
-                        g.Initializer(l.Weight + "_Q", packed.B, DT.Uint8, l.N, packed.KBlocks, bq.BlockSize * bq.Bits / 8);
-                        g.Initializer<float>(l.Weight + "_scales", packed.Scales, DT.Float, l.N, packed.KBlocks);
-                        if (packed.ZeroPoints is not null)
-                            g.Initializer(l.Weight + "_zp", packed.ZeroPoints, DT.Uint8, l.N, packed.ZeroPoints.Length / l.N);
-                        if (bias is not null) { g.Initializer<float>(l.Weight + "_bias", bias, DT.Float, l.N); biased.Add(l.Weight); }
+                        if (fusedOf.TryGetValue(l.Weight, out var fused))
+                        {
+                            var parts = stashed.TryGetValue(fused, out var st) ? st : stashed[fused] = [];
+                            parts[l.Weight] = (packed, bias);
+                            if (parts.Count == fused.Layers.Count) // the group's last linear: write them as one
+                            {
+                                var (cat, catBias) = Concatenate(fused.Layers.Select(f => parts[f.Weight]).ToList());
+                                WritePacked(FusedName(fused), cat, catBias, bq.BlockSize * bq.Bits / 8);
+                                stashed.Remove(fused);
+                            }
+                        }
+                        else WritePacked(l.Weight, packed, bias, bq.BlockSize * bq.Bits / 8);
                         long before = (long)l.N * l.K * 4;
                         if (head8) { lmHeadReport = new("int8", before, packed.Bytes); continue; }
                         fp32Bytes += before;
@@ -249,6 +268,7 @@ public static class Quantizer
 
                 // nodes: MatMul → MatMulNBits; a Mul in front of groups whose scale could not be folded
                 var mulFor = new Dictionary<string, string>();
+                var emitted = new HashSet<LinearGroup>();
                 foreach (var (input, inv) in insertMul)
                     g.Initializer<float>($"{input}/awq_inv_scale", inv, DT.Float, inv.Length);
                 foreach (var n in og.Node)
@@ -266,12 +286,22 @@ public static class Quantizer
                     {
                         var a = mulFor.GetValueOrDefault(n.Input[0], n.Input[0]);
                         bool head8 = l == lmHead8;
-                        var inputs = new List<string> { a, l.Weight + "_Q", l.Weight + "_scales" };
-                        if (!config.Symmetric) inputs.Add(l.Weight + "_zp");
-                        if (biased.Contains(l.Weight)) inputs.AddRange(config.Symmetric ? ["", "", l.Weight + "_bias"] : ["", l.Weight + "_bias"]);
-                        g.Node("MatMulNBits", inputs.ToArray(), n.Name + "NBits", "com.microsoft", outputNames: n.Output.ToArray(),
-                            attributes: [Attr("K", (long)l.K), Attr("N", (long)l.N), Attr("bits", head8 ? 8L : config.Bits), Attr("block_size", (long)config.GroupSize),
+                        fusedOf.TryGetValue(l.Weight, out var fused);
+                        if (fused is not null && !emitted.Add(fused)) continue; // written with the group's first linear
+                        var name = fused is null ? l.Weight : FusedName(fused);
+                        long n_ = fused?.Layers.Sum(f => f.N) ?? l.N;
+                        var inputs = new List<string> { a, name + "_Q", name + "_scales" };
+                        if (!config.Symmetric) inputs.Add(name + "_zp");
+                        if (biased.Contains(name)) inputs.AddRange(config.Symmetric ? ["", "", name + "_bias"] : ["", name + "_bias"]);
+                        string[] outputs = fused is null ? n.Output.ToArray() : [name + "/fused"];
+                        g.Node("MatMulNBits", inputs.ToArray(), fused is null ? n.Name + "NBits" : name + "/NBits", "com.microsoft", outputNames: outputs,
+                            attributes: [Attr("K", (long)l.K), Attr("N", n_), Attr("bits", head8 ? 8L : config.Bits), Attr("block_size", (long)config.GroupSize),
                                 Attr("accuracy_level", (long)config.AccuracyLevel)]);
+                        if (fused is not null)
+                        {
+                            var sizes = g.Vector(name + "/split_sizes", fused.Layers.Select(f => (long)f.N).ToArray());
+                            g.Node("Split", [outputs[0], sizes], name + "/Split", outputNames: fused.Layers.Select(f => f.Node.Output[0]).ToArray(), attributes: [Attr("axis", -1L)]);
+                        }
                     }
                     else if (n.OpType == "Gather" && n.Input[0] == embedding && config.Embedding != "fp32")
                     {
@@ -315,6 +345,30 @@ public static class Quantizer
             try { Directory.Delete(temp, true); } catch (IOException) { }
             throw;
         }
+    }
+
+    /// <summary>Groups of int4 linears sharing an input that are written as one MatMulNBits: every member quantized, each
+    /// with its own weight and a single output.</summary>
+    static List<LinearGroup> FusedGroups(LinearGraph graph, Dictionary<string, LinearLayer> quantized, LinearLayer? lmHead8) =>
+        graph.Groups.Where(gr => gr.Layers.Count > 1
+            && gr.Layers.All(l => quantized.ContainsKey(l.Weight) && l != lmHead8 && l.Node.Output.Count == 1)
+            && gr.Layers.Select(l => l.Weight).Distinct().Count() == gr.Layers.Count).ToList();
+
+    static string FusedName(LinearGroup group) => group.Layers[0].Weight + "_fused";
+
+    /// <summary>Packed linears stacked along N (their rows one after another), with their biases (zeros where one has none).</summary>
+    static (BlockQuantizer.Packed Packed, float[]? Bias) Concatenate(IReadOnlyList<(BlockQuantizer.Packed Packed, float[]? Bias)> parts)
+    {
+        var first = parts[0].Packed;
+        var packed = first with
+        {
+            N = parts.Sum(p => p.Packed.N),
+            B = parts.SelectMany(p => p.Packed.B).ToArray(),
+            Scales = parts.SelectMany(p => p.Packed.Scales).ToArray(),
+            ZeroPoints = first.ZeroPoints is null ? null : parts.SelectMany(p => p.Packed.ZeroPoints!).ToArray(),
+        };
+        var bias = parts.All(p => p.Bias is null) ? null : parts.SelectMany(p => p.Bias ?? new float[p.Packed.N]).ToArray();
+        return (packed, bias);
     }
 
     static string FoldName(Fold f, AwqSearch.ScaleChoice? choice) => choice is null || choice.Alpha == 0 ? "none" : f switch
