@@ -49,7 +49,10 @@ public static class ColdStartBenchmark
         if (env is not null) psi.Environment[env[..env.IndexOf('=')]] = env[(env.IndexOf('=') + 1)..];
         foreach (var a in new[] { "generate", model, "--prompt", "Once upon a time", "--max-tokens", "1", "--json" }) psi.ArgumentList.Add(a);
         var clock = Stopwatch.StartNew();
-        using var p = Process.Start(psi)!;
+        Process p;
+        try { p = Process.Start(psi)!; }
+        catch (System.ComponentModel.Win32Exception e) { throw new SioException($"cannot start {exe} for a cold start of {model}: {e.Message}"); }
+        using var _ = p;
         var stderr = p.StandardError.ReadToEndAsync();
         // the cold start ends when the answer (one JSON object, written after the first token) is out, not when the
         // process has finished tearing down (another 15–30 ms here)

@@ -100,14 +100,18 @@ public static class Quantizer
             if (rowScale.TryGetValue(l.Weight, out var s)) System.Numerics.Tensors.TensorPrimitives.Divide(mean, s, mean);
             return mean;
         }
-        var hessians = new Dictionary<string, (float[] Gram, float[]? Factor)>(); // one per input: the linears of a group share rows and scale
+        // one per input (the linears of a group share rows and scale), built only for what is used: GPTQ's inverse-Hessian
+        // factor, and the matrix the refinement descends on (the scatter about the mean when a bias corrects the mean)
+        var hessians = new Dictionary<string, (float[]? Factor, float[]? Refine)>();
         var pending = graph.Linears.GroupBy(l => l.Input).ToDictionary(g => g.Key, g => g.Count());
-        (float[] Gram, float[]? Factor) Hessian(LinearLayer l, List<float[]> rows)
+        (float[]? Factor, float[]? Refine) Hessian(LinearLayer l, List<float[]> rows)
         {
             if (!hessians.TryGetValue(l.Input, out var h))
             {
-                var gram = RoundingRefinement.Gram(rows, l.K);
-                hessians[l.Input] = h = (gram, config.Rounding == "compensate" ? ErrorCompensatingRounding.InverseHessianFactor(gram, l.K) : null);
+                var gram = config.Rounding == "compensate" || (config.Refine && !config.BiasCorrection) ? RoundingRefinement.Gram(rows, l.K) : null;
+                var factor = config.Rounding == "compensate" ? ErrorCompensatingRounding.InverseHessianFactor(gram!, l.K) : null;
+                var refine = !config.Refine ? null : config.BiasCorrection ? RoundingRefinement.Centered(rows, l.K) : gram;
+                hessians[l.Input] = h = (factor, refine);
             }
             if (--pending[l.Input] == 0) hessians.Remove(l.Input); // the group's last linear: let it go
             return h;
@@ -185,7 +189,7 @@ public static class Quantizer
                             if (config.Refine)
                             {
                                 if (ReferenceEquals(toPack, w)) toPack = BlockQuantizer.Dequantize(bq.Quantize(w, l.N, l.K, grid.Choice(bq)));
-                                RoundingRefinement.Apply(w, toPack, l.N, l.K, config.BiasCorrection ? RoundingRefinement.Centered(hessian.Gram, rows, l.K) : hessian.Gram, grid, bq);
+                                RoundingRefinement.Apply(w, toPack, l.N, l.K, hessian.Refine!, grid, bq);
                             }
                             packed = bq.Quantize(toPack, l.N, l.K, grid.Choice(bq));
                             clipMean = grid.Clip.Average();
@@ -265,6 +269,9 @@ public static class Quantizer
                     if (t.Name == embedding) embedReport = new("fp32", bytes.Length, bytes.Length);
                     g.Initializer(t.Name, bytes, (DT)t.DataType, t.Dims.ToArray());
                 }
+
+                if (stashed.Count > 0)
+                    throw new InvalidOperationException($"fused linears never all came past: {string.Join(", ", stashed.Keys.Select(FusedName))}");
 
                 // nodes: MatMul → MatMulNBits; a Mul in front of groups whose scale could not be folded
                 var mulFor = new Dictionary<string, string>();
