@@ -17,9 +17,11 @@ using Sio.Speculative;
 
 var positional = args.Where((a, i) => !a.StartsWith("--") && (i == 0 || !args[i - 1].StartsWith("--"))).ToList();
 int Opt(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).DefaultIfEmpty(fallback).First();
-if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR] [--prompt-tokens 128] [--tokens 64] [--runs 3]"); return 1; }
+if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR [INT4_ALL_DIR]] [--prompt-tokens 128] [--tokens 64] [--runs 3]"); return 1; }
 string fp32 = positional[0];
 string? int4 = positional.Count > 1 ? positional[1] : null;
+// optional: an int4 folder whose classifier is int4 too, every weight at 4 bits like llama.cpp's Q4_0 file
+string? int4All = positional.Count > 2 ? positional[2] : null;
 int promptTokens = Opt("--prompt-tokens", 128), decodeTokens = Opt("--tokens", 64), runs = Opt("--runs", 3);
 var batches = args.SkipWhile(a => a != "--batch").Skip(1).Select(v => v.Split(',').Select(int.Parse).ToArray()).DefaultIfEmpty([1, 4, 8]).First();
 
@@ -37,7 +39,7 @@ var rows = new List<(string Engine, string Precision, double Prefill, double Dec
 }
 
 // sio: plain, and with drafters
-void Sio(string dir, string precision)
+void Sio(string dir, string precision, bool drafters = true)
 {
     using var model = Model.Load(dir);
     var (p, d) = Median(() =>
@@ -54,7 +56,7 @@ void Sio(string dir, string precision)
     rows.Add(("sio", precision, p, d, ""));
     // "none" runs the same generation loop as the drafter rows (streaming text, stop checks), so their ratio to it is
     // speculation's own effect; the row above is the bare forward-pass loop the peers are compared with
-    foreach (var drafter in new[] { "none", "ngram", "datastore", precision == "fp32" ? "self-int4" : null })
+    foreach (var drafter in drafters ? new[] { "none", "ngram", "datastore", precision == "fp32" ? "self-int4" : null } : [])
     {
         if (drafter is null) continue;
         var spec = new SpeculativeOptions { Drafter = drafter };
@@ -77,6 +79,7 @@ void Sio(string dir, string precision)
 }
 Sio(fp32, "fp32");
 if (int4 is not null) Sio(int4, "int4");
+if (int4All is not null) Sio(int4All, "int4, classifier int4", drafters: false);
 
 // ONNX Runtime GenAI on the same folders
 void GenAi(string dir, string precision)
