@@ -79,7 +79,11 @@ void Sio(string dir, string precision, bool drafters = true)
 }
 Sio(fp32, "fp32");
 if (int4 is not null) Sio(int4, "int4");
-if (int4All is not null) Sio(int4All, "int4, classifier int4", drafters: false);
+if (int4All is not null)
+{
+    var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(int4All, "quantization-report.json")))!;
+    Sio(int4All, $"int4 g{report["group_size"]}, classifier {report["lm_head"]!["precision"]}", drafters: false);
+}
 
 // ONNX Runtime GenAI on the same folders
 void GenAi(string dir, string precision)
