@@ -10,7 +10,7 @@ public static class QuantizeCommand
         var dir = new Argument<string>("model") { Description = "A float32 sio model folder." };
         var method = new Option<string>("--method") { Description = "awq (activation-aware, calibrated on your data) or rtn (round-to-nearest).", DefaultValueFactory = _ => "awq" };
         var bits = new Option<int>("--bits") { Description = "Weight bits (4).", DefaultValueFactory = _ => 4 };
-        var group = new Option<int>("--group-size") { Description = "Input elements per scale: 32 (most accurate), 64 or 128 (smallest).", DefaultValueFactory = _ => 32 };
+        var group = new Option<int>("--group-size") { Description = "Input elements per scale: 32 (most accurate), 64 or 128 (smallest, and fastest on CPU: 1.35x 32's decode speed at --accuracy-level 4 on the 110M model).", DefaultValueFactory = _ => 32 };
         var symmetric = new Option<bool>("--symmetric") { Description = "No zero points (smaller, a little less accurate)." };
         var calibration = new Option<string?>("--calibration") { Description = "Calibration data for AWQ: JSONL ({text}, prompt/response, OpenOrca, chat messages) or plain text." };
         var samples = new Option<int>("--calibration-samples") { Description = "Calibration records used.", DefaultValueFactory = _ => 64 };

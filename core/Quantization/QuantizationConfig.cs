@@ -14,7 +14,8 @@ public sealed record QuantizationConfig
     /// <summary>Weight bits. 4 is the int4 MatMulNBits path.</summary>
     public int Bits { get; init; } = 4;
     /// <summary>Input elements sharing one scale: smaller groups are more accurate and slightly larger (32: +12.5 % over
-    /// 4 bits per weight for scales; 128: +3 %).</summary>
+    /// 4 bits per weight for scales; 128: +3 %), and on CPU slower: ONNX Runtime's int4 kernel (accuracy level 4) decoded
+    /// the 110M model 1.35x faster at 128 than at 32 (and 1.11x at 64) in one run.</summary>
     public int GroupSize { get; init; } = 32;
     /// <summary>Symmetric blocks need no zero point (smaller, a little less accurate for skewed blocks).</summary>
     public bool Symmetric { get; init; }
