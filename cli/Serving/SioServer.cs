@@ -9,7 +9,9 @@ using Sio.Serving;
 namespace Sio.Cli.Serving;
 
 /// <summary>Where and how `sio serve` listens.</summary>
-public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null, string Provider = "cpu");
+/// <param name="Spinning">ONNX Runtime's idle threads spin between operators (faster steps; off when a draft model runs
+/// beside the target, whatever this says), or sleep (kinder to other processes on the same cores).</param>
+public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null, string Provider = "cpu", bool Spinning = true);
 
 /// <summary>
 /// `sio serve`: core's <see cref="OpenAiEndpoints"/> over one model, with Prometheus metrics at /metrics.
@@ -21,7 +23,7 @@ public static class SioServer
     {
         var key = OpenAiEndpoints.RequireKeyOffLoopback(config.Host, config.Port, config.ApiKey);
         var serve = config.Serve ?? new ServeOptions();
-        var modelOptions = new ModelOptions { Provider = config.Provider };
+        var modelOptions = new ModelOptions { Provider = config.Provider, AllowSpinning = config.Spinning };
         var deployments = new Deployments(Deployment.Load(config.ModelDir, serve, modelOptions));
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
