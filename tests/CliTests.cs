@@ -104,6 +104,17 @@ public class CliTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void SpinningOptionsRefuseUnknownValues()
+    {
+        var badSpin = Sio("serve", stories.ModelDir, "--spinning", "sometimes");
+        Assert.Equal(1, badSpin.Exit);
+        Assert.Contains("--spinning must be on or off", badSpin.Err);
+        var badDecodeSpin = Sio("bench", "decode", stories.ModelDir, "--spinning", "sometimes");
+        Assert.Equal(1, badDecodeSpin.Exit);
+        Assert.Contains("--spinning must be on, off or both", badDecodeSpin.Err);
+    }
+
+    [Fact]
     public void SyntheticImportBuildsAWorkingModel()
     {
         var dir = TestPaths.TempDir("synthetic");
