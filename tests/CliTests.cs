@@ -95,23 +95,23 @@ public class CliTests(Stories260KFixture stories)
         Assert.Null(rows[0]!["env"]);
         Assert.Equal("GLIBC_TUNABLES=glibc.malloc.hugetlb=1", rows[1]!["env"]!.GetValue<string>());
 
-        var missing = Sio("bench", "coldstart", stories.ModelDir, "--sio", "/nonexistent/sio");
-        Assert.Equal(1, missing.Exit);
-        Assert.Contains("sio build not found", missing.Err);
-        var badEnv = Sio("bench", "coldstart", stories.ModelDir, "--with-env", "NOEQUALS");
-        Assert.Equal(1, badEnv.Exit);
-        Assert.Contains("--with-env must be NAME=VALUE", badEnv.Err);
+        Refused("sio build not found", "bench", "coldstart", stories.ModelDir, "--sio", "/nonexistent/sio");
+        Refused("--with-env must be NAME=VALUE", "bench", "coldstart", stories.ModelDir, "--with-env", "NOEQUALS");
+    }
+
+    /// <summary>The command exits 1 and its error names the problem.</summary>
+    void Refused(string error, params string[] args)
+    {
+        var (exit, _, err) = Sio(args);
+        Assert.Equal(1, exit);
+        Assert.Contains(error, err);
     }
 
     [Fact]
     public void SpinningOptionsRefuseUnknownValues()
     {
-        var badSpin = Sio("serve", stories.ModelDir, "--spinning", "sometimes");
-        Assert.Equal(1, badSpin.Exit);
-        Assert.Contains("--spinning must be on or off", badSpin.Err);
-        var badDecodeSpin = Sio("bench", "decode", stories.ModelDir, "--spinning", "sometimes");
-        Assert.Equal(1, badDecodeSpin.Exit);
-        Assert.Contains("--spinning must be on, off or both", badDecodeSpin.Err);
+        Refused("--spinning must be on or off", "serve", stories.ModelDir, "--spinning", "sometimes");
+        Refused("--spinning must be on, off or both", "bench", "decode", stories.ModelDir, "--spinning", "sometimes");
     }
 
     [Fact]
