@@ -13,6 +13,7 @@ using LLama.Native;
 using Sio.Benchmarking;
 using Sio.Generation;
 using Sio.Models;
+using Sio.Quantization;
 using Sio.Speculative;
 
 var positional = args.Where((a, i) => !a.StartsWith("--") && (i == 0 || !args[i - 1].StartsWith("--"))).ToList();
@@ -81,8 +82,9 @@ Sio(fp32, "fp32");
 if (int4 is not null) Sio(int4, "int4");
 if (int4All is not null)
 {
-    var report = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(int4All, "quantization-report.json")))!;
-    Sio(int4All, $"int4 g{report["group_size"]}, classifier {report["lm_head"]!["precision"]}", drafters: false);
+    var report = System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(
+        File.ReadAllText(Path.Combine(int4All, QuantizationReport.FileName)), ModelManifest.Json)!;
+    Sio(int4All, $"int4 g{report.GroupSize}, classifier {report.LmHead.Precision}", drafters: false);
 }
 
 // ONNX Runtime GenAI on the same folders

@@ -131,7 +131,7 @@ public static class BenchCommand
         {
             var drafterNames = p.GetValue(drafters)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             // one target for every drafter: no spinning if any of them is a model (and so for all, to compare like with like)
-            var modelOptions = new ModelOptions { Threads = p.GetValue(threads), AllowSpinning = !drafterNames.Any(d => new Speculative.SpeculativeOptions { Drafter = d }.UsesDraftModel) };
+            var modelOptions = drafterNames.Aggregate(new ModelOptions { Threads = p.GetValue(threads) }, (o, d) => o.ForDrafter(new Speculative.SpeculativeOptions { Drafter = d }));
             using var model = Model.Load(p.GetValue(dir)!, modelOptions);
             var data = Evaluation.DatasetReader.Read(p.GetValue(dataset)!);
             var results = SpeculativeBenchmark.Run(model, data, drafterNames,

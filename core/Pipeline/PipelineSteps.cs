@@ -331,7 +331,7 @@ public sealed class PipelineSteps(PipelineOptions options)
         var levels = LoadBenchmark.Sweep(model, prompts, config, instance, 0);
         var ppl = Perplexity.Evaluate(model, data with { Records = data.Records.Take(s.PerplexityRecords).ToList() }, maxTokensPerRecord: 256);
         var spec = levels.FirstOrDefault(l => l.AcceptanceRate is not null);
-        var (exactChecked, exact) = input.Drafter == "none" ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, input.Drafter, s.MaxNewTokens);
+        var (exactChecked, exact) = input.Drafter == "none" ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, speculative, s.MaxNewTokens);
         return new VariantMeasurement(input.Variant, input.Model, input.Drafter,
             levels.Select(l => new LevelMeasurement(l.Concurrency, Math.Round(l.OutputTokensPerSecond, 2), Math.Round(l.TtftMs.P50, 3), Math.Round(l.ItlMs.P50, 3),
                 Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,
@@ -345,9 +345,8 @@ public sealed class PipelineSteps(PipelineOptions options)
 
     /// <summary>The deployment's promise, checked on the user's own prompts: greedy decoding with the drafter gives the
     /// tokens plain greedy decoding gives.</summary>
-    static (int?, int?) ExactOutputs(Model model, IReadOnlyList<List<int>> prompts, string drafter, int maxNewTokens)
+    static (int?, int?) ExactOutputs(Model model, IReadOnlyList<List<int>> prompts, SpeculativeOptions spec, int maxNewTokens)
     {
-        var spec = new SpeculativeOptions { Drafter = drafter };
         var opts = new GenerationOptions { MaxTokens = maxNewTokens, IgnoreModelStopTokens = true };
         int checkedCount = 0, same = 0;
         foreach (var prompt in prompts.Take(ExactnessPrompts))

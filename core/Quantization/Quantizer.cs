@@ -148,9 +148,9 @@ public static class Quantizer
                 // larger kernels per decode step; each output column is computed as before
                 var fusedOf = (config.FuseSharedInputs ? FusedGroups(graph, quantized, lmHead8) : []).SelectMany(gr => gr.Layers.Select(l => (l.Weight, gr))).ToDictionary(x => x.Weight, x => x.gr);
                 var stashed = new Dictionary<LinearGroup, Dictionary<string, (BlockQuantizer.Packed Packed, float[]? Bias)>>();
-                void WritePacked(string name, BlockQuantizer.Packed packed, float[]? bias, int bytesPerBlock)
+                void WritePacked(string name, BlockQuantizer.Packed packed, float[]? bias)
                 {
-                    g.Initializer(name + "_Q", packed.B, DT.Uint8, packed.N, packed.KBlocks, bytesPerBlock);
+                    g.Initializer(name + "_Q", packed.B, DT.Uint8, packed.N, packed.KBlocks, packed.BlockSize * packed.Bits / 8);
                     g.Initializer<float>(name + "_scales", packed.Scales, DT.Float, packed.N, packed.KBlocks);
                     if (packed.ZeroPoints is not null)
                         g.Initializer(name + "_zp", packed.ZeroPoints, DT.Uint8, packed.N, packed.ZeroPoints.Length / packed.N);
@@ -204,11 +204,11 @@ public static class Quantizer
                             if (parts.Count == fused.Layers.Count) // the group's last linear: write them as one
                             {
                                 var (cat, catBias) = Concatenate(fused.Layers.Select(f => parts[f.Weight]).ToList());
-                                WritePacked(FusedName(fused), cat, catBias, bq.BlockSize * bq.Bits / 8);
+                                WritePacked(FusedName(fused), cat, catBias);
                                 stashed.Remove(fused);
                             }
                         }
-                        else WritePacked(l.Weight, packed, bias, bq.BlockSize * bq.Bits / 8);
+                        else WritePacked(l.Weight, packed, bias);
                         long before = (long)l.N * l.K * 4;
                         if (head8) { lmHeadReport = new("int8", before, packed.Bytes); continue; }
                         fp32Bytes += before;
