@@ -53,6 +53,15 @@ public sealed class Generator : IDisposable
         foreach (var t in tokens)
             if ((uint)t >= (uint)_vocab) throw new SioException($"token id {t} is outside the vocabulary of {_vocab}");
 
+        if (n == 1 && _model.Native is { } native)
+        {
+            if (_logits.Length < _vocab) _logits = new float[_vocab];
+            native.Step(tokens[0], past, _cache, _logits);
+            _sequence.Add(tokens[0]);
+            _cache.Length = _sequence.Count;
+            _logitRows = 1;
+            return;
+        }
         var ids = new long[n];
         var positions = new long[n];
         for (int i = 0; i < n; i++) { ids[i] = tokens[i]; positions[i] = past + i; }

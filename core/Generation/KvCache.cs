@@ -37,6 +37,10 @@ public sealed class KvCache : IDisposable
         }
     }
 
+    /// <summary>Layer <paramref name="layer"/>'s keys, (kv_heads, capacity, head), for a decoder outside ONNX Runtime.</summary>
+    internal float[] KeyBuffer(int layer) => _keys[layer];
+    internal float[] ValueBuffer(int layer) => _values[layer];
+
     /// <summary>Bytes held by the cache.</summary>
     public long Bytes => _keys.Sum(k => (long)k.Length * 8);
 

@@ -22,6 +22,10 @@ public sealed record ModelOptions
     public ModelOptions ForDrafter(Speculative.SpeculativeOptions speculative) => speculative.UsesDraftModel ? this with { AllowSpinning = false } : this;
     /// <summary>cpu, cuda or tensorrt.</summary>
     public string Provider { get; init; } = "cpu";
+    /// <summary>What runs single-token decode steps: onnx (ONNX Runtime, like every other run) or native (sio's own C#
+    /// decoder, <see cref="Native.NativeDecoder"/>, on the CPU; prompts and multi-token appends still run in ONNX Runtime,
+    /// on the same cache).</summary>
+    public string Engine { get; init; } = "onnx";
 }
 
 /// <summary>A loaded model folder: its manifest, an ONNX Runtime session and its tokenizer.</summary>
@@ -32,6 +36,10 @@ public sealed class Model : IDisposable
     public DecoderConfig Config => Manifest.Config;
     public Tokenizer Tokenizer { get; }
     internal InferenceSession Session { get; }
+    /// <summary>sio's own decode step, when <see cref="ModelOptions.Engine"/> is native.</summary>
+    internal Native.NativeDecoder? Native { get; private init; }
+    /// <summary>What runs decode steps: "onnx", or "native" with how its linears are stored.</summary>
+    public string Engine => Native is { } n ? $"native ({n.Description}, {n.WeightBytes / 1e6:F1} MB per token)" : "onnx";
     /// <summary>Why the model was loaded otherwise than asked (a compiled graph made for another machine), or null.</summary>
     public string? Warning { get; private init; }
     /// <summary>The graph file the session runs (the compiled one when it applies).</summary>
@@ -59,6 +67,8 @@ public sealed class Model : IDisposable
         int threads = options.Threads > 0 ? options.Threads : AutoThreads(modelPath);
         if (options.Provider is not ("cpu" or "cuda" or "tensorrt")) throw new SioException($"unknown execution provider {options.Provider} (cpu, cuda or tensorrt)");
         if (options.Provider != "cpu") Compilation.Compiler.RequireProvider(options.Provider);
+        if (options.Engine is not ("onnx" or "native")) throw new SioException($"unknown engine {options.Engine} (onnx or native)");
+        if (options.Engine == "native" && options.Provider != "cpu") throw new SioException($"the native engine runs on the CPU; it cannot be combined with {options.Provider}");
 
         // a compiled graph is used when it was made for this runtime, hardware and provider; otherwise the original, with a warning
         string? warning = null, compiledFormat = null;
@@ -76,12 +86,14 @@ public sealed class Model : IDisposable
         }
         // TensorRT finds its engine and timing caches in the model folder, where `sio compile --target tensorrt` put them
         var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, options.AllowSpinning, folder);
+        var native = options.Engine == "native" ? Sio.Native.NativeDecoder.Load(folder, manifest, threads) : null;
         try
         {
-            return new Model(folder, manifest, tokenizer, new InferenceSession(graphPath, so)) { Warning = warning, GraphFile = Path.GetFileName(graphPath) };
+            return new Model(folder, manifest, tokenizer, new InferenceSession(graphPath, so)) { Warning = warning, GraphFile = Path.GetFileName(graphPath), Native = native };
         }
         catch (OnnxRuntimeException e)
         {
+            native?.Dispose();
             throw SioException.InFile(graphPath, $"ONNX Runtime cannot load the model: {e.Message}");
         }
         finally
@@ -96,5 +108,9 @@ public sealed class Model : IDisposable
         return bytes < 8 << 20 ? 1 : Environment.ProcessorCount;
     }
 
-    public void Dispose() => Session.Dispose();
+    public void Dispose()
+    {
+        Session.Dispose();
+        Native?.Dispose();
+    }
 }

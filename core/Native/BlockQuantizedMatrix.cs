@@ -1,0 +1,202 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Sio.Native;
+
+/// <summary>
+/// A 4- or 8-bit weight matrix in ONNX Runtime's MatMulNBits layout (rows of N outputs, blocks of K inputs; 4-bit codes
+/// two per byte, low nibble first; one float scale per block and an optional zero point, 2^(bits−1) when absent), copied
+/// into 64-byte aligned rows padded to whole 128-input chunks, and multiplied by an <see cref="Int8Activation"/>:
+///
+///   y[n] = Σ_b scale[n,b] · (Σ_i code[n,i] · x[i] − zero[n,b] · Σ_i x[i])   over the inputs i of block b,
+///
+/// where x is the int8 input times its group scales. The code · x products are integer (AVX-512BW unsigned × signed
+/// byte multiply-adds; an 8-bit code goes in as its two nibbles); each 32-input group's sum then gets its two scales as
+/// floats.
+/// </summary>
+public sealed unsafe class BlockQuantizedMatrix : IDisposable
+{
+    public int Bits { get; }
+    public int N { get; }
+    public int K { get; }
+    public int BlockSize { get; }
+    readonly int _chunks, _rowBytes, _scaleStride;
+    readonly byte* _codes;       // (N, chunks × 64)
+    readonly float* _scales;     // (N, scaleStride), zero-padded
+    readonly byte* _zeros;       // (N, scaleStride) one zero point per byte, or null (symmetric)
+    readonly float[]? _bias;
+
+    /// <summary>Bytes streamed per product (codes, scales and zero points as stored here).</summary>
+    public long Bytes => (long)N * (_rowBytes + _scaleStride * (sizeof(float) + (_zeros is null ? 0 : 1)));
+
+    /// <param name="codes">(N, blocks, blockSize · bits / 8) bytes as MatMulNBits stores them.</param>
+    /// <param name="scales">(N, blocks).</param>
+    /// <param name="zeroPoints">(N, ⌈blocks · bits / 8⌉) packed zero points, or empty.</param>
+    public BlockQuantizedMatrix(int bits, int n, int k, int blockSize, ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, ReadOnlySpan<byte> zeroPoints, float[]? bias)
+    {
+        if (bits is not (4 or 8)) throw new SioException($"{bits}-bit weights are not supported by the native engine (4 or 8)");
+        if (blockSize is not (32 or 64 or 128)) throw new SioException($"{bits}-bit block size {blockSize} is not supported by the native engine (32, 64 or 128)");
+        int blocks = (k + blockSize - 1) / blockSize, blockBytes = blockSize * bits / 8;
+        if (codes.Length != (long)n * blocks * blockBytes) throw new SioException($"{bits}-bit weights hold {codes.Length} bytes, ({n}, {blocks}, {blockBytes}) expected");
+        if (scales.Length != (long)n * blocks) throw new SioException($"{bits}-bit scales hold {scales.Length} values, ({n}, {blocks}) expected");
+        int zpRow = (blocks * bits + 7) / 8;
+        if (!zeroPoints.IsEmpty && zeroPoints.Length != (long)n * zpRow) throw new SioException($"{bits}-bit zero points hold {zeroPoints.Length} bytes, ({n}, {zpRow}) expected");
+        if (bias is not null && bias.Length != n) throw new SioException($"bias holds {bias.Length} values, {n} expected");
+        Bits = bits; N = n; K = k; BlockSize = blockSize; _bias = bias;
+        _chunks = (k + Int8Activation.Chunk - 1) / Int8Activation.Chunk;
+        _rowBytes = _chunks * Int8Activation.Chunk * bits / 8;
+        _scaleStride = (Math.Max(blocks, _chunks * Int8Activation.Chunk / blockSize) + 15) / 16 * 16;
+        _codes = (byte*)NativeMemory.AlignedAlloc((nuint)((long)n * _rowBytes), 64);
+        NativeMemory.Clear(_codes, (nuint)((long)n * _rowBytes));
+        nuint scaleBytes = (nuint)(((long)n * _scaleStride + 16) * sizeof(float));
+        _scales = (float*)NativeMemory.AlignedAlloc(scaleBytes, 64);
+        NativeMemory.Clear(_scales, scaleBytes);
+        for (int r = 0; r < n; r++)
+        {
+            codes.Slice(r * blocks * blockBytes, blocks * blockBytes).CopyTo(new Span<byte>(_codes + (long)r * _rowBytes, _rowBytes));
+            scales.Slice(r * blocks, blocks).CopyTo(new Span<float>(_scales + (long)r * _scaleStride, _scaleStride));
+        }
+        if (!zeroPoints.IsEmpty)
+        {
+            _zeros = (byte*)NativeMemory.AlignedAlloc((nuint)((long)n * _scaleStride + 16), 64);
+            NativeMemory.Clear(_zeros, (nuint)((long)n * _scaleStride + 16));
+            for (int r = 0; r < n; r++)
+                for (int b = 0; b < blocks; b++)
+                {
+                    byte packed = zeroPoints[r * zpRow + (bits == 8 ? b : b / 2)];
+                    _zeros[(long)r * _scaleStride + b] = (byte)(bits == 8 ? packed : (b & 1) == 0 ? packed & 0x0F : packed >> 4);
+                }
+        }
+    }
+
+    /// <summary>y[n0..n1) = this · x (+ bias). Call <see cref="Int8Activation.BlockSums"/> for this block size first when
+    /// several threads share the input.</summary>
+    public void Multiply(Int8Activation x, float* y, int n0, int n1)
+    {
+        if (x.Chunks != _chunks) throw new ArgumentException($"input of {x.Length} values for a matrix of {K} inputs");
+        float* sums = x.BlockSums(BlockSize);
+        if (!Avx512BW.IsSupported || ForceScalar) MultiplyScalar(x, y, n0, n1);
+        else if (Bits == 4) Multiply4Avx512(x, y, n0, n1);
+        else Multiply8Avx512(x, y, n0, n1);
+        for (int r = n0; r < n1; r++) y[r] -= ZeroShift(r, sums) - (_bias is null ? 0 : _bias[r]);
+    }
+
+    /// <summary>Tests compare the AVX-512 kernels with the scalar one.</summary>
+    internal static bool ForceScalar;
+
+    /// <summary>Σ_b scale · zero · (scale_x · Σ x) over row r's blocks, 16 at a time.</summary>
+    float ZeroShift(int r, float* sums)
+    {
+        float* s = _scales + (long)r * _scaleStride;
+        byte* z = _zeros is null ? null : _zeros + (long)r * _scaleStride;
+        if (!Avx512F.IsSupported || ForceScalar)
+        {
+            float total = 0;
+            for (int b = 0; b < _scaleStride; b++) total += s[b] * (z is null ? 1 << (Bits - 1) : z[b]) * sums[b];
+            return total;
+        }
+        var shift = Vector512<float>.Zero;
+        if (z is null)
+        {
+            for (int b = 0; b < _scaleStride; b += 16) shift = Avx512F.FusedMultiplyAdd(Vector512.Load(s + b), Vector512.Load(sums + b), shift);
+            return Vector512.Sum(shift) * (1 << (Bits - 1));
+        }
+        for (int b = 0; b < _scaleStride; b += 16)
+        {
+            var zero = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(z + b)));
+            shift = Avx512F.FusedMultiplyAdd(Vector512.Load(s + b) * zero, Vector512.Load(sums + b), shift);
+        }
+        return Vector512.Sum(shift);
+    }
+
+    void Multiply4Avx512(Int8Activation x, float* y, int n0, int n1)
+    {
+        var low = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        var expand = BlockSize switch
+        {
+            32 => Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+            64 => Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+            _ => Vector512<int>.Zero,
+        };
+        int scalesPerChunk = Int8Activation.Chunk / BlockSize;
+        for (int r = n0; r < n1; r++)
+        {
+            byte* w = _codes + (long)r * _rowBytes;
+            float* s = _scales + (long)r * _scaleStride;
+            sbyte* a = x.Values;
+            float* lane = x.LaneScales;
+            var acc = Vector512<float>.Zero;
+            for (int c = 0; c < _chunks; c++, w += 64, a += 128, lane += 16, s += scalesPerChunk)
+            {
+                var v = Vector512.Load(w);
+                var lo = v & low;
+                var hi = Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low;
+                var pairs = Avx512BW.MultiplyAddAdjacent(lo, Vector512.Load(a)) + Avx512BW.MultiplyAddAdjacent(hi, Vector512.Load(a + 64));
+                var dots = Avx512BW.MultiplyAddAdjacent(pairs, ones);
+                var blockScales = Avx512F.PermuteVar16x32(Vector128.Load(s).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dots), blockScales * Vector512.Load(lane), acc);
+            }
+            y[r] = Vector512.Sum(acc);
+        }
+    }
+
+    /// <summary>8-bit codes: each 64-byte step holds 64 inputs in order, multiplied as 16 · high nibble + low nibble
+    /// (an unsigned byte times a signed one must stay under 2^15 in pairs).</summary>
+    void Multiply8Avx512(Int8Activation x, float* y, int n0, int n1)
+    {
+        var low = Vector512.Create((byte)0x0F);
+        var ones = Vector512.Create((short)1);
+        var sixteens = Vector512.Create((short)16);
+        var expand = BlockSize == 32 ? Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : Vector512<int>.Zero;
+        int steps = _chunks * 2;
+        for (int r = n0; r < n1; r++)
+        {
+            byte* w = _codes + (long)r * _rowBytes;
+            float* s = _scales + (long)r * _scaleStride;
+            var acc = Vector512<float>.Zero;
+            for (int c = 0; c < steps; c++)
+            {
+                var v = Vector512.Load(w + c * 64);
+                var a = Vector512.Load(x.Natural + c * 64);
+                var hi = Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low;
+                var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hi, a), sixteens)
+                    + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(v & low, a), ones);
+                var blockScales = Avx512F.PermuteVar16x32(Vector128.Load(s + c * 64 / BlockSize).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dots), blockScales * Vector512.Load(x.NaturalLaneScales + c * 16), acc);
+            }
+            y[r] = Vector512.Sum(acc);
+        }
+    }
+
+    /// <summary>The kernels' arithmetic one code at a time (machines without AVX-512, and the tests' reference).</summary>
+    void MultiplyScalar(Int8Activation x, float* y, int n0, int n1)
+    {
+        int inputs = _chunks * Int8Activation.Chunk;
+        for (int r = n0; r < n1; r++)
+        {
+            byte* w = _codes + (long)r * _rowBytes;
+            float* s = _scales + (long)r * _scaleStride;
+            float total = 0;
+            for (int g = 0; g < inputs / Int8Activation.Group; g++)
+            {
+                int dot = 0;
+                for (int i = g * 32; i < g * 32 + 32; i++)
+                {
+                    int code = Bits == 8 ? w[i] : (w[i / 32 * 16 + i % 32 / 2] >> (i % 2 * 4)) & 0x0F;
+                    dot += code * x.Natural[i];
+                }
+                total += dot * s[g * 32 / BlockSize] * x.NaturalLaneScales[g * 8];
+            }
+            y[r] = total;
+        }
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(_codes);
+        NativeMemory.AlignedFree(_scales);
+        if (_zeros is not null) NativeMemory.AlignedFree(_zeros);
+    }
+}

@@ -1,0 +1,358 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using Onnx;
+using Sio.Generation;
+using Sio.Models;
+using Sio.Onnx;
+
+namespace Sio.Native;
+
+/// <summary>
+/// sio's own decode step: one token through a sio model folder's decoder, written out in C# the way llama2.c's
+/// <c>forward</c> is, with MatMulNBits linears on <see cref="BlockQuantizedMatrix"/> and float ones on <see cref="Float32Matrix"/>. It reads
+/// the weights from the folder's ONNX graph (following the graph's own nodes, so fused q/k/v, AWQ's input scales and
+/// bias corrections come along) and reads and writes the same <see cref="KvCache"/> ONNX Runtime does, so a prompt
+/// prefilled by ONNX Runtime continues here and the other way round.
+///
+/// Per layer: x = RMSNorm(residual) → q,k,v → rotary → attention over the cache → o → residual += o →
+/// RMSNorm → SiLU(gate)·up → down → residual += down. Then RMSNorm and the classifier.
+/// </summary>
+public sealed unsafe class NativeDecoder : IDisposable
+{
+    sealed class Linear(int n, int k, BlockQuantizedMatrix? quantized, Float32Matrix? fp32, float[]? inputScale) : IDisposable
+    {
+        public readonly int N = n, K = k;
+        public readonly BlockQuantizedMatrix? Quantized = quantized;
+        public readonly Float32Matrix? Fp32 = fp32;
+        public readonly float[]? InputScale = inputScale;   // an AWQ Mul in front of the node
+        public float* Output;                              // (N), written by Multiply
+        public long Bytes => Quantized?.Bytes ?? Fp32!.Bytes;
+        public void Dispose() { Quantized?.Dispose(); Fp32?.Dispose(); }
+    }
+
+    /// <summary>Some outputs of a linear (q, k and v share one when fused).</summary>
+    readonly record struct Projection(Linear Linear, int Offset, int Length)
+    {
+        public float* Values => Linear.Output + Offset;
+    }
+
+    sealed record Layer(float[] AttnNorm, float[] FfnNorm, Projection Q, Projection K, Projection V, Projection O, Projection Gate, Projection Up, Projection Down);
+
+    readonly DecoderConfig _c;
+    readonly Float32Matrix _embedding;
+    readonly Layer[] _layers;
+    readonly float[] _finalNorm;
+    readonly Projection _classifier;
+    readonly List<Linear> _linears;
+    readonly float[] _cos, _sin;          // (context, head / 2)
+    readonly bool _interleaved;
+    readonly float _eps;
+    readonly WorkerTeam _team;
+    readonly Int8Activation _activation;
+    readonly float* _residual, _normed, _scaled, _attention, _hidden, _scores;
+    readonly object _stepLock = new();
+
+    /// <summary>Weight bytes one step streams.</summary>
+    public long WeightBytes => _linears.Sum(l => l.Bytes);
+    /// <summary>How the linears are stored, e.g. "int4 g32 ×85, fp32 ×1".</summary>
+    public string Description { get; }
+
+    NativeDecoder(DecoderConfig c, Float32Matrix embedding, Layer[] layers, float[] finalNorm, Projection classifier, List<Linear> linears,
+        float[] cos, float[] sin, bool interleaved, float eps, int threads)
+    {
+        _c = c; _embedding = embedding; _layers = layers; _finalNorm = finalNorm; _classifier = classifier; _linears = linears;
+        _cos = cos; _sin = sin; _interleaved = interleaved; _eps = eps;
+        _team = new WorkerTeam(threads);
+        int widest = Math.Max(Math.Max(c.Dim, c.HiddenDim), c.QDim);
+        _activation = new Int8Activation(widest);
+        float* Buffer(int n)
+        {
+            nuint bytes = (nuint)((n + 16) / 16 * 16 * sizeof(float));
+            var p = (float*)NativeMemory.AlignedAlloc(bytes, 64);
+            NativeMemory.Clear(p, bytes);
+            return p;
+        }
+        _residual = Buffer(c.Dim); _normed = Buffer(widest); _scaled = Buffer(widest); _attention = Buffer(c.QDim); _hidden = Buffer(c.HiddenDim);
+        _scores = Buffer(c.ContextLength * c.Heads);
+        foreach (var l in linears) l.Output = Buffer(l.N);
+        var kinds = linears.GroupBy(l => l.Quantized is { } q ? $"int{q.Bits} g{q.BlockSize}" : "fp32").Select(g => $"{g.Key} ×{g.Count()}");
+        Description = string.Join(", ", kinds);
+    }
+
+    /// <summary>Loads the decoder of a model folder, or explains what in the graph the native engine cannot run.</summary>
+    public static NativeDecoder Load(string folder, ModelManifest manifest, int threads)
+    {
+        var path = Path.Combine(folder, manifest.ModelFile);
+        var model = OnnxModelFile.Read(path);
+        var graph = model.Graph;
+        var c = manifest.Config;
+        var producer = new Dictionary<string, NodeProto>();
+        foreach (var n in graph.Node) foreach (var o in n.Output) if (o.Length > 0) producer[o] = n;
+        var initializers = graph.Initializer.ToDictionary(t => t.Name);
+        var byName = graph.Node.Where(n => n.Name.Length > 0).GroupBy(n => n.Name).ToDictionary(g => g.Key, g => g.First());
+        SioException Unsupported(string what) => SioException.InFile(path, $"the native engine cannot run this graph: {what} (use --engine onnx)");
+        NodeProto Named(string name) => byName.TryGetValue(name, out var n) ? n : throw Unsupported($"no node {name}");
+        NodeProto Producer(string tensor) => producer.TryGetValue(tensor, out var n) ? n : throw Unsupported($"nothing produces {tensor}");
+        float[] Floats(string name) => initializers.TryGetValue(name, out var t) ? OnnxModelFile.ReadFloats(t, folder) : throw Unsupported($"no initializer {name}");
+        long IntAttr(NodeProto n, string name, long fallback) => n.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? fallback;
+
+        var linears = new Dictionary<string, Linear>();
+        Linear LinearOf(NodeProto node)
+        {
+            if (linears.TryGetValue(node.Name, out var known)) return known;
+            float[]? inputScale = null;
+            if (producer.TryGetValue(node.Input[0], out var mul) && mul.OpType == "Mul" && initializers.ContainsKey(mul.Input[1]))
+                inputScale = Floats(mul.Input[1]);
+            Linear linear;
+            if (node.OpType == "MatMulNBits")
+            {
+                int k = (int)IntAttr(node, "K", 0), n = (int)IntAttr(node, "N", 0), bits = (int)IntAttr(node, "bits", 4), block = (int)IntAttr(node, "block_size", 0);
+                if (bits is not (4 or 8)) throw Unsupported($"{node.Name} has {bits}-bit weights (4 or 8 only)");
+                string Input(int i) => node.Input.Count > i ? node.Input[i] : "";
+                if (Input(4).Length > 0) throw Unsupported($"{node.Name} reorders its blocks (g_idx)");
+                var codes = OnnxModelFile.ReadBytes(initializers[Input(1)], folder);
+                var zeros = Input(3).Length > 0 ? OnnxModelFile.ReadBytes(initializers[Input(3)], folder) : [];
+                var bias = Input(5).Length > 0 ? Floats(Input(5)) : null;
+                linear = new Linear(n, k, new BlockQuantizedMatrix(bits, n, k, block, codes, Floats(Input(2)), zeros, bias), null, inputScale);
+            }
+            else if (node.OpType == "MatMul" && initializers.TryGetValue(node.Input[1], out var w) && w.Dims.Count == 2)
+            {
+                int k = (int)w.Dims[0], n = (int)w.Dims[1];
+                linear = new Linear(n, k, null, Float32Matrix.FromInputMajor(k, n, Floats(w.Name)), inputScale);
+            }
+            else throw Unsupported($"{node.Name} ({node.OpType}) is not a linear layer it knows");
+            if (inputScale is not null && inputScale.Length != linear.K) throw Unsupported($"{node.Name}'s input scale has {inputScale.Length} values for {linear.K} inputs");
+            return linears[node.Name] = linear;
+        }
+        Projection ProjectionOf(string tensor)
+        {
+            var node = Producer(tensor);
+            if (node.OpType == "Split")
+            {
+                var whole = LinearOf(Producer(node.Input[0]));
+                var sizes = initializers.TryGetValue(node.Input.Count > 1 ? node.Input[1] : "", out var t)
+                    ? MemoryMarshal.Cast<byte, long>(OnnxModelFile.ReadBytes(t, folder)).ToArray() : throw Unsupported($"{node.Name} has no split sizes");
+                int index = node.Output.IndexOf(tensor);
+                return new Projection(whole, (int)sizes.Take(index).Sum(), (int)sizes[index]);
+            }
+            var linear = LinearOf(node);
+            return new Projection(linear, 0, linear.N);
+        }
+        float[] NormWeight(string name, out float eps)
+        {
+            var node = Named(name);
+            if (node.OpType is not ("SimplifiedLayerNormalization" or "SkipSimplifiedLayerNormalization")) throw Unsupported($"{name} is a {node.OpType}");
+            eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
+            return Floats(node.Input[^1]);
+        }
+        string Unrotated(string tensor) => producer.TryGetValue(tensor, out var n) && n.OpType == "RotaryEmbedding" ? n.Input[0] : tensor;
+
+        var gather = Named("/model/embed_tokens/Gather");
+        if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
+        var embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));
+
+        var layers = new Layer[c.Layers];
+        bool interleaved = c.RotaryInterleaved;
+        float eps = c.NormEpsilon;
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var p = $"/model/layers.{l}";
+            var gqa = Named($"{p}/attn/GroupQueryAttention");
+            if (IntAttr(gqa, "local_window_size", -1) > 0) throw Unsupported("sliding-window attention");
+            if (gqa.Attribute.Any(a => a.Name is "scale" or "softcap" && a.F != 0)) throw Unsupported("attention with a custom scale or soft cap");
+            if (IntAttr(gqa, "do_rotary", 0) == 1) interleaved = IntAttr(gqa, "rotary_interleaved", 0) == 1;
+            else if (producer.TryGetValue(gqa.Input[0], out var rot) && rot.OpType == "RotaryEmbedding") interleaved = IntAttr(rot, "interleaved", 0) == 1;
+            else throw Unsupported($"{gqa.Name} has no rotary embedding");
+            var mlp = Named($"{p}/mlp/Mul");
+            var act = Producer(mlp.Input[0]);
+            var nextNorm = l + 1 < c.Layers ? Named($"/model/layers.{l + 1}/input_layernorm") : Named("/model/norm");
+            layers[l] = new Layer(
+                NormWeight($"{p}/input_layernorm", out eps), NormWeight($"{p}/post_attention_layernorm", out _),
+                ProjectionOf(Unrotated(gqa.Input[0])), ProjectionOf(Unrotated(gqa.Input[1])), ProjectionOf(gqa.Input[2]),
+                ProjectionOf(Named($"{p}/post_attention_layernorm").Input[0]),
+                ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]));
+            var x = layers[l];
+            if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim || x.Gate.Length != c.HiddenDim
+                || x.Up.Length != c.HiddenDim || x.Down.Length != c.Dim)
+                throw Unsupported($"layer {l}'s projections do not have the manifest's shapes");
+        }
+        var finalNorm = NormWeight("/model/norm", out _);
+        var classifier = ProjectionOf("logits");
+        if (classifier.Length != c.VocabSize) throw Unsupported($"the classifier has {classifier.Length} outputs for a vocabulary of {c.VocabSize}");
+        var cos = Floats("cos_cache");
+        var sin = Floats("sin_cache");
+        if (cos.Length != c.ContextLength * (c.HeadDim / 2) || sin.Length != cos.Length) throw Unsupported("the rotary tables do not match the manifest's context and head size");
+        return new NativeDecoder(c, embedding, layers, finalNorm, classifier, linears.Values.ToList(), cos, sin, interleaved, eps,
+            threads > 0 ? threads : Environment.ProcessorCount);
+    }
+
+    /// <summary>Runs <paramref name="token"/> at <paramref name="position"/>: writes its key and value into the cache and
+    /// the logits of the next token into <paramref name="logits"/>.</summary>
+    public void Step(int token, int position, KvCache cache, Span<float> logits)
+    {
+        if ((uint)token >= (uint)_c.VocabSize) throw new SioException($"token id {token} is outside the vocabulary of {_c.VocabSize}");
+        if ((uint)position >= (uint)Math.Min(cache.Capacity, _c.ContextLength)) throw new SioException($"position {position} is outside the cache of {cache.Capacity}");
+        if (logits.Length < _c.VocabSize) throw new ArgumentException("logits buffer too small");
+        lock (_stepLock)
+        {
+            int dim = _c.Dim;
+            _embedding.Row(token).CopyTo(new Span<float>(_residual, dim));
+            for (int l = 0; l < _layers.Length; l++)
+            {
+                var layer = _layers[l];
+                RmsNorm(_residual, layer.AttnNorm, _normed, dim);
+                Multiply(_normed, layer.Q, layer.K, layer.V);
+                Rotate(layer.Q.Values, _c.Heads, position);
+                Rotate(layer.K.Values, _c.KvHeads, position);
+                Attend(layer, cache, l, position);
+                Multiply(_attention, layer.O);
+                Add(_residual, layer.O.Values, dim);
+                RmsNorm(_residual, layer.FfnNorm, _normed, dim);
+                Multiply(_normed, layer.Gate, layer.Up);
+                var gate = new ReadOnlySpan<float>(layer.Gate.Values, _c.HiddenDim);
+                var hidden = new Span<float>(_hidden, _c.HiddenDim);
+                TensorPrimitives.Sigmoid(gate, hidden);                  // SiLU(gate) · up
+                TensorPrimitives.Multiply(hidden, gate, hidden);
+                TensorPrimitives.Multiply(hidden, new ReadOnlySpan<float>(layer.Up.Values, _c.HiddenDim), hidden);
+                Multiply(_hidden, layer.Down);
+                Add(_residual, layer.Down.Values, dim);
+            }
+            RmsNorm(_residual, _finalNorm, _normed, dim);
+            Multiply(_normed, _classifier);
+            new ReadOnlySpan<float>(_classifier.Values, _c.VocabSize).CopyTo(logits);
+        }
+    }
+
+    void RmsNorm(float* x, float[] weight, float* output, int n)
+    {
+        var v = new ReadOnlySpan<float>(x, n);
+        var o = new Span<float>(output, n);
+        TensorPrimitives.Multiply(v, 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(v) / n + _eps), o);
+        TensorPrimitives.Multiply(o, weight, o);
+    }
+
+    static void Add(float* into, float* add, int n) =>
+        TensorPrimitives.Add(new ReadOnlySpan<float>(into, n), new ReadOnlySpan<float>(add, n), new Span<float>(into, n));
+
+    /// <summary>Runs each distinct linear behind the projections once on <paramref name="input"/>.</summary>
+    void Multiply(float* input, Projection a, Projection? b = null, Projection? c = null)
+    {
+        Run(input, a.Linear);
+        if (b is { } pb && pb.Linear != a.Linear) Run(input, pb.Linear);
+        if (c is { } pc && pc.Linear != a.Linear && pc.Linear != b?.Linear) Run(input, pc.Linear);
+    }
+
+    void Run(float* input, Linear linear)
+    {
+        if (linear.InputScale is { } s)
+        {
+            for (int i = 0; i < linear.K; i++) _scaled[i] = input[i] * s[i];
+            input = _scaled;
+        }
+        nint output = (nint)linear.Output;
+        if (linear.Quantized is { } q)
+        {
+            _activation.Quantize(new ReadOnlySpan<float>(input, linear.K));
+            _activation.BlockSums(q.BlockSize);
+            _team.For(linear.N, 16, (start, end) => q.Multiply(_activation, (float*)output, start, end));
+        }
+        else
+        {
+            nint x = (nint)input;
+            _team.For(linear.N, 16, (start, end) => linear.Fp32!.Multiply((float*)x, (float*)output, start, end));
+        }
+    }
+
+    /// <summary>Rotary embedding of <paramref name="heads"/> heads in place, at <paramref name="position"/>.</summary>
+    void Rotate(float* x, int heads, int position)
+    {
+        int head = _c.HeadDim, half = head / 2;
+        fixed (float* cosRow = &_cos[position * half], sinRow = &_sin[position * half])
+            for (int h = 0; h < heads; h++)
+            {
+                float* v = x + h * head;
+                for (int i = 0; i < half; i++)
+                {
+                    int a = _interleaved ? 2 * i : i, b = _interleaved ? 2 * i + 1 : i + half;
+                    float x0 = v[a], x1 = v[b];
+                    v[a] = x0 * cosRow[i] - x1 * sinRow[i];
+                    v[b] = x0 * sinRow[i] + x1 * cosRow[i];
+                }
+            }
+    }
+
+    /// <summary>Stores this position's key and value, then attends each query head over positions 0 … position.</summary>
+    void Attend(Layer layer, KvCache cache, int l, int position)
+    {
+        int head = _c.HeadDim, capacity = cache.Capacity, group = _c.Heads / _c.KvHeads;
+        var keys = cache.KeyBuffer(l);
+        var values = cache.ValueBuffer(l);
+        for (int h = 0; h < _c.KvHeads; h++)
+        {
+            new ReadOnlySpan<float>(layer.K.Values + h * head, head).CopyTo(keys.AsSpan((h * capacity + position) * head, head));
+            new ReadOnlySpan<float>(layer.V.Values + h * head, head).CopyTo(values.AsSpan((h * capacity + position) * head, head));
+        }
+        float scale = 1f / MathF.Sqrt(head);
+        int length = position + 1;
+        fixed (float* keyBase = keys, valueBase = values)
+        {
+            nint k0 = (nint)keyBase, v0 = (nint)valueBase;
+            _team.For(_c.Heads, 1, (first, end) =>
+            {
+                for (int h = first; h < end; h++)
+                {
+                    int kv = h / group;
+                    AttendHead(layer.Q.Values + h * head, (float*)k0 + kv * capacity * head, (float*)v0 + kv * capacity * head,
+                        _scores + h * _c.ContextLength, _attention + h * head, head, length, scale);
+                }
+            });
+        }
+    }
+
+    /// <summary>softmax(q · K / √head) · V for one head over <paramref name="length"/> cached positions.</summary>
+    static void AttendHead(float* q, float* k, float* v, float* scores, float* output, int head, int length, float scale)
+    {
+        bool wide = head % 16 == 0 && Vector512.IsHardwareAccelerated;
+        float max = float.NegativeInfinity;
+        for (int t = 0; t < length; t++, k += head)
+        {
+            float dot;
+            if (wide)
+            {
+                var acc = Vector512<float>.Zero;
+                for (int i = 0; i < head; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), acc);
+                dot = Vector512.Sum(acc);
+            }
+            else
+            {
+                dot = 0;
+                for (int i = 0; i < head; i++) dot += q[i] * k[i];
+            }
+            scores[t] = dot * scale;
+            max = MathF.Max(max, scores[t]);
+        }
+        var weights = new Span<float>(scores, length);
+        TensorPrimitives.Subtract(weights, max, weights);
+        TensorPrimitives.Exp(weights, weights);
+        float norm = 1f / TensorPrimitives.Sum(weights);
+        new Span<float>(output, head).Clear();
+        for (int t = 0; t < length; t++, v += head)
+        {
+            float w = scores[t] * norm;
+            if (wide)
+                for (int i = 0; i < head; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(v + i), Vector512.Create(w), Vector512.Load(output + i)).Store(output + i);
+            else
+                for (int i = 0; i < head; i++) output[i] += w * v[i];
+        }
+    }
+
+    public void Dispose()
+    {
+        _team.Dispose();
+        _activation.Dispose();
+        _embedding.Dispose();
+        foreach (var l in _linears) { l.Dispose(); NativeMemory.AlignedFree(l.Output); }
+        foreach (var p in new[] { (nint)_residual, (nint)_normed, (nint)_scaled, (nint)_attention, (nint)_hidden, (nint)_scores }) NativeMemory.AlignedFree((void*)p);
+    }
+}
