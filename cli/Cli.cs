@@ -34,6 +34,18 @@ public static class Cli
         catch (Exception e) when (e is FormatException or OverflowException) { throw new SioException($"{option} must be comma-separated numbers, got '{value}'"); }
     }
 
+    /// <summary>--engine onnx|native for commands that decode one sequence.</summary>
+    public static Option<string> EngineOption()
+    {
+        var o = new Option<string>("--engine")
+        {
+            Description = "What runs the decode steps: onnx (ONNX Runtime) or native (sio's own C# decoder: MatMulNBits on AVX-512 int8 dot products, fp32 MatMuls, int8 activations like --accuracy-level 4; prompts and speculative verification still run in ONNX Runtime, on the same cache).",
+            DefaultValueFactory = _ => "onnx",
+        };
+        o.AcceptOnlyFromAmong("onnx", "native");
+        return o;
+    }
+
     public static void WriteJson(TextWriter w, object value) => w.WriteLine(JsonSerializer.Serialize(value, Json));
 
     /// <summary>Progress on stderr, on one line, only when stderr is a terminal.</summary>

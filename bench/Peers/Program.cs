@@ -39,22 +39,30 @@ var rows = new List<(string Engine, string Precision, double Prefill, double Dec
     return (DecodeBenchmark.Median(xs.Select(x => x.Item1).ToList()), DecodeBenchmark.Median(xs.Select(x => x.Item2).ToList()));
 }
 
-// sio: plain, and with drafters
+// the bare forward-pass loop: prefill the prompt, then greedy single-token steps
+(double Prefill, double Decode) Loop(Model model) => Median(() =>
+{
+    using var g = new Generator(model, promptTokens + decodeTokens + 1);
+    var sw = Stopwatch.StartNew();
+    g.AppendTokens(prompt);
+    double prefill = promptTokens / sw.Elapsed.TotalSeconds;
+    int next = Sampler.ArgMax(g.LastLogits);
+    sw.Restart();
+    for (int i = 0; i < decodeTokens; i++) { g.AppendTokens([next]); next = Sampler.ArgMax(g.LastLogits); }
+    return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
+});
+
+// sio: plain (ONNX Runtime, then sio's native decoder), and with drafters
 void Sio(string dir, string precision, bool drafters = true)
 {
     using var model = Model.Load(dir);
-    var (p, d) = Median(() =>
-    {
-        using var g = new Generator(model, promptTokens + decodeTokens + 1);
-        var sw = Stopwatch.StartNew();
-        g.AppendTokens(prompt);
-        double prefill = promptTokens / sw.Elapsed.TotalSeconds;
-        int next = Sampler.ArgMax(g.LastLogits);
-        sw.Restart();
-        for (int i = 0; i < decodeTokens; i++) { g.AppendTokens([next]); next = Sampler.ArgMax(g.LastLogits); }
-        return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
-    });
+    var (p, d) = Loop(model);
     rows.Add(("sio", precision, p, d, ""));
+    using (var native = Model.Load(dir, new ModelOptions { Engine = "native" }))
+    {
+        var (np, nd) = Loop(native);
+        rows.Add(("sio --engine native", precision, np, nd, $"{native.Engine}; prompt prefilled by ONNX Runtime"));
+    }
     // "none" runs the same generation loop as the drafter rows (streaming text, stop checks), so their ratio to it is
     // speculation's own effect; the row above is the bare forward-pass loop the peers are compared with
     foreach (var drafter in drafters ? new[] { "none", "ngram", "datastore", precision == "fp32" ? "self-int4" : null } : [])
@@ -84,7 +92,7 @@ if (int4All is not null)
 {
     var report = System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(
         File.ReadAllText(Path.Combine(int4All, QuantizationReport.FileName)), ModelManifest.Json)!;
-    Sio(int4All, $"int4 g{report.GroupSize}, classifier {report.LmHead.Precision}", drafters: false);
+    Sio(int4All, $"int4 g{report.GroupSize}{(report.Symmetric ? " symmetric" : "")}, classifier {report.LmHead.Precision}", drafters: false);
 }
 
 // ONNX Runtime GenAI on the same folders

@@ -14,10 +14,11 @@ public static class BenchCommand
         var runs = new Option<int>("--runs") { Description = "Measured runs (after one warm-up); medians are reported.", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var spinning = new Option<string>("--spinning") { Description = "ONNX Runtime's idle threads spin between operators (on, what sio does without a draft model), sleep (off), or both, each model measured both ways.", DefaultValueFactory = _ => "on" };
+        var engine = new Option<string>("--engine") { Description = "What runs the decode steps: onnx (ONNX Runtime), native (sio's own C# decoder: MatMulNBits on AVX-512 int8 dot products, fp32 MatMuls; prompts still prefill in ONNX Runtime), or both, each model measured both ways.", DefaultValueFactory = _ => "onnx" };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON." };
         var decode = new Command("decode", "Prefill and decode tokens/s at batch 1, beside the memory-bandwidth bound measured in the same run.")
         {
-            dirs, promptTokens, tokens, runs, threads, spinning, json,
+            dirs, promptTokens, tokens, runs, threads, spinning, engine, json,
         };
         decode.SetAction(p =>
         {
@@ -30,19 +31,26 @@ public static class BenchCommand
                 "on" => [true], "off" => [false], "both" => [false, true],
                 var v => throw new SioException($"--spinning must be on, off or both, got '{v}'"),
             };
-            var results = new List<(string Model, bool Spinning, DecodeBenchmarkResult Result)>();
+            string[] engines = p.GetValue(engine) switch
+            {
+                "onnx" => ["onnx"], "native" => ["native"], "both" => ["onnx", "native"],
+                var v => throw new SioException($"--engine must be onnx, native or both, got '{v}'"),
+            };
+            var results = new List<(string Model, bool Spinning, string Engine, DecodeBenchmarkResult Result)>();
             foreach (var dir in p.GetValue(dirs)!)
                 foreach (var spin in spins)
-                {
-                    using var model = Model.Load(dir, new ModelOptions { Threads = options.Threads, AllowSpinning = spin });
-                    results.Add((Path.GetFullPath(dir), spin, DecodeBenchmark.Run(model, options, Cli.Progress($"bench {Path.GetFileName(dir.TrimEnd('/'))}"))));
-                }
+                    foreach (var e in engines)
+                    {
+                        using var model = Model.Load(dir, new ModelOptions { Threads = options.Threads, AllowSpinning = spin, Engine = e });
+                        results.Add((Path.GetFullPath(dir), spin, model.Engine, DecodeBenchmark.Run(model, options, Cli.Progress($"bench {Path.GetFileName(dir.TrimEnd('/'))}"))));
+                    }
             Cli.EndProgress();
             var first = results[0].Result;
             var rows = results.Select(r => new
             {
                 model = r.Model,
                 spinning = r.Spinning,
+                engine = r.Engine,
                 prefill_tokens_per_second = r.Result.PrefillTokensPerSecond,
                 decode_tokens_per_second = r.Result.DecodeTokensPerSecond,
                 decode_speedup = r.Result.DecodeTokensPerSecond / first.DecodeTokensPerSecond,
@@ -63,7 +71,7 @@ public static class BenchCommand
             {
                 o.WriteLine($"batch 1, {options.PromptTokens}-token prompt, {options.DecodeTokens} decoded tokens, median of {options.Runs} runs; read bandwidth measured around each model");
                 foreach (var r in rows)
-                    o.WriteLine($"{Path.GetFileName(r.model) + (spins.Length > 1 ? r.spinning ? " (spin)" : " (sleep)" : ""),-28} prefill {r.prefill_tokens_per_second,9:F1} tok/s  decode {r.decode_tokens_per_second,8:F1} tok/s ({r.decode_speedup:F2}x)  " +
+                    o.WriteLine($"{Path.GetFileName(r.model) + (spins.Length > 1 ? r.spinning ? " (spin)" : " (sleep)" : "") + (engines.Length > 1 || r.engine != "onnx" ? r.engine == "onnx" ? " (onnx)" : " (native)" : ""),-28} prefill {r.prefill_tokens_per_second,9:F1} tok/s  decode {r.decode_tokens_per_second,8:F1} tok/s ({r.decode_speedup:F2}x)  " +
                         $"weights {r.weight_bytes_per_token / 1e6,7:F1} MB/token  bandwidth {r.bandwidth_gbps,5:F1} GB/s  bound {r.bound_tokens_per_second,8:F1} tok/s ({r.fraction_of_bound:P0})");
             }
             return 0;

@@ -17,10 +17,11 @@ public static class GenerateCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram (prompt lookup), self-int4 (the target's int4 copy, built and cached on first use) or draft:DIR (a model with the same vocabulary).", DefaultValueFactory = _ => "none" };
         var draftTokens = new Option<string>("--draft-tokens") { Description = "Tokens drafted per step: 1–32, or auto (adapts to acceptance and cost; off when drafting does not pay).", DefaultValueFactory = _ => "auto" };
+        var engine = Cli.EngineOption();
         var json = new Option<bool>("--json") { Description = "Print one JSON object: prompt_token_ids (BOS included), token_ids, text, timings." };
         var cmd = new Command("generate", "Generate text with a model folder, streaming tokens as they come.")
         {
-            dir, prompt, maxTokens, temperature, topK, topP, seed, threads, speculative, draftTokens, json,
+            dir, prompt, maxTokens, temperature, topK, topP, seed, threads, speculative, draftTokens, engine, json,
         };
         cmd.SetAction(p =>
         {
@@ -32,7 +33,7 @@ public static class GenerateCommand
                 Sampling = new SamplingOptions { Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed) }.Validate(),
             };
             if (options.MaxTokens < 0) throw new SioException($"--max-tokens must be ≥ 0, got {options.MaxTokens}");
-            var modelOptions = new ModelOptions { Threads = p.GetValue(threads) }.ForDrafter(spec);
+            var modelOptions = new ModelOptions { Threads = p.GetValue(threads), Engine = p.GetValue(engine)! }.ForDrafter(spec);
             var loadClock = System.Diagnostics.Stopwatch.StartNew();
             using var model = Model.Load(p.GetValue(dir)!, modelOptions);
             double loadMs = loadClock.Elapsed.TotalMilliseconds;
@@ -54,6 +55,7 @@ public static class GenerateCommand
                     finish_reason = result.FinishReason,
                     load_ms = Math.Round(loadMs, 3),
                     graph = model.GraphFile,
+                    engine = model.Engine,
                     prefill_ms = Math.Round(result.PrefillMs, 3),
                     decode_tokens_per_second = Math.Round(result.DecodeTokensPerSecond, 2),
                     speculative = spec.Enabled ? SpeculativeJson(st) : null,

@@ -86,7 +86,7 @@ public sealed class Model : IDisposable
         }
         // TensorRT finds its engine and timing caches in the model folder, where `sio compile --target tensorrt` put them
         var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, options.AllowSpinning, folder);
-        var native = options.Engine == "native" ? Sio.Native.NativeDecoder.Load(folder, manifest, threads) : null;
+        var native = options.Engine == "native" ? Sio.Native.NativeDecoder.Load(folder, manifest, threads, options.AllowSpinning) : null;
         try
         {
             return new Model(folder, manifest, tokenizer, new InferenceSession(graphPath, so)) { Warning = warning, GraphFile = Path.GetFileName(graphPath), Native = native };

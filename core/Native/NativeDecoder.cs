@@ -59,11 +59,11 @@ public sealed unsafe class NativeDecoder : IDisposable
     public string Description { get; }
 
     NativeDecoder(DecoderConfig c, Float32Matrix embedding, Layer[] layers, float[] finalNorm, Projection classifier, List<Linear> linears,
-        float[] cos, float[] sin, bool interleaved, float eps, int threads)
+        float[] cos, float[] sin, bool interleaved, float eps, int threads, bool spin)
     {
         _c = c; _embedding = embedding; _layers = layers; _finalNorm = finalNorm; _classifier = classifier; _linears = linears;
         _cos = cos; _sin = sin; _interleaved = interleaved; _eps = eps;
-        _team = new WorkerTeam(threads);
+        _team = new WorkerTeam(threads, spin);
         int widest = Math.Max(Math.Max(c.Dim, c.HiddenDim), c.QDim);
         _activation = new Int8Activation(widest);
         float* Buffer(int n)
@@ -81,7 +81,7 @@ public sealed unsafe class NativeDecoder : IDisposable
     }
 
     /// <summary>Loads the decoder of a model folder, or explains what in the graph the native engine cannot run.</summary>
-    public static NativeDecoder Load(string folder, ModelManifest manifest, int threads)
+    public static NativeDecoder Load(string folder, ModelManifest manifest, int threads, bool spin = true)
     {
         var path = Path.Combine(folder, manifest.ModelFile);
         var model = OnnxModelFile.Read(path);
@@ -148,7 +148,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         }
         string Unrotated(string tensor) => producer.TryGetValue(tensor, out var n) && n.OpType == "RotaryEmbedding" ? n.Input[0] : tensor;
 
-        var gather = Named("/model/embed_tokens/Gather");
+        var gather = graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
         if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
         var embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));
 
@@ -184,7 +184,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         var sin = Floats("sin_cache");
         if (cos.Length != c.ContextLength * (c.HeadDim / 2) || sin.Length != cos.Length) throw Unsupported("the rotary tables do not match the manifest's context and head size");
         return new NativeDecoder(c, embedding, layers, finalNorm, classifier, linears.Values.ToList(), cos, sin, interleaved, eps,
-            threads > 0 ? threads : Environment.ProcessorCount);
+            threads > 0 ? threads : Environment.ProcessorCount, spin);
     }
 
     /// <summary>Runs <paramref name="token"/> at <paramref name="position"/>: writes its key and value into the cache and

@@ -3,7 +3,8 @@ namespace Sio.Native;
 /// <summary>
 /// Threads that split each piece of a decode step between them (the caller is worker 0). Between pieces the helpers
 /// spin, because a step hands out a hundred pieces of tens of microseconds each; after about a millisecond without
-/// work they sleep until the next one.
+/// work they sleep until the next one. Without spinning (a draft model takes turns with the target on the same cores)
+/// they sleep almost at once.
 /// </summary>
 public sealed class WorkerTeam : IDisposable
 {
@@ -16,9 +17,12 @@ public sealed class WorkerTeam : IDisposable
 
     public int Size { get; }
 
-    public WorkerTeam(int size)
+    readonly int _spins;
+
+    public WorkerTeam(int size, bool spin = true)
     {
         Size = Math.Max(1, size);
+        _spins = spin ? 20_000 : 20;
         _helpers = new Thread[Size - 1];
         for (int i = 0; i < _helpers.Length; i++)
         {
@@ -65,7 +69,7 @@ public sealed class WorkerTeam : IDisposable
             int spins = 0;
             while (Volatile.Read(ref _generation) == seen && !_stopped)
             {
-                if (++spins < 20_000) { Thread.SpinWait(10); continue; }
+                if (++spins < _spins) { Thread.SpinWait(10); continue; }
                 lock (_gate)
                 {
                     Interlocked.Increment(ref _sleepers);

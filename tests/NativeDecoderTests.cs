@@ -1,0 +1,179 @@
+using System.Text.Json.Nodes;
+using Sio.Generation;
+using Sio.Native;
+using Sio.Quantization;
+
+namespace Sio.Tests;
+
+/// <summary>sio's own decode step against ONNX Runtime on the same folders, and its kernels against plain arithmetic.</summary>
+[Collection("stories260K")]
+public class NativeDecoderTests(Stories260KFixture stories)
+{
+    /// <summary>What the kernels see: x rounded to int8 in groups of 32 (scale amax / 127, ties to even), as floats.</summary>
+    static float[] Int8Rounded(float[] x)
+    {
+        var r = new float[x.Length];
+        for (int g = 0; g < x.Length; g += 32)
+        {
+            int end = Math.Min(g + 32, x.Length);
+            float amax = 0;
+            for (int i = g; i < end; i++) amax = MathF.Max(amax, MathF.Abs(x[i]));
+            float scale = amax / 127f;
+            for (int i = g; i < end; i++) r[i] = amax == 0 ? 0 : MathF.Round(x[i] * 127f / amax) * scale;
+        }
+        return r;
+    }
+
+    static void Close(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double tolerance, string where)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= tolerance, $"{where}: logit {i} is {actual[i]}, ONNX Runtime's {expected[i]}");
+    }
+
+    static unsafe float[] Multiply(BlockQuantizedMatrix m, float[] x)
+    {
+        using var a = new Int8Activation(x.Length);
+        a.Quantize(x);
+        var y = new float[m.N];
+        fixed (float* p = y) m.Multiply(a, p, 0, m.N);
+        return y;
+    }
+
+    [Theory]
+    [InlineData(4, 32, false, 768)]
+    [InlineData(4, 32, true, 172)]
+    [InlineData(4, 64, false, 300)]
+    [InlineData(4, 128, true, 768)]
+    [InlineData(8, 32, false, 172)]
+    [InlineData(8, 64, true, 768)]
+    [InlineData(8, 128, false, 256)]
+    public void QuantizedProductIsTheDequantizedWeightTimesTheInt8Input(int bits, int block, bool symmetric, int k)
+    {
+        const int n = 37;
+        var rng = new Random(bits * 1000 + block + k);
+        var w = Enumerable.Range(0, n * k).Select(_ => (float)(rng.NextDouble() * 2 - 1) * (rng.Next(8) == 0 ? 3 : 0.2f)).ToArray();
+        var x = Enumerable.Range(0, k).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var bias = Enumerable.Range(0, n).Select(i => i * 0.01f - 0.1f).ToArray();
+        var packed = new BlockQuantizer(bits, block, symmetric).Quantize(w, n, k);
+        var dq = BlockQuantizer.Dequantize(packed);
+        using var m = new BlockQuantizedMatrix(bits, n, k, block, packed.B, packed.Scales, packed.ZeroPoints ?? [], bias);
+
+        var xq = Int8Rounded(x);
+        var y = Multiply(m, x);
+        BlockQuantizedMatrix.ForceScalar = true;
+        float[] scalar;
+        try { scalar = Multiply(m, x); } finally { BlockQuantizedMatrix.ForceScalar = false; }
+        for (int r = 0; r < n; r++)
+        {
+            double exact = bias[r], fromFloat = bias[r], magnitude = 0;
+            for (int i = 0; i < k; i++) { exact += dq[r * k + i] * xq[i]; fromFloat += dq[r * k + i] * x[i]; magnitude += Math.Abs(dq[r * k + i] * x[i]); }
+            Assert.True(Math.Abs(y[r] - exact) <= 1e-4 * magnitude + 1e-5, $"row {r}: kernel {y[r]}, dequantized weight × int8 input {exact}");
+            Assert.True(Math.Abs(scalar[r] - exact) <= 1e-4 * magnitude + 1e-5, $"row {r}: scalar {scalar[r]}, expected {exact}");
+            Assert.True(Math.Abs(y[r] - fromFloat) <= 0.02 * magnitude, $"row {r}: int8 input moved the product from {fromFloat} to {y[r]}");
+        }
+    }
+
+    [Fact]
+    public void Fp32DecodeStepsEqualOnnxRuntimeAndShareItsCache()
+    {
+        using var onnx = Model.Load(stories.ModelDir);
+        using var native = Model.Load(stories.ModelDir, new ModelOptions { Engine = "native" });
+        Assert.StartsWith("native (fp32 ×", native.Engine);
+        Assert.Equal("onnx", onnx.Engine);
+        using var a = new Generator(onnx, 128);
+        using var b = new Generator(native, 128);
+        var prompt = onnx.Tokenizer.Encode("Once upon a time, there was a little girl who").ToArray();
+        a.AppendTokens(prompt);
+        b.AppendTokens(prompt);   // prefilled by ONNX Runtime into the cache the native steps continue
+        for (int i = 0; i < 40; i++)
+        {
+            int next = Sampler.ArgMax(a.LastLogits);
+            a.AppendTokens([next]);
+            b.AppendTokens([next]);
+            Close(a.LastLogits, b.LastLogits, 1e-3, $"step {i}");
+        }
+        // ONNX Runtime reads the keys and values the native steps wrote: a two-token append on top agrees too
+        int[] more = [Sampler.ArgMax(a.LastLogits), 42];
+        a.AppendTokens(more);
+        b.AppendTokens(more);
+        for (int i = 0; i < 2; i++) Close(a.Logits(i), b.Logits(i), 1e-3, $"appended token {i}");
+        // rewinding drops native steps like any others
+        a.RewindTo(prompt.Length + 5);
+        b.RewindTo(prompt.Length + 5);
+        a.AppendTokens([7]);
+        b.AppendTokens([7]);
+        Close(a.LastLogits, b.LastLogits, 1e-3, "after rewinding");
+    }
+
+    [Theory]
+    [InlineData("rtn", true)]
+    [InlineData("awq", false)]
+    public void QuantizedDecodeFollowsOnnxRuntimeAtAccuracyLevel4(string method, bool symmetric)
+    {
+        var dir = Path.Combine(stories.Root, $"native-{method}-{symmetric}");
+        if (!Directory.Exists(dir))
+            Quantizer.Run(stories.ModelDir, dir, new QuantizationConfig
+            {
+                Method = method, Symmetric = symmetric, AccuracyLevel = 4, LmHead = "int8",
+                Calibration = method == "awq" ? TestPaths.TinyStoriesDev : null, CalibrationSamples = 16,
+            });
+        using var onnx = Model.Load(dir);
+        using var native = Model.Load(dir, new ModelOptions { Engine = "native" });
+        Assert.Contains("int4 g32", native.Engine);
+        Assert.Contains("int8 g32 ×1", native.Engine);
+        using var a = new Generator(onnx, 128);
+        using var b = new Generator(native, 128);
+        var prompt = onnx.Tokenizer.Encode("Lily and Ben went to the park. They saw").ToArray();
+        a.AppendTokens(prompt);
+        b.AppendTokens(prompt);
+        int agree = 0, steps = 60;
+        double worst = 0;
+        for (int i = 0; i < steps; i++)
+        {
+            int next = Sampler.ArgMax(a.LastLogits);
+            if (Sampler.ArgMax(b.LastLogits) == next) agree++;
+            a.AppendTokens([next]);
+            b.AppendTokens([next]);
+            var la = a.LastLogits;
+            var lb = b.LastLogits;
+            for (int v = 0; v < la.Length; v++) worst = Math.Max(worst, Math.Abs(la[v] - lb[v]));
+        }
+        // both quantize activations to int8 per block (rounding differs in detail): the same greedy path, logits within a few tenths
+        Assert.True(agree >= steps - 3, $"greedy agreement {agree}/{steps}");
+        Assert.True(worst < 1.0, $"largest logit difference {worst}");
+    }
+
+    [Fact]
+    public void GraphsItCannotRunAreRefusedByName()
+    {
+        var dir = Path.Combine(stories.Root, "native-embedding-int8");
+        Quantizer.Run(stories.ModelDir, dir, new QuantizationConfig { Method = "rtn", Embedding = "int8", GroupSize = 32 });
+        var e = Assert.Throws<SioException>(() => Model.Load(dir, new ModelOptions { Engine = "native" }));
+        Assert.Contains("the native engine cannot run this graph: the embedding is a GatherBlockQuantized", e.Message);
+        var bad = Assert.Throws<SioException>(() => Model.Load(stories.ModelDir, new ModelOptions { Engine = "turbo" }));
+        Assert.Contains("unknown engine turbo", bad.Message);
+    }
+
+    [Fact]
+    public void CliGeneratesTheSameGreedyTextAndBenchesBothEngines()
+    {
+        var onnx = JsonNode.Parse(CliTests.Sio("generate", stories.ModelDir, "--max-tokens", "30", "--json").Out)!;
+        var (exit, output, err) = CliTests.Sio("generate", stories.ModelDir, "--max-tokens", "30", "--engine", "native", "--json");
+        Assert.True(exit == 0, err);
+        var native = JsonNode.Parse(output)!;
+        Assert.Equal(onnx["token_ids"]!.ToJsonString(), native["token_ids"]!.ToJsonString());
+        Assert.StartsWith("native", native["engine"]!.GetValue<string>());
+
+        (exit, output, err) = CliTests.Sio("bench", "decode", stories.ModelDir, "--engine", "both", "--runs", "1", "--prompt-tokens", "8", "--tokens", "8", "--json");
+        Assert.True(exit == 0, err);
+        var engines = JsonNode.Parse(output)!["models"]!.AsArray().Select(m => m!["engine"]!.GetValue<string>()).ToList();
+        Assert.Equal(2, engines.Count);
+        Assert.Equal("onnx", engines[0]);
+        Assert.StartsWith("native", engines[1]);
+
+        (exit, _, err) = CliTests.Sio("generate", stories.ModelDir, "--engine", "fast");
+        Assert.NotEqual(0, exit);
+        Assert.Contains("fast", err);
+    }
+}
