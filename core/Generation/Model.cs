@@ -85,7 +85,9 @@ public sealed class Model : IDisposable
             else warning = $"{folder}: not using the compiled graph ({mismatch}); loading the original model";
         }
         // TensorRT finds its engine and timing caches in the model folder, where `sio compile --target tensorrt` put them
-        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, options.AllowSpinning, folder);
+        // beside the native decoder ONNX Runtime only prefills: its threads must not spin on into the decode steps' cores
+        bool ortSpins = options.AllowSpinning && options.Engine != "native";
+        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, ortSpins, folder);
         var native = options.Engine == "native" ? Sio.Native.NativeDecoder.Load(folder, manifest, threads, options.AllowSpinning) : null;
         try
         {

@@ -313,37 +313,54 @@ public sealed unsafe class NativeDecoder : IDisposable
     /// <summary>softmax(q · K / √head) · V for one head over <paramref name="length"/> cached positions.</summary>
     static void AttendHead(float* q, float* k, float* v, float* scores, float* output, int head, int length, float scale)
     {
-        bool wide = head % 16 == 0 && Vector512.IsHardwareAccelerated;
-        float max = float.NegativeInfinity;
-        for (int t = 0; t < length; t++, k += head)
+        if (head % 16 != 0 || !Vector512.IsHardwareAccelerated)
         {
-            float dot;
-            if (wide)
-            {
-                var acc = Vector512<float>.Zero;
-                for (int i = 0; i < head; i += 16) acc = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), acc);
-                dot = Vector512.Sum(acc);
-            }
-            else
-            {
-                dot = 0;
-                for (int i = 0; i < head; i++) dot += q[i] * k[i];
-            }
-            scores[t] = dot * scale;
-            max = MathF.Max(max, scores[t]);
+            var qs = new ReadOnlySpan<float>(q, head);
+            for (int t = 0; t < length; t++) scores[t] = TensorPrimitives.Dot(qs, new ReadOnlySpan<float>(k + t * head, head)) * scale;
         }
+        else
+            for (int t = 0; t < length; t++, k += head)
+            {
+                // independent partial sums, so neighbouring positions overlap in the pipeline
+                var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero;
+                int i = 0;
+                for (; i + 32 <= head; i += 32)
+                {
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i + 16), Vector512.Load(k + i + 16), a1);
+                }
+                if (i < head) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), a0);
+                scores[t] = Vector512.Sum(a0 + a1) * scale;
+            }
         var weights = new Span<float>(scores, length);
-        TensorPrimitives.Subtract(weights, max, weights);
+        TensorPrimitives.Subtract(weights, TensorPrimitives.Max(weights), weights);
         TensorPrimitives.Exp(weights, weights);
-        float norm = 1f / TensorPrimitives.Sum(weights);
-        new Span<float>(output, head).Clear();
-        for (int t = 0; t < length; t++, v += head)
+        TensorPrimitives.Multiply(weights, 1f / TensorPrimitives.Sum(weights), weights);
+        if (head % 16 != 0 || !Vector512.IsHardwareAccelerated)
         {
-            float w = scores[t] * norm;
-            if (wide)
-                for (int i = 0; i < head; i += 16) Vector512.FusedMultiplyAdd(Vector512.Load(v + i), Vector512.Create(w), Vector512.Load(output + i)).Store(output + i);
-            else
-                for (int i = 0; i < head; i++) output[i] += w * v[i];
+            var o = new Span<float>(output, head);
+            o.Clear();
+            for (int t = 0; t < length; t++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + t * head, head), scores[t], o, o);
+            return;
+        }
+        // 64 output values at a time stay in registers across all positions
+        for (int d = 0; d < head; d += 64)
+        {
+            int width = Math.Min(64, head - d);
+            var o0 = Vector512<float>.Zero; var o1 = Vector512<float>.Zero; var o2 = Vector512<float>.Zero; var o3 = Vector512<float>.Zero;
+            float* row = v + d;
+            for (int t = 0; t < length; t++, row += head)
+            {
+                var w = Vector512.Create(scores[t]);
+                o0 = Vector512.FusedMultiplyAdd(Vector512.Load(row), w, o0);
+                if (width > 16) o1 = Vector512.FusedMultiplyAdd(Vector512.Load(row + 16), w, o1);
+                if (width > 32) o2 = Vector512.FusedMultiplyAdd(Vector512.Load(row + 32), w, o2);
+                if (width > 48) o3 = Vector512.FusedMultiplyAdd(Vector512.Load(row + 48), w, o3);
+            }
+            o0.Store(output + d);
+            if (width > 16) o1.Store(output + d + 16);
+            if (width > 32) o2.Store(output + d + 32);
+            if (width > 48) o3.Store(output + d + 48);
         }
     }
 
