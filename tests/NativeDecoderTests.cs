@@ -106,6 +106,40 @@ public class NativeDecoderTests(Stories260KFixture stories)
         Close(a.LastLogits, b.LastLogits, 1e-3, "after rewinding");
     }
 
+    [Fact]
+    public void WideHeadsHalfSplitRotaryAndGroupedKeysMatchOnnxRuntime()
+    {
+        // head 64 (the vectorized attention, rotary fused into GroupQueryAttention), two query heads per key head,
+        // Hugging Face's half-split rotary, a feed-forward width that is not a whole number of 128-input chunks
+        var root = TestPaths.TempDir("native-wide");
+        try
+        {
+            var dir = Path.Combine(root, "syn");
+            var config = new Models.DecoderConfig { Dim = 256, HiddenDim = 352, Layers = 2, Heads = 4, KvHeads = 2, VocabSize = 700, ContextLength = 160 };
+            Models.ModelImporter.Import(new Models.ImportRequest { Synthetic = config, Seed = 3 }, dir);
+            var int4 = Path.Combine(root, "int4");
+            Quantizer.Run(dir, int4, new QuantizationConfig { Method = "rtn", AccuracyLevel = 4, GroupSize = 64 });
+            foreach (var (folder, tolerance) in new[] { (dir, 1e-3), (int4, 0.5) })
+            {
+                using var onnx = Model.Load(folder);
+                using var native = Model.Load(folder, new ModelOptions { Engine = "native" });
+                using var a = new Generator(onnx, 160);
+                using var b = new Generator(native, 160);
+                int[] prompt = [1, 17, 250, 3, 99, 640, 5];
+                a.AppendTokens(prompt);
+                b.AppendTokens(prompt);
+                for (int i = 0; i < 120; i++)
+                {
+                    int next = (i * 37 + 11) % 700;   // teacher-forced tokens: 127 positions deep
+                    a.AppendTokens([next]);
+                    b.AppendTokens([next]);
+                    Close(a.LastLogits, b.LastLogits, tolerance, $"{Path.GetFileName(folder)} step {i}");
+                }
+            }
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
     [Theory]
     [InlineData("rtn", true)]
     [InlineData("awq", false)]
