@@ -112,6 +112,16 @@ public class CliTests(Stories260KFixture stories)
     {
         Refused("--spinning must be on or off", "serve", stories.ModelDir, "--spinning", "sometimes");
         Refused("--spinning must be on, off or both", "bench", "decode", stories.ModelDir, "--spinning", "sometimes");
+        Refused("--engine must be onnx, native or both", "bench", "decode", stories.ModelDir, "--engine", "gpu");
+    }
+
+    [Fact]
+    public void QuantizeRefusesBitsItCannotWrite()
+    {
+        var outDir = Path.Combine(stories.Root, "bits-refused");
+        Refused("--bits must be 4 or 8, got 3", "quantize", stories.ModelDir, "--method", "rtn", "--bits", "3", "--out", outDir);
+        Refused("--lm-head int4 with --bits 8", "quantize", stories.ModelDir, "--method", "rtn", "--bits", "8", "--lm-head", "int4", "--out", outDir);
+        Assert.False(Directory.Exists(outDir));
     }
 
     [Fact]

@@ -47,6 +47,7 @@ public class NativeDecoderTests(Stories260KFixture stories)
     [InlineData(4, 128, true, 768)]
     [InlineData(8, 32, false, 172)]
     [InlineData(8, 64, true, 768)]
+    [InlineData(8, 32, true, 300)]
     [InlineData(8, 128, false, 256)]
     public void QuantizedProductIsTheDequantizedWeightTimesTheInt8Input(int bits, int block, bool symmetric, int k)
     {
@@ -141,21 +142,22 @@ public class NativeDecoderTests(Stories260KFixture stories)
     }
 
     [Theory]
-    [InlineData("rtn", true)]
-    [InlineData("awq", false)]
-    public void QuantizedDecodeFollowsOnnxRuntimeAtAccuracyLevel4(string method, bool symmetric)
+    [InlineData("rtn", true, 4)]
+    [InlineData("awq", false, 4)]
+    [InlineData("rtn", true, 8)]
+    public void QuantizedDecodeFollowsOnnxRuntimeAtAccuracyLevel4(string method, bool symmetric, int bits)
     {
-        var dir = Path.Combine(stories.Root, $"native-{method}-{symmetric}");
+        var dir = Path.Combine(stories.Root, $"native-{method}-{symmetric}-{bits}");
         if (!Directory.Exists(dir))
             Quantizer.Run(stories.ModelDir, dir, new QuantizationConfig
             {
-                Method = method, Symmetric = symmetric, AccuracyLevel = 4, LmHead = "int8",
+                Method = method, Symmetric = symmetric, Bits = bits, AccuracyLevel = 4, LmHead = "int8",
                 Calibration = method == "awq" ? TestPaths.TinyStoriesDev : null, CalibrationSamples = 16,
             });
         using var onnx = Model.Load(dir);
         using var native = Model.Load(dir, new ModelOptions { Engine = "native" });
-        Assert.Contains("int4 g32", native.Engine);
-        Assert.Contains("int8 g32 ×1", native.Engine);
+        // five layers of fused q/k/v, o, fused gate/up and down, then the int8 classifier
+        Assert.Contains(bits == 4 ? "int4 g32 ×20, int8 g32 ×1" : "int8 g32 ×21", native.Engine);
         using var a = new Generator(onnx, 128);
         using var b = new Generator(native, 128);
         var prompt = onnx.Tokenizer.Encode("Lily and Ben went to the park. They saw").ToArray();

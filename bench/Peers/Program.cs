@@ -2,7 +2,9 @@
 // (through LLamaSharp, on sio's GGUF exports). Same prompt tokens and token counts for all, batch 1, greedy, medians
 // over runs, one process, with the memory-bandwidth bound beside them.
 //
-//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8]
+//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR [QUANTIZED_DIR ...]] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8]
+//
+// Every sio folder is measured with ONNX Runtime running the decode steps and with sio's native decoder (--engine native).
 //
 // --batch adds a second table: total decode tokens/s with several sequences decoded together, sio's continuous-batching
 // generator (the rows of one KV cache, one pass per step) against GenAI's static batch (batch_size), same prompts.
@@ -18,11 +20,12 @@ using Sio.Speculative;
 
 var positional = args.Where((a, i) => !a.StartsWith("--") && (i == 0 || !args[i - 1].StartsWith("--"))).ToList();
 int Opt(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).DefaultIfEmpty(fallback).First();
-if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR [INT4_ALL_DIR]] [--prompt-tokens 128] [--tokens 64] [--runs 3]"); return 1; }
+if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR [QUANTIZED_DIR ...]] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8]"); return 1; }
 string fp32 = positional[0];
 string? int4 = positional.Count > 1 ? positional[1] : null;
-// optional: an int4 folder whose classifier is int4 too, every weight at 4 bits like llama.cpp's Q4_0 file
-string? int4All = positional.Count > 2 ? positional[2] : null;
+// optional: more quantized folders measured plainly beside them, each labelled from its quantization report (e.g. every
+// weight at 4 bits in blocks of 32 like llama.cpp's Q4_0 file, or at 8 bits like Q8_0)
+var extra = positional.Skip(2).ToList();
 int promptTokens = Opt("--prompt-tokens", 128), decodeTokens = Opt("--tokens", 64), runs = Opt("--runs", 3);
 var batches = args.SkipWhile(a => a != "--batch").Skip(1).Select(v => v.Split(',').Select(int.Parse).ToArray()).DefaultIfEmpty([1, 4, 8]).First();
 
@@ -88,11 +91,11 @@ void Sio(string dir, string precision, bool drafters = true)
 }
 Sio(fp32, "fp32");
 if (int4 is not null) Sio(int4, "int4");
-if (int4All is not null)
+foreach (var dir in extra)
 {
     var report = System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(
-        File.ReadAllText(Path.Combine(int4All, QuantizationReport.FileName)), ModelManifest.Json)!;
-    Sio(int4All, $"int4 g{report.GroupSize}{(report.Symmetric ? " symmetric" : "")}, classifier {report.LmHead.Precision}", drafters: false);
+        File.ReadAllText(Path.Combine(dir, QuantizationReport.FileName)), ModelManifest.Json)!;
+    Sio(dir, $"int{report.Bits} g{report.GroupSize}{(report.Symmetric ? " symmetric" : "")}, classifier {report.LmHead.Precision}", drafters: false);
 }
 
 // ONNX Runtime GenAI on the same folders

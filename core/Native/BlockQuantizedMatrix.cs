@@ -26,6 +26,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     readonly float* _scales;     // (N, scaleStride), zero-padded
     readonly byte* _zeros;       // (N, scaleStride) one zero point per byte, or null (symmetric)
     readonly float[]? _bias;
+    readonly bool _signed;       // symmetric 8-bit codes stored as code − 128 (signed bytes; no zero-point shift)
 
     /// <summary>Bytes streamed per product (codes, scales and zero points as stored here).</summary>
     public long Bytes => (long)N * (_rowBytes + _scaleStride * (sizeof(float) + (_zeros is null ? 0 : 1)));
@@ -57,6 +58,15 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
             codes.Slice(r * blocks * blockBytes, blocks * blockBytes).CopyTo(new Span<byte>(_codes + (long)r * _rowBytes, _rowBytes));
             scales.Slice(r * blocks, blocks).CopyTo(new Span<float>(_scales + (long)r * _scaleStride, _scaleStride));
         }
+        // symmetric 8-bit codes (1 … 255 around 128, as sio writes them) become signed bytes, which multiply |x| once they
+        // carry x's sign: one byte multiply-add per 64 inputs instead of one per nibble
+        if (bits == 8 && zeroPoints.IsEmpty && !codes.Contains((byte)0))
+        {
+            _signed = true;
+            for (long i = 0; i < (long)n * _rowBytes; i++) _codes[i] = (byte)(_codes[i] - 128);
+            for (int r = 0; r < n; r++) // padding stays zero
+                new Span<byte>(_codes + (long)r * _rowBytes + blocks * blockBytes, _rowBytes - blocks * blockBytes).Clear();
+        }
         if (!zeroPoints.IsEmpty)
         {
             _zeros = (byte*)NativeMemory.AlignedAlloc((nuint)((long)n * _scaleStride + 16), 64);
@@ -78,8 +88,9 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         float* sums = x.BlockSums(BlockSize);
         if (!Avx512BW.IsSupported || ForceScalar) MultiplyScalar(x, y, n0, n1);
         else if (Bits == 4) Multiply4Avx512(x, y, n0, n1);
+        else if (_signed) { MultiplySignedAvx512(x, y, n0, n1); sums = null; }
         else Multiply8Avx512(x, y, n0, n1);
-        for (int r = n0; r < n1; r++) y[r] -= ZeroShift(r, sums) - (_bias is null ? 0 : _bias[r]);
+        for (int r = n0; r < n1; r++) y[r] += (_bias is null ? 0 : _bias[r]) - (sums is null ? 0 : ZeroShift(r, sums));
     }
 
     /// <summary>Tests compare the AVX-512 kernels with the scalar one.</summary>
@@ -170,6 +181,30 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         }
     }
 
+    /// <summary>Signed 8-bit codes: (code − 128) · x = (±(code − 128)) · |x|, an unsigned × signed byte multiply-add whose
+    /// pairs stay under 2^15 (127 · 128 · 2).</summary>
+    void MultiplySignedAvx512(Int8Activation x, float* y, int n0, int n1)
+    {
+        var ones = Vector512.Create((short)1);
+        var expand = BlockSize == 32 ? Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : Vector512<int>.Zero;
+        int steps = _chunks * 2;
+        for (int r = n0; r < n1; r++)
+        {
+            sbyte* w = (sbyte*)_codes + (long)r * _rowBytes;
+            float* s = _scales + (long)r * _scaleStride;
+            var acc = Vector512<float>.Zero;
+            for (int c = 0; c < steps; c++)
+            {
+                var sign = Vector512.Load(x.Signs + c * 64);
+                var signed = (Vector512.Load(w + c * 64) ^ sign) - sign;
+                var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.Load(x.Magnitudes + c * 64), signed), ones);
+                var blockScales = Avx512F.PermuteVar16x32(Vector128.Load(s + c * 64 / BlockSize).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dots), blockScales * Vector512.Load(x.NaturalLaneScales + c * 16), acc);
+            }
+            y[r] = Vector512.Sum(acc);
+        }
+    }
+
     /// <summary>The kernels' arithmetic one code at a time (machines without AVX-512, and the tests' reference).</summary>
     void MultiplyScalar(Int8Activation x, float* y, int n0, int n1)
     {
@@ -184,7 +219,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
                 int dot = 0;
                 for (int i = g * 32; i < g * 32 + 32; i++)
                 {
-                    int code = Bits == 8 ? w[i] : (w[i / 32 * 16 + i % 32 / 2] >> (i % 2 * 4)) & 0x0F;
+                    int code = _signed ? (sbyte)w[i] + 128 : Bits == 8 ? w[i] : (w[i / 32 * 16 + i % 32 / 2] >> (i % 2 * 4)) & 0x0F;
                     dot += code * x.Natural[i];
                 }
                 total += dot * s[g * 32 / BlockSize] * x.NaturalLaneScales[g * 8];

@@ -23,6 +23,10 @@ public sealed unsafe class Int8Activation : IDisposable
     internal readonly sbyte* Natural;
     /// <summary>(chunks × 32) floats: each group's scale over the 8 lanes it fills in order.</summary>
     internal readonly float* NaturalLaneScales;
+    /// <summary>(chunks × 128) |value| in order, and −1 where the value is negative, 0 elsewhere: signed 8-bit codes
+    /// multiply |x| after taking x's sign.</summary>
+    internal readonly byte* Magnitudes;
+    internal readonly sbyte* Signs;
     /// <summary>(groups padded to 16) floats: scale × Σ values of each group (what a zero point multiplies).</summary>
     internal readonly float* GroupSums;
     readonly float* _blockSums;
@@ -39,6 +43,8 @@ public sealed unsafe class Int8Activation : IDisposable
         Values = (sbyte*)NativeMemory.AlignedAlloc((nuint)_capacity, 64);
         LaneScales = (float*)NativeMemory.AlignedAlloc((nuint)(_capacity / Chunk * 16 * sizeof(float)), 64);
         Natural = (sbyte*)NativeMemory.AlignedAlloc((nuint)_capacity, 64);
+        Magnitudes = (byte*)NativeMemory.AlignedAlloc((nuint)_capacity, 64);
+        Signs = (sbyte*)NativeMemory.AlignedAlloc((nuint)_capacity, 64);
         NaturalLaneScales = (float*)NativeMemory.AlignedAlloc((nuint)(_capacity / Chunk * 32 * sizeof(float)), 64);
         _sumsLength = (_capacity / Group + 15) / 16 * 16 + 16;
         GroupSums = (float*)NativeMemory.AlignedAlloc((nuint)(_sumsLength * sizeof(float)), 64);
@@ -72,6 +78,8 @@ public sealed unsafe class Int8Activation : IDisposable
         int chunks = Chunks;
         NativeMemory.Clear(Values, (nuint)(chunks * Chunk));
         NativeMemory.Clear(Natural, (nuint)(chunks * Chunk));
+        NativeMemory.Clear(Magnitudes, (nuint)(chunks * Chunk));
+        NativeMemory.Clear(Signs, (nuint)(chunks * Chunk));
         int groups = chunks * 4;
         NativeMemory.Clear(GroupSums, (nuint)(_sumsLength * sizeof(float)));
         int whole = x.Length / Group;
@@ -93,6 +101,8 @@ public sealed unsafe class Int8Activation : IDisposable
                     int q = (int)MathF.Round(x[i] * inv);
                     sum += q;
                     Natural[i] = (sbyte)q;
+                    Magnitudes[i] = (byte)Math.Abs(q);
+                    Signs[i] = (sbyte)(q < 0 ? -1 : 0);
                     int j = (i - start) >> 1;
                     if (((i - start) & 1) == 0) even[j] = (sbyte)q; else odd[j] = (sbyte)q;
                 }
@@ -123,6 +133,10 @@ public sealed unsafe class Int8Activation : IDisposable
         var second = Avx512F.ConvertToVector128SByteWithSaturation(qb);
         first.Store(Natural + g * Group);
         second.Store(Natural + g * Group + 16);
+        Vector128.Abs(first).AsByte().Store(Magnitudes + g * Group);
+        Vector128.Abs(second).AsByte().Store(Magnitudes + g * Group + 16);
+        Vector128.LessThan(first, Vector128<sbyte>.Zero).Store(Signs + g * Group);
+        Vector128.LessThan(second, Vector128<sbyte>.Zero).Store(Signs + g * Group + 16);
         var lo = Ssse3.Shuffle(first.AsByte(), split).AsUInt64();
         var hi = Ssse3.Shuffle(second.AsByte(), split).AsUInt64();
         sbyte* even = Values + g / 4 * Chunk + g % 4 * 16;
@@ -145,6 +159,8 @@ public sealed unsafe class Int8Activation : IDisposable
         NativeMemory.AlignedFree(Values);
         NativeMemory.AlignedFree(LaneScales);
         NativeMemory.AlignedFree(Natural);
+        NativeMemory.AlignedFree(Magnitudes);
+        NativeMemory.AlignedFree(Signs);
         NativeMemory.AlignedFree(NaturalLaneScales);
         NativeMemory.AlignedFree(GroupSums);
         NativeMemory.AlignedFree(_blockSums);

@@ -213,7 +213,7 @@ public static class Quantizer
                         if (head8) { lmHeadReport = new("int8", before, packed.Bytes); continue; }
                         fp32Bytes += before;
                         quantBytes += packed.Bytes;
-                        if (l == graph.LmHead) lmHeadReport = new("int4", before, packed.Bytes);
+                        if (l == graph.LmHead) lmHeadReport = new($"int{config.Bits}", before, packed.Bytes);
                         double weightErr = RelativeError(w, dq!);
                         double? outErr = null, rtnErr = null;
                         if (rows is not null)
