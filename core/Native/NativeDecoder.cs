@@ -314,10 +314,12 @@ public sealed unsafe class NativeDecoder : IDisposable
     static void AttendHead(float* q, float* k, float* v, float* scores, float* output, int head, int length, float scale)
     {
         if (head % 16 != 0 || !Vector512.IsHardwareAccelerated)
-        {
-            var qs = new ReadOnlySpan<float>(q, head);
-            for (int t = 0; t < length; t++) scores[t] = TensorPrimitives.Dot(qs, new ReadOnlySpan<float>(k + t * head, head)) * scale;
-        }
+            for (int t = 0; t < length; t++, k += head)   // small heads: a library call per position would cost more than the work
+            {
+                float dot = 0;
+                for (int i = 0; i < head; i++) dot += q[i] * k[i];
+                scores[t] = dot * scale;
+            }
         else
             for (int t = 0; t < length; t++, k += head)
             {
@@ -338,9 +340,12 @@ public sealed unsafe class NativeDecoder : IDisposable
         TensorPrimitives.Multiply(weights, 1f / TensorPrimitives.Sum(weights), weights);
         if (head % 16 != 0 || !Vector512.IsHardwareAccelerated)
         {
-            var o = new Span<float>(output, head);
-            o.Clear();
-            for (int t = 0; t < length; t++) TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + t * head, head), scores[t], o, o);
+            new Span<float>(output, head).Clear();
+            for (int t = 0; t < length; t++, v += head)
+            {
+                float w = scores[t];
+                for (int i = 0; i < head; i++) output[i] += w * v[i];
+            }
             return;
         }
         // 64 output values at a time stay in registers across all positions
