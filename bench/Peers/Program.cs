@@ -2,9 +2,12 @@
 // (through LLamaSharp, on sio's GGUF exports). Same prompt tokens and token counts for all, batch 1, greedy, medians
 // over runs, one process, with the memory-bandwidth bound beside them.
 //
-//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR [QUANTIZED_DIR ...]] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8]
+//   dotnet run --project bench/Peers -c Release -- MODEL_DIR [INT4_DIR [QUANTIZED_DIR ...]] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8] [--head-to-head 7]
 //
 // Every sio folder is measured with ONNX Runtime running the decode steps and with sio's native decoder (--engine native).
+// --head-to-head N (default 7; 0 skips it) ends with sio's native decoder against llama.cpp at the same precision,
+// alternating runs: fp32 against F32, and each QUANTIZED_DIR in llama.cpp's block format (symmetric, blocks of 32, the
+// classifier at the same bits) against Q4_0 or Q8_0.
 //
 // --batch adds a second table: total decode tokens/s with several sequences decoded together, sio's continuous-batching
 // generator (the rows of one KV cache, one pass per step) against GenAI's static batch (batch_size), same prompts.
@@ -20,13 +23,13 @@ using Sio.Speculative;
 
 var positional = args.Where((a, i) => !a.StartsWith("--") && (i == 0 || !args[i - 1].StartsWith("--"))).ToList();
 int Opt(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).DefaultIfEmpty(fallback).First();
-if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR [QUANTIZED_DIR ...]] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8]"); return 1; }
+if (positional.Count == 0) { Console.Error.WriteLine("usage: MODEL_DIR [INT4_DIR [QUANTIZED_DIR ...]] [--prompt-tokens 128] [--tokens 64] [--runs 3] [--batch 1,4,8] [--head-to-head 7]"); return 1; }
 string fp32 = positional[0];
 string? int4 = positional.Count > 1 ? positional[1] : null;
 // optional: more quantized folders measured plainly beside them, each labelled from its quantization report (e.g. every
 // weight at 4 bits in blocks of 32 like llama.cpp's Q4_0 file, or at 8 bits like Q8_0)
 var extra = positional.Skip(2).ToList();
-int promptTokens = Opt("--prompt-tokens", 128), decodeTokens = Opt("--tokens", 64), runs = Opt("--runs", 3);
+int promptTokens = Opt("--prompt-tokens", 128), decodeTokens = Opt("--tokens", 64), runs = Opt("--runs", 3), headToHead = Opt("--head-to-head", 7);
 var batches = args.SkipWhile(a => a != "--batch").Skip(1).Select(v => v.Split(',').Select(int.Parse).ToArray()).DefaultIfEmpty([1, 4, 8]).First();
 
 using var reference = Model.Load(fp32);
@@ -43,7 +46,7 @@ var rows = new List<(string Engine, string Precision, double Prefill, double Dec
 }
 
 // the bare forward-pass loop: prefill the prompt, then greedy single-token steps
-(double Prefill, double Decode) Loop(Model model) => Median(() =>
+(double Prefill, double Decode) SioOnce(Model model)
 {
     using var g = new Generator(model, promptTokens + decodeTokens + 1);
     var sw = Stopwatch.StartNew();
@@ -53,7 +56,8 @@ var rows = new List<(string Engine, string Precision, double Prefill, double Dec
     sw.Restart();
     for (int i = 0; i < decodeTokens; i++) { g.AppendTokens([next]); next = Sampler.ArgMax(g.LastLogits); }
     return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
-});
+}
+(double Prefill, double Decode) Loop(Model model) => Median(() => SioOnce(model));
 
 // sio: plain (ONNX Runtime, then sio's native decoder), and with drafters
 void Sio(string dir, string precision, bool drafters = true)
@@ -122,35 +126,64 @@ GenAi(fp32, "fp32");
 if (int4 is not null) GenAi(int4, "int4");
 
 // llama.cpp on GGUF exports of the fp32 folder
+ModelParams LlamaParams(string file) => new(file) { ContextSize = (uint)(promptTokens + decodeTokens + 8), GpuLayerCount = 0, Threads = Environment.ProcessorCount, BatchSize = (uint)promptTokens };
+(double Prefill, double Decode) LlamaOnce(LLamaWeights weights, ModelParams parameters)
+{
+    using var context = weights.CreateContext(parameters);
+    var batch = new LLamaBatch();
+    for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
+    var sw = Stopwatch.StartNew();
+    context.Decode(batch);
+    int next = Sampler.ArgMax(context.NativeHandle.GetLogitsIth(batch.TokenCount - 1));
+    double prefill = promptTokens / sw.Elapsed.TotalSeconds;
+    sw.Restart();
+    for (int i = 0; i < decodeTokens; i++)
+    {
+        batch.Clear();
+        batch.Add(next, promptTokens + i, LLamaSeqId.Zero, true);
+        context.Decode(batch);
+        next = Sampler.ArgMax(context.NativeHandle.GetLogitsIth(0));
+    }
+    return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
+}
 var ggufDir = Directory.CreateTempSubdirectory("sio-peers-").FullName;
+var duels = new List<(string Sio, string Llama, List<double> SioDecode, List<double> LlamaDecode)>();
 try
 {
     foreach (var type in GgufExporter.Types)
     {
         var file = Path.Combine(ggufDir, $"{type}.gguf");
         GgufExporter.Export(fp32, type, file);
-        var parameters = new ModelParams(file) { ContextSize = (uint)(promptTokens + decodeTokens + 8), GpuLayerCount = 0, Threads = Environment.ProcessorCount, BatchSize = (uint)promptTokens };
+        var parameters = LlamaParams(file);
         using var weights = LLamaWeights.LoadFromFile(parameters);
-        var (p, d) = Median(() =>
-        {
-            using var context = weights.CreateContext(parameters);
-            var batch = new LLamaBatch();
-            for (int i = 0; i < prompt.Length; i++) batch.Add(prompt[i], i, LLamaSeqId.Zero, i == prompt.Length - 1);
-            var sw = Stopwatch.StartNew();
-            context.Decode(batch);
-            int next = Sampler.ArgMax(context.NativeHandle.GetLogitsIth(batch.TokenCount - 1));
-            double prefill = promptTokens / sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            for (int i = 0; i < decodeTokens; i++)
-            {
-                batch.Clear();
-                batch.Add(next, promptTokens + i, LLamaSeqId.Zero, true);
-                context.Decode(batch);
-                next = Sampler.ArgMax(context.NativeHandle.GetLogitsIth(0));
-            }
-            return (prefill, decodeTokens / sw.Elapsed.TotalSeconds);
-        });
+        var (p, d) = Median(() => LlamaOnce(weights, parameters));
         rows.Add(("llama.cpp (LLamaSharp 0.30)", type.ToUpperInvariant(), p, d, $"GGUF {new FileInfo(file).Length / 1e6:F1} MB"));
+    }
+
+    // Head to head at the same precision, alternating one sio run and one llama.cpp run, so that both see the same state
+    // of this shared machine: fp32 against F32, and every extra folder in llama.cpp's own block format (symmetric blocks
+    // of 32, classifier at the same bits) against Q4_0 or Q8_0.
+    var pairs = new List<(string Dir, string Label, string Type)> { (fp32, "fp32", "f32") };
+    foreach (var dir in extra)
+    {
+        var report = System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(File.ReadAllText(Path.Combine(dir, QuantizationReport.FileName)), ModelManifest.Json)!;
+        if (report.GroupSize == 32 && report.Symmetric && report.LmHead.Precision == $"int{report.Bits}")
+            pairs.Add((dir, $"int{report.Bits} g32 symmetric, classifier int{report.Bits}", report.Bits == 4 ? "q4_0" : "q8_0"));
+    }
+    foreach (var (dir, label, type) in headToHead > 0 ? pairs : [])
+    {
+        using var sio = Model.Load(dir, new ModelOptions { Engine = "native" });
+        var parameters = LlamaParams(Path.Combine(ggufDir, $"{type}.gguf"));
+        using var weights = LLamaWeights.LoadFromFile(parameters);
+        SioOnce(sio);
+        LlamaOnce(weights, parameters);
+        var (s, l) = (new List<double>(), new List<double>());
+        for (int round = 0; round < headToHead; round++)
+        {
+            s.Add(SioOnce(sio).Decode);
+            l.Add(LlamaOnce(weights, parameters).Decode);
+        }
+        duels.Add(($"sio --engine native, {label}", type.ToUpperInvariant(), s, l));
     }
 }
 finally { Directory.Delete(ggufDir, true); }
@@ -216,4 +249,17 @@ Console.WriteLine("| engine | precision | " + string.Join(" | ", batches.Select(
 Console.WriteLine("|---|---|" + string.Concat(batches.Select(_ => "---|")));
 foreach (var g in batchRows.GroupBy(r => (r.Engine, r.Precision)))
     Console.WriteLine($"| {g.Key.Engine} | {g.Key.Precision} | " + string.Join(" | ", batches.Select(b => g.First(r => r.Batch == b).Decode.ToString("F1"))) + " |");
+if (duels.Count > 0)
+{
+    Console.WriteLine();
+    Console.WriteLine($"Head to head at the same precision: {headToHead} rounds, each one sio run then one llama.cpp run (decode tok/s, medians; the ratio is per round):");
+    Console.WriteLine();
+    Console.WriteLine("| sio | llama.cpp | sio decode tok/s | llama.cpp decode tok/s | sio ÷ llama.cpp: median (lowest … highest) |");
+    Console.WriteLine("|---|---|---|---|---|");
+    foreach (var (sioLabel, llama, s, l) in duels)
+    {
+        var ratios = s.Zip(l, (a, b) => a / b).ToList();
+        Console.WriteLine($"| {sioLabel} | {llama} | {DecodeBenchmark.Median(s):F1} | {DecodeBenchmark.Median(l):F1} | {DecodeBenchmark.Median(ratios):F2}x ({ratios.Min():F2} … {ratios.Max():F2}) |");
+    }
+}
 return 0;

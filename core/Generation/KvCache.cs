@@ -18,7 +18,23 @@ public sealed class KvCache : IDisposable
 
     public int Capacity { get; }
     /// <summary>Positions holding valid entries.</summary>
-    public int Length { get; internal set; }
+    public int Length
+    {
+        get => _length;
+        internal set
+        {
+            _length = value;
+            if (Bf16Valid > value) Bf16Valid = value;
+        }
+    }
+    int _length;
+
+    /// <summary>bfloat16 copies of the keys and values, (layer) → (kv_heads, capacity, head), that the native decoder reads
+    /// (half the bytes of a decode step's attention); made by it on first use.</summary>
+    internal ushort[][]? Bf16Keys, Bf16Values;
+    /// <summary>Positions whose bfloat16 copies match the float entries (a rewind lowers it; appends by ONNX Runtime land
+    /// past it).</summary>
+    internal int Bf16Valid;
 
     public KvCache(DecoderConfig c, int capacity)
     {

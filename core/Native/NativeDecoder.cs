@@ -52,6 +52,9 @@ public sealed unsafe class NativeDecoder : IDisposable
     readonly Int8Activation _activation;
     readonly float* _residual, _normed, _scaled, _attention, _hidden, _scores;
     readonly object _stepLock = new();
+    /// <summary>Attention reads bfloat16 copies of the keys and values (models with quantized weights, whose activations
+    /// the native decoder rounds to int8 anyway); float models read the float entries.</summary>
+    readonly bool _bf16KeysValues;
 
     /// <summary>Weight bytes one step streams.</summary>
     public long WeightBytes => _linears.Sum(l => l.Bytes);
@@ -77,7 +80,8 @@ public sealed unsafe class NativeDecoder : IDisposable
         _scores = Buffer(c.ContextLength * c.Heads);
         foreach (var l in linears) l.Output = Buffer(l.N);
         var kinds = linears.GroupBy(l => l.Quantized is { } q ? $"int{q.Bits} g{q.BlockSize}" : "fp32").Select(g => $"{g.Key} ×{g.Count()}");
-        Description = string.Join(", ", kinds);
+        _bf16KeysValues = linears.Any(l => l.Quantized is not null);
+        Description = string.Join(", ", kinds) + (_bf16KeysValues ? ", bf16 keys/values" : "");
     }
 
     /// <summary>Loads the decoder of a model folder, or explains what in the graph the native engine cannot run.</summary>
@@ -196,6 +200,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         if (logits.Length < _c.VocabSize) throw new ArgumentException("logits buffer too small");
         lock (_stepLock)
         {
+            if (_bf16KeysValues) UpdateBf16(cache, position);
             int dim = _c.Dim;
             _embedding.Row(token).CopyTo(new Span<float>(_residual, dim));
             for (int l = 0; l < _layers.Length; l++)
@@ -218,6 +223,7 @@ public sealed unsafe class NativeDecoder : IDisposable
                 Multiply(_hidden, layer.Down);
                 Add(_residual, layer.Down.Values, dim);
             }
+            if (_bf16KeysValues) cache.Bf16Valid = position + 1;
             RmsNorm(_residual, _finalNorm, _normed, dim);
             Multiply(_normed, _classifier);
             new ReadOnlySpan<float>(_classifier.Values, _c.VocabSize).CopyTo(logits);
@@ -282,6 +288,34 @@ public sealed unsafe class NativeDecoder : IDisposable
             }
     }
 
+    /// <summary>Brings the cache's bfloat16 copies up to <paramref name="position"/>: entries ONNX Runtime wrote (a prompt,
+    /// a verification pass) since the last native step.</summary>
+    void UpdateBf16(KvCache cache, int position)
+    {
+        int head = _c.HeadDim, capacity = cache.Capacity;
+        if (cache.Bf16Keys is null)
+        {
+            cache.Bf16Keys = new ushort[_c.Layers][];
+            cache.Bf16Values = new ushort[_c.Layers][];
+            for (int l = 0; l < _c.Layers; l++)
+            {
+                cache.Bf16Keys[l] = new ushort[(long)_c.KvHeads * capacity * head];
+                cache.Bf16Values[l] = new ushort[cache.Bf16Keys[l].Length];
+            }
+            cache.Bf16Valid = 0;
+        }
+        int from = cache.Bf16Valid;
+        if (from >= position) return;
+        for (int l = 0; l < _c.Layers; l++)
+            for (int h = 0; h < _c.KvHeads; h++)
+            {
+                int start = (h * capacity + from) * head, count = (position - from) * head;
+                Bf16.From(cache.KeyBuffer(l).AsSpan(start, count), cache.Bf16Keys[l].AsSpan(start, count));
+                Bf16.From(cache.ValueBuffer(l).AsSpan(start, count), cache.Bf16Values![l].AsSpan(start, count));
+            }
+        cache.Bf16Valid = position;
+    }
+
     /// <summary>Stores this position's key and value, then attends each query head over positions 0 … position.</summary>
     void Attend(Layer layer, KvCache cache, int l, int position)
     {
@@ -290,61 +324,75 @@ public sealed unsafe class NativeDecoder : IDisposable
         var values = cache.ValueBuffer(l);
         for (int h = 0; h < _c.KvHeads; h++)
         {
-            new ReadOnlySpan<float>(layer.K.Values + h * head, head).CopyTo(keys.AsSpan((h * capacity + position) * head, head));
-            new ReadOnlySpan<float>(layer.V.Values + h * head, head).CopyTo(values.AsSpan((h * capacity + position) * head, head));
+            int at = (h * capacity + position) * head;
+            new ReadOnlySpan<float>(layer.K.Values + h * head, head).CopyTo(keys.AsSpan(at, head));
+            new ReadOnlySpan<float>(layer.V.Values + h * head, head).CopyTo(values.AsSpan(at, head));
+            if (_bf16KeysValues)
+            {
+                Bf16.From(keys.AsSpan(at, head), cache.Bf16Keys![l].AsSpan(at, head));
+                Bf16.From(values.AsSpan(at, head), cache.Bf16Values![l].AsSpan(at, head));
+            }
         }
         float scale = 1f / MathF.Sqrt(head);
         int length = position + 1;
         fixed (float* keyBase = keys, valueBase = values)
+        fixed (ushort* keyBf16 = _bf16KeysValues ? cache.Bf16Keys![l] : null, valueBf16 = _bf16KeysValues ? cache.Bf16Values![l] : null)
         {
-            nint k0 = (nint)keyBase, v0 = (nint)valueBase;
+            nint k0 = _bf16KeysValues ? (nint)keyBf16 : (nint)keyBase, v0 = _bf16KeysValues ? (nint)valueBf16 : (nint)valueBase;
+            int rowBytes = head * (_bf16KeysValues ? sizeof(ushort) : sizeof(float));
             _team.For(_c.Heads, 1, (first, end) =>
             {
                 for (int h = first; h < end; h++)
                 {
                     int kv = h / group;
-                    AttendHead(layer.Q.Values + h * head, (float*)k0 + kv * capacity * head, (float*)v0 + kv * capacity * head,
-                        _scores + h * _c.ContextLength, _attention + h * head, head, length, scale);
+                    byte* k = (byte*)k0 + (long)kv * capacity * rowBytes, v = (byte*)v0 + (long)kv * capacity * rowBytes;
+                    float* q = layer.Q.Values + h * head, scores = _scores + h * _c.ContextLength, output = _attention + h * head;
+                    if (_bf16KeysValues) AttendHead<Bf16>(q, k, v, scores, output, head, length, scale);
+                    else AttendHead<Fp32>(q, k, v, scores, output, head, length, scale);
                 }
             });
         }
     }
 
-    /// <summary>softmax(q · K / √head) · V for one head over <paramref name="length"/> cached positions.</summary>
-    static void AttendHead(float* q, float* k, float* v, float* scores, float* output, int head, int length, float scale)
+    /// <summary>softmax(q · K / √head) · V for one head over <paramref name="length"/> cached positions, whose keys and
+    /// values are stored as <typeparamref name="T"/> (rows of <paramref name="head"/> values).</summary>
+    static void AttendHead<T>(float* q, byte* k, byte* v, float* scores, float* output, int head, int length, float scale)
+        where T : IKeyValueFormat
     {
-        if (head % 16 != 0 || !Vector512.IsHardwareAccelerated)
-            for (int t = 0; t < length; t++, k += head)   // small heads: a library call per position would cost more than the work
-            {
-                float dot = 0;
-                for (int i = 0; i < head; i++) dot += q[i] * k[i];
-                scores[t] = dot * scale;
-            }
-        else
-            for (int t = 0; t < length; t++, k += head)
+        int row = head * T.Size;
+        bool wide = head % 16 == 0 && Vector512.IsHardwareAccelerated;
+        for (int t = 0; t < length; t++, k += row)
+            if (wide)
             {
                 // independent partial sums, so neighbouring positions overlap in the pipeline
                 var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero;
                 int i = 0;
                 for (; i + 32 <= head; i += 32)
                 {
-                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), a0);
-                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i + 16), Vector512.Load(k + i + 16), a1);
+                    a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), T.Load16(k, i), a0);
+                    a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i + 16), T.Load16(k, i + 16), a1);
                 }
-                if (i < head) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), Vector512.Load(k + i), a0);
+                if (i < head) a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q + i), T.Load16(k, i), a0);
                 scores[t] = Vector512.Sum(a0 + a1) * scale;
+            }
+            else
+            {
+                // small heads: a library call per position would cost more than the work
+                float dot = 0;
+                for (int i = 0; i < head; i++) dot += q[i] * T.Load(k, i);
+                scores[t] = dot * scale;
             }
         var weights = new Span<float>(scores, length);
         TensorPrimitives.Subtract(weights, TensorPrimitives.Max(weights), weights);
         TensorPrimitives.Exp(weights, weights);
         TensorPrimitives.Multiply(weights, 1f / TensorPrimitives.Sum(weights), weights);
-        if (head % 16 != 0 || !Vector512.IsHardwareAccelerated)
+        if (!wide)
         {
             new Span<float>(output, head).Clear();
-            for (int t = 0; t < length; t++, v += head)
+            for (int t = 0; t < length; t++, v += row)
             {
                 float w = scores[t];
-                for (int i = 0; i < head; i++) output[i] += w * v[i];
+                for (int i = 0; i < head; i++) output[i] += w * T.Load(v, i);
             }
             return;
         }
@@ -353,14 +401,14 @@ public sealed unsafe class NativeDecoder : IDisposable
         {
             int width = Math.Min(64, head - d);
             var o0 = Vector512<float>.Zero; var o1 = Vector512<float>.Zero; var o2 = Vector512<float>.Zero; var o3 = Vector512<float>.Zero;
-            float* row = v + d;
-            for (int t = 0; t < length; t++, row += head)
+            byte* r = v;
+            for (int t = 0; t < length; t++, r += row)
             {
                 var w = Vector512.Create(scores[t]);
-                o0 = Vector512.FusedMultiplyAdd(Vector512.Load(row), w, o0);
-                if (width > 16) o1 = Vector512.FusedMultiplyAdd(Vector512.Load(row + 16), w, o1);
-                if (width > 32) o2 = Vector512.FusedMultiplyAdd(Vector512.Load(row + 32), w, o2);
-                if (width > 48) o3 = Vector512.FusedMultiplyAdd(Vector512.Load(row + 48), w, o3);
+                o0 = Vector512.FusedMultiplyAdd(T.Load16(r, d), w, o0);
+                if (width > 16) o1 = Vector512.FusedMultiplyAdd(T.Load16(r, d + 16), w, o1);
+                if (width > 32) o2 = Vector512.FusedMultiplyAdd(T.Load16(r, d + 32), w, o2);
+                if (width > 48) o3 = Vector512.FusedMultiplyAdd(T.Load16(r, d + 48), w, o3);
             }
             o0.Store(output + d);
             if (width > 16) o1.Store(output + d + 16);
