@@ -41,15 +41,17 @@ public class NativeDecoderTests(Stories260KFixture stories)
     }
 
     [Theory]
-    [InlineData(4, 32, false, 768)]
-    [InlineData(4, 32, true, 172)]
-    [InlineData(4, 64, false, 300)]
-    [InlineData(4, 128, true, 768)]
-    [InlineData(8, 32, false, 172)]
-    [InlineData(8, 64, true, 768)]
-    [InlineData(8, 32, true, 300)]
-    [InlineData(8, 128, false, 256)]
-    public void QuantizedProductIsTheDequantizedWeightTimesTheInt8Input(int bits, int block, bool symmetric, int k)
+    [InlineData(4, 32, false, 768, false)]
+    [InlineData(4, 32, true, 172, false)]
+    [InlineData(4, 64, false, 300, false)]
+    [InlineData(4, 128, true, 768, false)]
+    [InlineData(4, 32, true, 768, true)]
+    [InlineData(4, 64, false, 172, true)]
+    [InlineData(8, 32, false, 172, false)]
+    [InlineData(8, 64, true, 768, false)]
+    [InlineData(8, 32, true, 300, true)]
+    [InlineData(8, 128, false, 256, true)]
+    public void QuantizedProductIsTheDequantizedWeightTimesTheInt8Input(int bits, int block, bool symmetric, int k, bool bf16Scales)
     {
         const int n = 37;
         var rng = new Random(bits * 1000 + block + k);
@@ -57,8 +59,10 @@ public class NativeDecoderTests(Stories260KFixture stories)
         var x = Enumerable.Range(0, k).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
         var bias = Enumerable.Range(0, n).Select(i => i * 0.01f - 0.1f).ToArray();
         var packed = new BlockQuantizer(bits, block, symmetric).Quantize(w, n, k);
+        if (bf16Scales) Bf16.Round(packed.Scales);   // kept in 2 bytes: must give the same products
         var dq = BlockQuantizer.Dequantize(packed);
         using var m = new BlockQuantizedMatrix(bits, n, k, block, packed.B, packed.Scales, packed.ZeroPoints ?? [], bias);
+        Assert.Equal((long)n * ((k + 127) / 128 * 128 * bits / 8 + Math.Max((k + block - 1) / block, (k + 127) / 128 * 128 / block) * ((bf16Scales ? 2 : 4) + (symmetric ? 0 : 1))), m.Bytes);
 
         var xq = Int8Rounded(x);
         var y = Multiply(m, x);
@@ -177,19 +181,21 @@ public class NativeDecoderTests(Stories260KFixture stories)
     [InlineData("rtn", true, 4)]
     [InlineData("awq", false, 4)]
     [InlineData("rtn", true, 8)]
-    public void QuantizedDecodeFollowsOnnxRuntimeAtAccuracyLevel4(string method, bool symmetric, int bits)
+    [InlineData("rtn", true, 4, true)]
+    public void QuantizedDecodeFollowsOnnxRuntimeAtAccuracyLevel4(string method, bool symmetric, int bits, bool bf16Scales = false)
     {
-        var dir = Path.Combine(stories.Root, $"native-{method}-{symmetric}-{bits}");
+        var dir = Path.Combine(stories.Root, $"native-{method}-{symmetric}-{bits}-{bf16Scales}");
         if (!Directory.Exists(dir))
             Quantizer.Run(stories.ModelDir, dir, new QuantizationConfig
             {
-                Method = method, Symmetric = symmetric, Bits = bits, AccuracyLevel = 4, LmHead = "int8",
+                Method = method, Symmetric = symmetric, Bits = bits, AccuracyLevel = 4, LmHead = "int8", Bf16Scales = bf16Scales,
                 Calibration = method == "awq" ? TestPaths.TinyStoriesDev : null, CalibrationSamples = 16,
             });
         using var onnx = Model.Load(dir);
         using var native = Model.Load(dir, new ModelOptions { Engine = "native" });
         // five layers of fused q/k/v, o, fused gate/up and down, then the int8 classifier
-        Assert.Contains(bits == 4 ? "int4 g32 ×20, int8 g32 ×1" : "int8 g32 ×21", native.Engine);
+        var scales = bf16Scales ? " bf16 scales" : "";
+        Assert.Contains(bits == 4 ? $"int4 g32{scales} ×20, int8 g32{scales} ×1" : "int8 g32 ×21", native.Engine);
         using var a = new Generator(onnx, 128);
         using var b = new Generator(native, 128);
         var prompt = onnx.Tokenizer.Encode("Lily and Ben went to the park. They saw").ToArray();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -13,7 +14,7 @@ namespace Sio.Native;
 ///
 /// where x is the int8 input times its group scales. The code · x products are integer (AVX-512BW unsigned × signed
 /// byte multiply-adds; an 8-bit code goes in as its two nibbles); each 32-input group's sum then gets its two scales as
-/// floats.
+/// floats. Scales that are all bfloat16 values (<c>sio quantize --bf16-scales</c>) are kept in 2 bytes instead of 4.
 /// </summary>
 public sealed unsafe class BlockQuantizedMatrix : IDisposable
 {
@@ -23,13 +24,17 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     public int BlockSize { get; }
     readonly int _blocks, _chunks, _rowBytes, _scaleStride;
     readonly byte* _codes;       // (N, chunks × 64)
-    readonly float* _scales;     // (N, scaleStride), zero-padded
+    readonly byte* _scales;      // (N, scaleStride) floats or bfloat16s, zero-padded
+    readonly bool _bf16Scales;
     readonly byte* _zeros;       // (N, scaleStride) one zero point per byte, or null (symmetric)
     readonly float[]? _bias;
     readonly bool _signed;       // symmetric 8-bit codes stored as code − 128 (signed bytes; no zero-point shift)
 
     /// <summary>Bytes streamed per product (codes, scales and zero points as stored here).</summary>
-    public long Bytes => (long)N * (_rowBytes + _scaleStride * (sizeof(float) + (_zeros is null ? 0 : 1)));
+    public long Bytes => (long)N * (_rowBytes + _scaleStride * ((_bf16Scales ? Bf16.Size : Fp32.Size) + (_zeros is null ? 0 : 1)));
+    /// <summary>True when the scales are kept as bfloat16 (they all were bfloat16 values).</summary>
+    public bool Bf16Scales => _bf16Scales;
+    int ScaleRowBytes => _scaleStride * (_bf16Scales ? Bf16.Size : Fp32.Size);
 
     /// <param name="codes">(N, blocks, blockSize · bits / 8) bytes as MatMulNBits stores them.</param>
     /// <param name="scales">(N, blocks).</param>
@@ -53,13 +58,17 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         _scaleStride = Math.Max(blocks, _chunks * Int8Activation.Chunk / blockSize);
         _codes = (byte*)NativeMemory.AlignedAlloc((nuint)((long)n * _rowBytes), 64);
         NativeMemory.Clear(_codes, (nuint)((long)n * _rowBytes));
+        _bf16Scales = Bf16.Exact(scales);
         nuint scaleBytes = (nuint)(((long)n * _scaleStride + 16) * sizeof(float));
-        _scales = (float*)NativeMemory.AlignedAlloc(scaleBytes, 64);
+        _scales = (byte*)NativeMemory.AlignedAlloc(scaleBytes, 64);
         NativeMemory.Clear(_scales, scaleBytes);
         for (int r = 0; r < n; r++)
         {
             codes.Slice(r * blocks * blockBytes, blocks * blockBytes).CopyTo(new Span<byte>(_codes + (long)r * _rowBytes, _rowBytes));
-            scales.Slice(r * blocks, blocks).CopyTo(new Span<float>(_scales + (long)r * _scaleStride, _scaleStride));
+            var rowScales = scales.Slice(r * blocks, blocks);
+            if (_bf16Scales)
+                for (int b = 0; b < blocks; b++) ((ushort*)_scales)[(long)r * _scaleStride + b] = (ushort)(BitConverter.SingleToUInt32Bits(rowScales[b]) >> 16);
+            else rowScales.CopyTo(new Span<float>((float*)_scales + (long)r * _scaleStride, _scaleStride));
         }
         // symmetric 8-bit codes (1 … 255 around 128, as sio writes them) become signed bytes, which multiply |x| once they
         // carry x's sign: one byte multiply-add per 64 inputs instead of one per nibble
@@ -89,20 +98,31 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     {
         if (x.Chunks != _chunks) throw new ArgumentException($"input of {x.Length} values for a matrix of {K} inputs");
         float* sums = x.BlockSums(BlockSize);
-        if (!Avx512BW.IsSupported || ForceScalar) MultiplyScalar(x, y, n0, n1);
-        else if (Bits == 4) Multiply4Avx512(x, y, n0, n1);
-        else if (_signed) { MultiplySignedAvx512(x, y, n0, n1); sums = null; }
-        else Multiply8Avx512(x, y, n0, n1);
-        for (int r = n0; r < n1; r++) y[r] += (_bias is null ? 0 : _bias[r]) - (sums is null ? 0 : ZeroShift(r, sums));
+        if (_bf16Scales) Multiply<Bf16>(x, sums, y, n0, n1);
+        else Multiply<Fp32>(x, sums, y, n0, n1);
+    }
+
+    void Multiply<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
+    {
+        if (!Avx512BW.IsSupported || ForceScalar) MultiplyScalar<TScale>(x, sums, y, n0, n1);
+        else if (Bits == 4) Multiply4Avx512<TScale>(x, sums, y, n0, n1);
+        else if (_signed) MultiplySignedAvx512<TScale>(x, y, n0, n1);
+        else Multiply8Avx512<TScale>(x, sums, y, n0, n1);
     }
 
     /// <summary>Tests compare the AVX-512 kernels with the scalar one.</summary>
     internal static bool ForceScalar;
 
+    /// <summary>What row r adds to its code · x sum: its bias, less the zero points' share, taken right after the row
+    /// while its scales are still in the L1 cache.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    float Finish<TScale>(int r, float* sums) where TScale : IStoredFloat =>
+        (_bias is null ? 0 : _bias[r]) - (sums is null ? 0 : ZeroShift<TScale>(r, sums));
+
     /// <summary>Σ_b scale · zero · (scale_x · Σ x) over row r's blocks, 16 at a time.</summary>
-    float ZeroShift(int r, float* sums)
+    float ZeroShift<TScale>(int r, float* sums) where TScale : IStoredFloat
     {
-        float* s = _scales + (long)r * _scaleStride;
+        byte* s = _scales + (long)r * ScaleRowBytes;
         byte* z = _zeros is null ? null : _zeros + (long)r * _scaleStride;
         float total = 0;
         int b = 0;
@@ -111,17 +131,19 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
             var shift = Vector512<float>.Zero;
             for (; b + 16 <= _blocks; b += 16)
             {
-                var scaled = Vector512.Load(s + b);
+                var scaled = TScale.Load16(s, b);
                 if (z is not null) scaled *= Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(z + b)));
                 shift = Avx512F.FusedMultiplyAdd(scaled, Vector512.Load(sums + b), shift);
             }
             total = Vector512.Sum(shift) * (z is null ? 1 << (Bits - 1) : 1);
         }
-        for (; b < _blocks; b++) total += s[b] * (z is null ? 1 << (Bits - 1) : z[b]) * sums[b];
+        for (; b < _blocks; b++) total += TScale.Load(s, b) * (z is null ? 1 << (Bits - 1) : z[b]) * sums[b];
         return total;
     }
 
-    void Multiply4Avx512(Int8Activation x, float* y, int n0, int n1)
+    /// <summary>One row at a time: per 128-input chunk, 64 bytes of nibbles against the input's even and odd values, and
+    /// the zero points' share from the chunk's own block scales (still in registers).</summary>
+    void Multiply4Avx512<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var low = Vector512.Create((byte)0x0F);
         var ones = Vector512.Create((short)1);
@@ -132,30 +154,38 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
             _ => Vector512<int>.Zero,
         };
         int scalesPerChunk = Int8Activation.Chunk / BlockSize;
+        // the lanes of a 4-scale load that belong to this chunk (the rest are the next chunk's)
+        var own = BlockSize switch { 32 => Vector128.Create(1f), 64 => Vector128.Create(1f, 1f, 0f, 0f), _ => Vector128.Create(1f, 0f, 0f, 0f) };
         for (int r = n0; r < n1; r++)
         {
             byte* w = _codes + (long)r * _rowBytes;
-            float* s = _scales + (long)r * _scaleStride;
+            byte* s = _scales + (long)r * ScaleRowBytes;
+            byte* z = _zeros is null ? null : _zeros + (long)r * _scaleStride;
             sbyte* a = x.Values;
             float* lane = x.LaneScales;
+            float* sum = sums;
             var acc = Vector512<float>.Zero;
-            for (int c = 0; c < _chunks; c++, w += 64, a += 128, lane += 16, s += scalesPerChunk)
+            var shift = Vector128<float>.Zero;
+            for (int c = 0; c < _chunks; c++, w += 64, a += 128, lane += 16, s += scalesPerChunk * TScale.Size, sum += scalesPerChunk)
             {
                 var v = Vector512.Load(w);
                 var lo = v & low;
                 var hi = Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low;
                 var pairs = Avx512BW.MultiplyAddAdjacent(lo, Vector512.Load(a)) + Avx512BW.MultiplyAddAdjacent(hi, Vector512.Load(a + 64));
                 var dots = Avx512BW.MultiplyAddAdjacent(pairs, ones);
-                var blockScales = Avx512F.PermuteVar16x32(Vector128.Load(s).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                var scales4 = TScale.Load4(s, 0);
+                var blockScales = Avx512F.PermuteVar16x32(scales4.ToVector256Unsafe().ToVector512Unsafe(), expand);
                 acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dots), blockScales * Vector512.Load(lane), acc);
+                if (z is not null) { scales4 *= Sse2.ConvertToVector128Single(Sse41.ConvertToVector128Int32(z)); z += scalesPerChunk; }
+                shift = Fma.MultiplyAdd(scales4, Vector128.Load(sum) * own, shift);
             }
-            y[r] = Vector512.Sum(acc);
+            y[r] = Vector512.Sum(acc) - Vector128.Sum(shift) * (_zeros is null ? 8 : 1) + (_bias is null ? 0 : _bias[r]);
         }
     }
 
     /// <summary>8-bit codes: each 64-byte step holds 64 inputs in order, multiplied as 16 · high nibble + low nibble
     /// (an unsigned byte times a signed one must stay under 2^15 in pairs).</summary>
-    void Multiply8Avx512(Int8Activation x, float* y, int n0, int n1)
+    void Multiply8Avx512<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var low = Vector512.Create((byte)0x0F);
         var ones = Vector512.Create((short)1);
@@ -165,7 +195,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         for (int r = n0; r < n1; r++)
         {
             byte* w = _codes + (long)r * _rowBytes;
-            float* s = _scales + (long)r * _scaleStride;
+            byte* s = _scales + (long)r * ScaleRowBytes;
             var acc = Vector512<float>.Zero;
             for (int c = 0; c < steps; c++)
             {
@@ -174,16 +204,16 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
                 var hi = Vector512.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low;
                 var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(hi, a), sixteens)
                     + Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(v & low, a), ones);
-                var blockScales = Avx512F.PermuteVar16x32(Vector128.Load(s + c * 64 / BlockSize).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                var blockScales = Avx512F.PermuteVar16x32(TScale.Load4(s, c * 64 / BlockSize).ToVector256Unsafe().ToVector512Unsafe(), expand);
                 acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dots), blockScales * Vector512.Load(x.NaturalLaneScales + c * 16), acc);
             }
-            y[r] = Vector512.Sum(acc);
+            y[r] = Vector512.Sum(acc) + Finish<TScale>(r, sums);
         }
     }
 
     /// <summary>Signed 8-bit codes: (code − 128) · x = (±(code − 128)) · |x|, an unsigned × signed byte multiply-add whose
     /// pairs stay under 2^15 (127 · 128 · 2).</summary>
-    void MultiplySignedAvx512(Int8Activation x, float* y, int n0, int n1)
+    void MultiplySignedAvx512<TScale>(Int8Activation x, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var ones = Vector512.Create((short)1);
         var expand = BlockSize == 32 ? Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : Vector512<int>.Zero;
@@ -191,28 +221,28 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         for (int r = n0; r < n1; r++)
         {
             sbyte* w = (sbyte*)_codes + (long)r * _rowBytes;
-            float* s = _scales + (long)r * _scaleStride;
+            byte* s = _scales + (long)r * ScaleRowBytes;
             var acc = Vector512<float>.Zero;
             for (int c = 0; c < steps; c++)
             {
                 var sign = Vector512.Load(x.Signs + c * 64);
                 var signed = (Vector512.Load(w + c * 64) ^ sign) - sign;
                 var dots = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Vector512.Load(x.Magnitudes + c * 64), signed), ones);
-                var blockScales = Avx512F.PermuteVar16x32(Vector128.Load(s + c * 64 / BlockSize).ToVector256Unsafe().ToVector512Unsafe(), expand);
+                var blockScales = Avx512F.PermuteVar16x32(TScale.Load4(s, c * 64 / BlockSize).ToVector256Unsafe().ToVector512Unsafe(), expand);
                 acc = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(dots), blockScales * Vector512.Load(x.NaturalLaneScales + c * 16), acc);
             }
-            y[r] = Vector512.Sum(acc);
+            y[r] = Vector512.Sum(acc) + Finish<TScale>(r, null);
         }
     }
 
     /// <summary>The kernels' arithmetic one code at a time (machines without AVX-512, and the tests' reference).</summary>
-    void MultiplyScalar(Int8Activation x, float* y, int n0, int n1)
+    void MultiplyScalar<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         int inputs = _chunks * Int8Activation.Chunk;
         for (int r = n0; r < n1; r++)
         {
             byte* w = _codes + (long)r * _rowBytes;
-            float* s = _scales + (long)r * _scaleStride;
+            byte* s = _scales + (long)r * ScaleRowBytes;
             float total = 0;
             for (int g = 0; g < inputs / Int8Activation.Group; g++)
             {
@@ -222,9 +252,9 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
                     int code = _signed ? (sbyte)w[i] + 128 : Bits == 8 ? w[i] : (w[i / 32 * 16 + i % 32 / 2] >> (i % 2 * 4)) & 0x0F;
                     dot += code * x.Natural[i];
                 }
-                total += dot * s[g * 32 / BlockSize] * x.NaturalLaneScales[g * 8];
+                total += dot * TScale.Load(s, g * 32 / BlockSize) * x.NaturalLaneScales[g * 8];
             }
-            y[r] = total;
+            y[r] = total + Finish<TScale>(r, sums);
         }
     }
 

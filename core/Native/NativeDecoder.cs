@@ -79,7 +79,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         _residual = Buffer(c.Dim); _normed = Buffer(widest); _scaled = Buffer(widest); _attention = Buffer(c.QDim); _hidden = Buffer(c.HiddenDim);
         _scores = Buffer(c.ContextLength * c.Heads);
         foreach (var l in linears) l.Output = Buffer(l.N);
-        var kinds = linears.GroupBy(l => l.Quantized is { } q ? $"int{q.Bits} g{q.BlockSize}" : "fp32").Select(g => $"{g.Key} ×{g.Count()}");
+        var kinds = linears.GroupBy(l => l.Quantized is { } q ? $"int{q.Bits} g{q.BlockSize}{(q.Bf16Scales ? " bf16 scales" : "")}" : "fp32").Select(g => $"{g.Key} ×{g.Count()}");
         _bf16KeysValues = linears.Any(l => l.Quantized is not null);
         Description = string.Join(", ", kinds) + (_bf16KeysValues ? ", bf16 keys/values" : "");
     }
@@ -357,7 +357,7 @@ public sealed unsafe class NativeDecoder : IDisposable
     /// <summary>softmax(q · K / √head) · V for one head over <paramref name="length"/> cached positions, whose keys and
     /// values are stored as <typeparamref name="T"/> (rows of <paramref name="head"/> values).</summary>
     static void AttendHead<T>(float* q, byte* k, byte* v, float* scores, float* output, int head, int length, float scale)
-        where T : IKeyValueFormat
+        where T : IStoredFloat
     {
         int row = head * T.Size;
         bool wide = head % 16 == 0 && Vector512.IsHardwareAccelerated;

@@ -9,6 +9,8 @@ public sealed record QuantizationReport
     public required int Bits { get; init; }
     public required int GroupSize { get; init; }
     public required bool Symmetric { get; init; }
+    /// <summary>Block scales rounded to bfloat16 values (2 bytes each in sio's native decoder).</summary>
+    public bool Bf16Scales { get; init; }
     public required int AccuracyLevel { get; init; }
     /// <summary>AWQ's rounding inside a block (compensate or nearest), whether it was refined by descent and whether linears
     /// got a bias correction; null and false for RTN.</summary>

@@ -195,6 +195,7 @@ public static class Quantizer
                             clipMean = grid.Clip.Average();
                         }
                         else packed = bq.Quantize(w, l.N, l.K);
+                        if (config.Bf16Scales) Native.Bf16.Round(packed.Scales);
                         var dq = head8 ? null : BlockQuantizer.Dequantize(packed); // the int8 classifier needs no error report
                         if (dq is not null && rows is not null && config.Method == "awq" && config.BiasCorrection) bias = BiasCorrection.For(w, dq, l.N, l.K, InputMean(l)!);
                         if (fusedOf.TryGetValue(l.Weight, out var fused))
@@ -335,6 +336,7 @@ public static class Quantizer
             var report = new QuantizationReport
             {
                 Method = config.Method, Bits = config.Bits, GroupSize = config.GroupSize, Symmetric = config.Symmetric, AccuracyLevel = config.AccuracyLevel,
+                Bf16Scales = config.Bf16Scales,
                 Rounding = config.Method == "awq" ? config.Rounding : null, Refined = config.Method == "awq" && config.Refine, BiasCorrection = config.Method == "awq" && config.BiasCorrection,
                 Calibration = calibration is null ? null : new(Path.GetFullPath(config.Calibration!), calibration.DatasetSha256, calibration.Samples, calibration.Tokens, config.SearchRows),
                 Layers = layerReports,
