@@ -120,6 +120,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         (_bias is null ? 0 : _bias[r]) - (sums is null ? 0 : ZeroShift<TScale>(r, sums));
 
     /// <summary>Σ_b scale · zero · (scale_x · Σ x) over row r's blocks, 16 at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     float ZeroShift<TScale>(int r, float* sums) where TScale : IStoredFloat
     {
         byte* s = _scales + (long)r * ScaleRowBytes;
@@ -143,6 +144,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
 
     /// <summary>One row at a time: per 128-input chunk, 64 bytes of nibbles against the input's even and odd values, and
     /// the zero points' share from the chunk's own block scales (still in registers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     void Multiply4Avx512<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var low = Vector512.Create((byte)0x0F);
@@ -185,6 +187,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
 
     /// <summary>8-bit codes: each 64-byte step holds 64 inputs in order, multiplied as 16 · high nibble + low nibble
     /// (an unsigned byte times a signed one must stay under 2^15 in pairs).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     void Multiply8Avx512<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var low = Vector512.Create((byte)0x0F);
@@ -213,6 +216,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
 
     /// <summary>Signed 8-bit codes: (code − 128) · x = (±(code − 128)) · |x|, an unsigned × signed byte multiply-add whose
     /// pairs stay under 2^15 (127 · 128 · 2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     void MultiplySignedAvx512<TScale>(Int8Activation x, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var ones = Vector512.Create((short)1);
@@ -236,6 +240,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     }
 
     /// <summary>The kernels' arithmetic one code at a time (machines without AVX-512, and the tests' reference).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     void MultiplyScalar<TScale>(Int8Activation x, float* sums, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         int inputs = _chunks * Int8Activation.Chunk;

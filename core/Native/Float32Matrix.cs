@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
@@ -46,6 +47,7 @@ public sealed unsafe class Float32Matrix : IDisposable
     public ReadOnlySpan<float> Row(int n) => new(_rows + (long)n * _stride, K);
 
     /// <summary>y[n0..n1) = this · x (+ bias); <paramref name="x"/> holds at least K values, zero-padded to 16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     public void Multiply(float* x, float* y, int n0, int n1)
     {
         for (int r = n0; r < n1; r++)

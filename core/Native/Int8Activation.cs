@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -70,6 +71,7 @@ public sealed unsafe class Int8Activation : IDisposable
         return _blockSums;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     public void Quantize(ReadOnlySpan<float> x)
     {
         if (x.Length > _capacity) throw new ArgumentException($"input of {x.Length} values exceeds the capacity of {_capacity}");
@@ -119,6 +121,7 @@ public sealed unsafe class Int8Activation : IDisposable
     }
 
     /// <summary>The same as the scalar loop for one whole group: round to nearest even, saturate, split even and odd.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     void QuantizeGroupAvx512(float* x, int g)
     {
         var a = Vector512.Load(x);

@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Onnx;
@@ -193,6 +193,7 @@ public sealed unsafe class NativeDecoder : IDisposable
 
     /// <summary>Runs <paramref name="token"/> at <paramref name="position"/>: writes its key and value into the cache and
     /// the logits of the next token into <paramref name="logits"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Step(int token, int position, KvCache cache, Span<float> logits)
     {
         if ((uint)token >= (uint)_c.VocabSize) throw new SioException($"token id {token} is outside the vocabulary of {_c.VocabSize}");
@@ -206,40 +207,30 @@ public sealed unsafe class NativeDecoder : IDisposable
             for (int l = 0; l < _layers.Length; l++)
             {
                 var layer = _layers[l];
-                RmsNorm(_residual, layer.AttnNorm, _normed, dim);
+                RmsNorm(_residual, layer.AttnNorm, _normed, dim, _eps);
                 Multiply(_normed, layer.Q, layer.K, layer.V);
                 Rotate(layer.Q.Values, _c.Heads, position);
                 Rotate(layer.K.Values, _c.KvHeads, position);
                 Attend(layer, cache, l, position);
                 Multiply(_attention, layer.O);
                 Add(_residual, layer.O.Values, dim);
-                RmsNorm(_residual, layer.FfnNorm, _normed, dim);
+                RmsNorm(_residual, layer.FfnNorm, _normed, dim, _eps);
                 Multiply(_normed, layer.Gate, layer.Up);
-                var gate = new ReadOnlySpan<float>(layer.Gate.Values, _c.HiddenDim);
-                var hidden = new Span<float>(_hidden, _c.HiddenDim);
-                TensorPrimitives.Sigmoid(gate, hidden);                  // SiLU(gate) · up
-                TensorPrimitives.Multiply(hidden, gate, hidden);
-                TensorPrimitives.Multiply(hidden, new ReadOnlySpan<float>(layer.Up.Values, _c.HiddenDim), hidden);
+                SwiGlu(layer.Gate.Values, layer.Up.Values, _hidden, _c.HiddenDim);
                 Multiply(_hidden, layer.Down);
                 Add(_residual, layer.Down.Values, dim);
             }
             if (_bf16KeysValues) cache.Bf16Valid = position + 1;
-            RmsNorm(_residual, _finalNorm, _normed, dim);
+            RmsNorm(_residual, _finalNorm, _normed, dim, _eps);
             Multiply(_normed, _classifier);
             new ReadOnlySpan<float>(_classifier.Values, _c.VocabSize).CopyTo(logits);
         }
     }
 
-    void RmsNorm(float* x, float[] weight, float* output, int n)
+    static void Add(float* into, float* add, int n)
     {
-        var v = new ReadOnlySpan<float>(x, n);
-        var o = new Span<float>(output, n);
-        TensorPrimitives.Multiply(v, 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(v) / n + _eps), o);
-        TensorPrimitives.Multiply(o, weight, o);
+        for (int i = 0; i < n; i++) into[i] += add[i];
     }
-
-    static void Add(float* into, float* add, int n) =>
-        TensorPrimitives.Add(new ReadOnlySpan<float>(into, n), new ReadOnlySpan<float>(add, n), new Span<float>(into, n));
 
     /// <summary>Runs each distinct linear behind the projections once on <paramref name="input"/>.</summary>
     void Multiply(float* input, Projection a, Projection? b = null, Projection? c = null)
@@ -249,6 +240,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         if (c is { } pc && pc.Linear != a.Linear && pc.Linear != b?.Linear) Run(input, pc.Linear);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Run(float* input, Linear linear)
     {
         if (linear.InputScale is { } s)
@@ -271,6 +263,7 @@ public sealed unsafe class NativeDecoder : IDisposable
     }
 
     /// <summary>Rotary embedding of <paramref name="heads"/> heads in place, at <paramref name="position"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     void Rotate(float* x, int heads, int position)
     {
         int head = _c.HeadDim, half = head / 2;
@@ -290,6 +283,7 @@ public sealed unsafe class NativeDecoder : IDisposable
 
     /// <summary>Brings the cache's bfloat16 copies up to <paramref name="position"/>: entries ONNX Runtime wrote (a prompt,
     /// a verification pass) since the last native step.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void UpdateBf16(KvCache cache, int position)
     {
         int head = _c.HeadDim, capacity = cache.Capacity;
@@ -317,6 +311,7 @@ public sealed unsafe class NativeDecoder : IDisposable
     }
 
     /// <summary>Stores this position's key and value, then attends each query head over positions 0 … position.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Attend(Layer layer, KvCache cache, int l, int position)
     {
         int head = _c.HeadDim, capacity = cache.Capacity, group = _c.Heads / _c.KvHeads;
@@ -340,7 +335,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         {
             nint k0 = _bf16KeysValues ? (nint)keyBf16 : (nint)keyBase, v0 = _bf16KeysValues ? (nint)valueBf16 : (nint)valueBase;
             int rowBytes = head * (_bf16KeysValues ? sizeof(ushort) : sizeof(float));
-            _team.For(_c.Heads, 1, (first, end) =>
+            _team.For(_c.Heads, 1, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (first, end) =>
             {
                 for (int h = first; h < end; h++)
                 {
@@ -356,6 +351,7 @@ public sealed unsafe class NativeDecoder : IDisposable
 
     /// <summary>softmax(q · K / √head) · V for one head over <paramref name="length"/> cached positions, whose keys and
     /// values are stored as <typeparamref name="T"/> (rows of <paramref name="head"/> values).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tiering would leave it unoptimized for the first thousands of calls
     static void AttendHead<T>(float* q, byte* k, byte* v, float* scores, float* output, int head, int length, float scale)
         where T : IStoredFloat
     {
@@ -382,10 +378,7 @@ public sealed unsafe class NativeDecoder : IDisposable
                 for (int i = 0; i < head; i++) dot += q[i] * T.Load(k, i);
                 scores[t] = dot * scale;
             }
-        var weights = new Span<float>(scores, length);
-        TensorPrimitives.Subtract(weights, TensorPrimitives.Max(weights), weights);
-        TensorPrimitives.Exp(weights, weights);
-        TensorPrimitives.Multiply(weights, 1f / TensorPrimitives.Sum(weights), weights);
+        SoftMax(scores, length);
         if (!wide)
         {
             new Span<float>(output, head).Clear();
@@ -415,6 +408,54 @@ public sealed unsafe class NativeDecoder : IDisposable
             if (width > 32) o2.Store(output + d + 32);
             if (width > 48) o3.Store(output + d + 48);
         }
+    }
+
+    /// <summary>x = softmax(x) in place; weights under 1e-30 become 0, so that no product with them is a subnormal float
+    /// (which this CPU handles in microcode).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SoftMax(float* x, int n)
+    {
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < n; i++) max = MathF.Max(max, x[i]);
+        int v = Vector512.IsHardwareAccelerated ? n / 16 * 16 : 0;
+        var sums = Vector512<float>.Zero;
+        for (int i = 0; i < v; i += 16)
+        {
+            var e = Vector512.Exp(Vector512.Load(x + i) - Vector512.Create(max));
+            e.Store(x + i);
+            sums += e;
+        }
+        float sum = Vector512.Sum(sums);
+        for (int i = v; i < n; i++) sum += x[i] = MathF.Exp(x[i] - max);
+        float scale = 1f / sum;
+        for (int i = 0; i < n; i++)
+        {
+            float w = x[i] * scale;
+            x[i] = w < 1e-30f ? 0 : w;
+        }
+    }
+
+    /// <summary>x · weight / rms(x), into output.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void RmsNorm(float* x, float[] weight, float* output, int n, float eps)
+    {
+        float squares = 0;
+        for (int i = 0; i < n; i++) squares += x[i] * x[i];
+        float scale = 1f / MathF.Sqrt(squares / n + eps);
+        for (int i = 0; i < n; i++) output[i] = x[i] * scale * weight[i];
+    }
+
+    /// <summary>hidden = SiLU(gate) · up = gate · up / (1 + e^−gate).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void SwiGlu(float* gate, float* up, float* hidden, int n)
+    {
+        int v = Vector512.IsHardwareAccelerated ? n / 16 * 16 : 0;
+        for (int i = 0; i < v; i += 16)
+        {
+            var g = Vector512.Load(gate + i);
+            (g * Vector512.Load(up + i) / (Vector512<float>.One + Vector512.Exp(-g))).Store(hidden + i);
+        }
+        for (int i = v; i < n; i++) hidden[i] = gate[i] * up[i] / (1f + MathF.Exp(-gate[i]));
     }
 
     public void Dispose()

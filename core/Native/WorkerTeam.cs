@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Sio.Native;
 
 /// <summary>
@@ -33,6 +35,7 @@ public sealed class WorkerTeam : IDisposable
     }
 
     /// <summary>Runs work(worker, workers) on every worker and returns when all are done.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Run(Action<int, int> work)
     {
         if (Size == 1) { work(0, 1); return; }
@@ -53,7 +56,7 @@ public sealed class WorkerTeam : IDisposable
     }
 
     /// <summary>Runs body over [0, count) split into one contiguous range per worker, each a multiple of <paramref name="align"/>.</summary>
-    public void For(int count, int align, Action<int, int> body) => Run((worker, workers) =>
+    public void For(int count, int align, Action<int, int> body) => Run([MethodImpl(MethodImplOptions.AggressiveOptimization)] (worker, workers) =>
     {
         int per = (count + workers - 1) / workers;
         per = (per + align - 1) / align * align;
