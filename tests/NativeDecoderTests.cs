@@ -218,6 +218,35 @@ public class NativeDecoderTests(Stories260KFixture stories)
         Assert.True(worst < 1.0, $"largest logit difference {worst}");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SpeculativeDecodingOnTheNativeEngineEqualsItsPlainDecoding(bool quantized)
+    {
+        var dir = stories.ModelDir;
+        if (quantized)
+        {
+            dir = Path.Combine(stories.Root, "native-speculative-int4");
+            if (!Directory.Exists(dir))
+                Quantizer.Run(stories.ModelDir, dir, new QuantizationConfig { Method = "rtn", Symmetric = true, AccuracyLevel = 4, LmHead = "int8" });
+        }
+        using var model = Model.Load(dir, new ModelOptions { Engine = "native" });
+        var prompts = new[] { "Once upon a time, there was a little girl named Lily. She", "The cat sat on the mat. The cat" };
+        foreach (var text in prompts)
+        {
+            var ids = model.Tokenizer.Encode(text);
+            var plain = TextGeneration.Generate(model, ids, new GenerationOptions { MaxTokens = 80, IgnoreModelStopTokens = true });
+            foreach (var drafter in new[] { "ngram", "datastore" })
+            {
+                var spec = new Speculative.SpeculativeOptions { Drafter = drafter, DraftTokens = 4 };
+                using var d = Speculative.DrafterFactory.Create(spec, model);
+                var fast = TextGeneration.Generate(model, ids, new GenerationOptions { MaxTokens = 80, IgnoreModelStopTokens = true, Speculative = spec }, drafter: d);
+                Assert.Equal(plain.TokenIds, fast.TokenIds);
+                Assert.True(fast.Speculative.Proposed > 0, $"{drafter} proposed nothing");
+            }
+        }
+    }
+
     [Fact]
     public void GraphsItCannotRunAreRefusedByName()
     {
