@@ -39,7 +39,7 @@ public static class Cli
     {
         var o = new Option<string>("--engine")
         {
-            Description = "What runs the decode steps: onnx (ONNX Runtime) or native (sio's own C# decoder: MatMulNBits on AVX-512 int8 dot products, fp32 MatMuls, int8 activations like --accuracy-level 4; prompts and speculative verification still run in ONNX Runtime, on the same cache).",
+            Description = "What runs the decode steps: onnx (ONNX Runtime) or native (sio's own C# decoder on the CPU: MatMulNBits with int8 inputs as at --accuracy-level 4 and bfloat16 keys/values, float MatMuls in float; prompts and speculative verification still run in ONNX Runtime, on the same cache).",
             DefaultValueFactory = _ => "onnx",
         };
         o.AcceptOnlyFromAmong("onnx", "native");
