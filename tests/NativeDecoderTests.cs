@@ -112,6 +112,23 @@ public class NativeDecoderTests(Stories260KFixture stories)
     }
 
     [Fact]
+    public void WorkerTeamSplitsRowsAndRecoversFromAFailedPiece()
+    {
+        using var team = new WorkerTeam(2);
+        var seen = new int[1000];
+        team.For(1000, 16, (start, end) => { for (int i = start; i < end; i++) Interlocked.Increment(ref seen[i]); });
+        Assert.All(seen, v => Assert.Equal(1, v));
+        // both workers fail: the caller gets an error, and the next run starts clean
+        Assert.ThrowsAny<Exception>(() => team.Run((worker, _) => throw new InvalidOperationException($"worker {worker}")));
+        int ran = 0;
+        team.Run((_, _) => Interlocked.Increment(ref ran));
+        Assert.Equal(2, ran);
+        // only a helper fails: its error reaches the caller
+        var e = Assert.Throws<AggregateException>(() => team.Run((worker, _) => { if (worker == 1) throw new InvalidOperationException("helper"); }));
+        Assert.Equal("helper", e.InnerException!.Message);
+    }
+
+    [Fact]
     public void Bf16RoundsToNearestEven()
     {
         float[] x = [1f, -2.5f, 1.00390625f, 1.01171875f, 3.1415927f, 0f, -0f, 1e-30f, 65504f];
@@ -256,6 +273,22 @@ public class NativeDecoderTests(Stories260KFixture stories)
         Assert.Contains("the native engine cannot run this graph: the embedding is a GatherBlockQuantized", e.Message);
         var bad = Assert.Throws<SioException>(() => Model.Load(stories.ModelDir, new ModelOptions { Engine = "turbo" }));
         Assert.Contains("unknown engine turbo", bad.Message);
+
+        // a block size the kernels do not take is named with its node, and loading twice after a failure still works
+        var narrow = Path.Combine(stories.Root, "native-g16");
+        Quantizer.Run(stories.ModelDir, narrow, new QuantizationConfig { Method = "rtn", GroupSize = 16, AccuracyLevel = 4 });
+        var g16 = Assert.Throws<SioException>(() => Model.Load(narrow, new ModelOptions { Engine = "native" }));
+        Assert.Contains("the native engine cannot run this graph", g16.Message);
+        Assert.Contains("block size 16", g16.Message);
+        Assert.Contains("(use --engine onnx)", g16.Message);
+
+        // disposing twice is harmless; a step after disposal is refused, not a read of freed memory
+        var model = Model.Load(stories.ModelDir, new ModelOptions { Engine = "native" });
+        var generator = new Generator(model, 16);
+        generator.AppendTokens([1, 2]);
+        model.Dispose();
+        model.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => generator.AppendTokens([3]));
     }
 
     [Fact]

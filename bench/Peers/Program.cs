@@ -15,6 +15,7 @@ using System.Diagnostics;
 using LLama;
 using LLama.Common;
 using LLama.Native;
+using Sio;
 using Sio.Benchmarking;
 using Sio.Generation;
 using Sio.Models;
@@ -65,11 +66,15 @@ void Sio(string dir, string precision, bool drafters = true)
     using var model = Model.Load(dir);
     var (p, d) = Loop(model);
     rows.Add(("sio", precision, p, d, ""));
-    using (var native = Model.Load(dir, new ModelOptions { Engine = "native" }))
-    {
-        var (np, nd) = Loop(native);
-        rows.Add(("sio --engine native", precision, np, nd, $"{native.Engine}; prompt prefilled by ONNX Runtime"));
-    }
+    Model? native = null;
+    try { native = Model.Load(dir, new ModelOptions { Engine = "native" }); }
+    catch (SioException e) { rows.Add(("sio --engine native", precision, double.NaN, double.NaN, e.Message)); }
+    if (native is not null)
+        using (native)
+        {
+            var (np, nd) = Loop(native);
+            rows.Add(("sio --engine native", precision, np, nd, $"{native.Engine}; prompt prefilled by ONNX Runtime"));
+        }
     // "none" runs the same generation loop as the drafter rows (streaming text, stop checks), so their ratio to it is
     // speculation's own effect; the row above is the bare forward-pass loop the peers are compared with
     foreach (var drafter in drafters ? new[] { "none", "ngram", "datastore", precision == "fp32" ? "self-int4" : null } : [])
@@ -172,7 +177,10 @@ try
     }
     foreach (var (dir, label, type) in headToHead > 0 ? pairs : [])
     {
-        using var sio = Model.Load(dir, new ModelOptions { Engine = "native" });
+        Model sio;
+        try { sio = Model.Load(dir, new ModelOptions { Engine = "native" }); }
+        catch (SioException) { continue; }   // reported in the table above
+        using var _ = sio;
         var parameters = LlamaParams(Path.Combine(ggufDir, $"{type}.gguf"));
         using var weights = LLamaWeights.LoadFromFile(parameters);
         SioOnce(sio);
@@ -241,7 +249,7 @@ Console.WriteLine();
 Console.WriteLine("| engine | precision | prefill tok/s | decode tok/s | notes |");
 Console.WriteLine("|---|---|---|---|---|");
 foreach (var r in rows)
-    Console.WriteLine($"| {r.Engine} | {r.Precision} | {(double.IsNaN(r.Prefill) ? "—" : r.Prefill.ToString("F0"))} | {r.Decode:F1} | {r.Note} |");
+    Console.WriteLine($"| {r.Engine} | {r.Precision} | {(double.IsNaN(r.Prefill) ? "—" : r.Prefill.ToString("F0"))} | {(double.IsNaN(r.Decode) ? "—" : r.Decode.ToString("F1"))} | {r.Note} |");
 Console.WriteLine();
 Console.WriteLine($"Several sequences decoded together ({promptTokens}-token prompts, {decodeTokens} tokens each; total decode tokens/s):");
 Console.WriteLine();

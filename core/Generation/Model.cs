@@ -88,15 +88,21 @@ public sealed class Model : IDisposable
         // beside the native decoder ONNX Runtime only prefills: its threads must not spin on into the decode steps' cores
         bool ortSpins = options.AllowSpinning && options.Engine != "native";
         var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, ortSpins, folder);
-        var native = options.Engine == "native" ? Sio.Native.NativeDecoder.Load(folder, manifest, threads, options.AllowSpinning) : null;
+        Sio.Native.NativeDecoder? native = null;
         try
         {
+            native = options.Engine == "native" ? Sio.Native.NativeDecoder.Load(folder, manifest, threads, options.AllowSpinning) : null;
             return new Model(folder, manifest, tokenizer, new InferenceSession(graphPath, so)) { Warning = warning, GraphFile = Path.GetFileName(graphPath), Native = native };
         }
         catch (OnnxRuntimeException e)
         {
             native?.Dispose();
             throw SioException.InFile(graphPath, $"ONNX Runtime cannot load the model: {e.Message}");
+        }
+        catch
+        {
+            native?.Dispose();
+            throw;
         }
         finally
         {

@@ -81,7 +81,8 @@ public sealed unsafe class NativeDecoder : IDisposable
         foreach (var l in linears) l.Output = Buffer(l.N);
         var kinds = linears.GroupBy(l => l.Quantized is { } q ? $"int{q.Bits} g{q.BlockSize}{(q.Bf16Scales ? " bf16 scales" : "")}" : "fp32").Select(g => $"{g.Key} ×{g.Count()}");
         _bf16KeysValues = linears.Any(l => l.Quantized is not null);
-        Description = string.Join(", ", kinds) + (_bf16KeysValues ? ", bf16 keys/values" : "");
+        Description = string.Join(", ", kinds) + (_bf16KeysValues ? ", bf16 keys/values" : "")
+            + (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported ? "" : "; scalar kernels: this CPU has no AVX-512BW, expect it slower than ONNX Runtime");
     }
 
     /// <summary>Loads the decoder of a model folder, or explains what in the graph the native engine cannot run.</summary>
@@ -98,97 +99,122 @@ public sealed unsafe class NativeDecoder : IDisposable
         SioException Unsupported(string what) => SioException.InFile(path, $"the native engine cannot run this graph: {what} (use --engine onnx)");
         NodeProto Named(string name) => byName.TryGetValue(name, out var n) ? n : throw Unsupported($"no node {name}");
         NodeProto Producer(string tensor) => producer.TryGetValue(tensor, out var n) ? n : throw Unsupported($"nothing produces {tensor}");
-        float[] Floats(string name) => initializers.TryGetValue(name, out var t) ? OnnxModelFile.ReadFloats(t, folder) : throw Unsupported($"no initializer {name}");
+        TensorProto Initializer(string name) => initializers.TryGetValue(name, out var t) ? t : throw Unsupported($"{(name.Length == 0 ? "an empty input" : name)} is not a constant");
+        float[] Floats(string name)
+        {
+            var t = Initializer(name);
+            return t.DataType == (int)TensorProto.Types.DataType.Float ? OnnxModelFile.ReadFloats(t, folder) : throw Unsupported($"{name} is not float32");
+        }
         long IntAttr(NodeProto n, string name, long fallback) => n.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? fallback;
 
         var linears = new Dictionary<string, Linear>();
-        Linear LinearOf(NodeProto node)
+        Float32Matrix? embedding = null;
+        try
         {
-            if (linears.TryGetValue(node.Name, out var known)) return known;
-            float[]? inputScale = null;
-            if (producer.TryGetValue(node.Input[0], out var mul) && mul.OpType == "Mul" && initializers.ContainsKey(mul.Input[1]))
-                inputScale = Floats(mul.Input[1]);
-            Linear linear;
-            if (node.OpType == "MatMulNBits")
+            Linear LinearOf(NodeProto node)
             {
-                int k = (int)IntAttr(node, "K", 0), n = (int)IntAttr(node, "N", 0), bits = (int)IntAttr(node, "bits", 4), block = (int)IntAttr(node, "block_size", 0);
-                if (bits is not (4 or 8)) throw Unsupported($"{node.Name} has {bits}-bit weights (4 or 8 only)");
-                string Input(int i) => node.Input.Count > i ? node.Input[i] : "";
-                if (Input(4).Length > 0) throw Unsupported($"{node.Name} reorders its blocks (g_idx)");
-                var codes = OnnxModelFile.ReadBytes(initializers[Input(1)], folder);
-                var zeros = Input(3).Length > 0 ? OnnxModelFile.ReadBytes(initializers[Input(3)], folder) : [];
-                var bias = Input(5).Length > 0 ? Floats(Input(5)) : null;
-                linear = new Linear(n, k, new BlockQuantizedMatrix(bits, n, k, block, codes, Floats(Input(2)), zeros, bias), null, inputScale);
+                if (linears.TryGetValue(node.Name, out var known)) return known;
+                float[]? inputScale = null;
+                if (producer.TryGetValue(node.Input[0], out var mul) && mul.OpType == "Mul" && initializers.ContainsKey(mul.Input[1]))
+                    inputScale = Floats(mul.Input[1]);
+                Linear linear;
+                if (node.OpType == "MatMulNBits")
+                {
+                    int k = (int)IntAttr(node, "K", 0), n = (int)IntAttr(node, "N", 0), bits = (int)IntAttr(node, "bits", 4), block = (int)IntAttr(node, "block_size", 0);
+                    if (bits is not (4 or 8)) throw Unsupported($"{node.Name} has {bits}-bit weights (4 or 8 only)");
+                    string Input(int i) => node.Input.Count > i ? node.Input[i] : "";
+                    if (Input(4).Length > 0) throw Unsupported($"{node.Name} reorders its blocks (g_idx)");
+                    var codes = OnnxModelFile.ReadBytes(Initializer(Input(1)), folder);
+                    var zeros = Input(3).Length > 0 ? OnnxModelFile.ReadBytes(Initializer(Input(3)), folder) : [];
+                    var bias = Input(5).Length > 0 ? Floats(Input(5)) : null;
+                    BlockQuantizedMatrix matrix;
+                    try { matrix = new BlockQuantizedMatrix(bits, n, k, block, codes, Floats(Input(2)), zeros, bias); }
+                    catch (SioException e) when (!e.Message.StartsWith(path)) { throw Unsupported($"{node.Name}: {e.Message}"); }
+                    linear = new Linear(n, k, matrix, null, inputScale);
+                }
+                else if (node.OpType == "MatMul" && initializers.TryGetValue(node.Input[1], out var w) && w.Dims.Count == 2)
+                {
+                    int k = (int)w.Dims[0], n = (int)w.Dims[1];
+                    linear = new Linear(n, k, null, Float32Matrix.FromInputMajor(k, n, Floats(w.Name)), inputScale);
+                }
+                else throw Unsupported($"{node.Name} ({node.OpType}) is not a linear layer it knows");
+                if (inputScale is not null && inputScale.Length != linear.K) throw Unsupported($"{node.Name}'s input scale has {inputScale.Length} values for {linear.K} inputs");
+                return linears[node.Name] = linear;
             }
-            else if (node.OpType == "MatMul" && initializers.TryGetValue(node.Input[1], out var w) && w.Dims.Count == 2)
+            Projection ProjectionOf(string tensor)
             {
-                int k = (int)w.Dims[0], n = (int)w.Dims[1];
-                linear = new Linear(n, k, null, Float32Matrix.FromInputMajor(k, n, Floats(w.Name)), inputScale);
+                var node = Producer(tensor);
+                if (node.OpType == "Split")
+                {
+                    var whole = LinearOf(Producer(node.Input[0]));
+                    var sizes = initializers.TryGetValue(node.Input.Count > 1 ? node.Input[1] : "", out var t)
+                        ? MemoryMarshal.Cast<byte, long>(OnnxModelFile.ReadBytes(t, folder)).ToArray() : throw Unsupported($"{node.Name} has no split sizes");
+                    int index = node.Output.IndexOf(tensor);
+                    if (sizes.Length != node.Output.Count || sizes.Any(v => v <= 0) || sizes.Sum() != whole.N) throw Unsupported($"{node.Name}'s sizes do not split {whole.N} outputs");
+                    return new Projection(whole, (int)sizes.Take(index).Sum(), (int)sizes[index]);
+                }
+                var linear = LinearOf(node);
+                return new Projection(linear, 0, linear.N);
             }
-            else throw Unsupported($"{node.Name} ({node.OpType}) is not a linear layer it knows");
-            if (inputScale is not null && inputScale.Length != linear.K) throw Unsupported($"{node.Name}'s input scale has {inputScale.Length} values for {linear.K} inputs");
-            return linears[node.Name] = linear;
-        }
-        Projection ProjectionOf(string tensor)
-        {
-            var node = Producer(tensor);
-            if (node.OpType == "Split")
+            float[] NormWeight(string name, out float eps)
             {
-                var whole = LinearOf(Producer(node.Input[0]));
-                var sizes = initializers.TryGetValue(node.Input.Count > 1 ? node.Input[1] : "", out var t)
-                    ? MemoryMarshal.Cast<byte, long>(OnnxModelFile.ReadBytes(t, folder)).ToArray() : throw Unsupported($"{node.Name} has no split sizes");
-                int index = node.Output.IndexOf(tensor);
-                return new Projection(whole, (int)sizes.Take(index).Sum(), (int)sizes[index]);
+                var node = Named(name);
+                if (node.OpType is not ("SimplifiedLayerNormalization" or "SkipSimplifiedLayerNormalization")) throw Unsupported($"{name} is a {node.OpType}");
+                eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
+                return Floats(node.Input[^1]);
             }
-            var linear = LinearOf(node);
-            return new Projection(linear, 0, linear.N);
-        }
-        float[] NormWeight(string name, out float eps)
-        {
-            var node = Named(name);
-            if (node.OpType is not ("SimplifiedLayerNormalization" or "SkipSimplifiedLayerNormalization")) throw Unsupported($"{name} is a {node.OpType}");
-            eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
-            return Floats(node.Input[^1]);
-        }
-        string Unrotated(string tensor) => producer.TryGetValue(tensor, out var n) && n.OpType == "RotaryEmbedding" ? n.Input[0] : tensor;
+            string Unrotated(string tensor) => producer.TryGetValue(tensor, out var n) && n.OpType == "RotaryEmbedding" ? n.Input[0] : tensor;
 
-        var gather = graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
-        if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
-        var embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));
+            var gather = graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
+            if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
+            embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));
 
-        var layers = new Layer[c.Layers];
-        bool interleaved = c.RotaryInterleaved;
-        float eps = c.NormEpsilon;
-        for (int l = 0; l < c.Layers; l++)
-        {
-            var p = $"/model/layers.{l}";
-            var gqa = Named($"{p}/attn/GroupQueryAttention");
-            if (IntAttr(gqa, "local_window_size", -1) > 0) throw Unsupported("sliding-window attention");
-            if (gqa.Attribute.Any(a => a.Name is "scale" or "softcap" && a.F != 0)) throw Unsupported("attention with a custom scale or soft cap");
-            if (IntAttr(gqa, "do_rotary", 0) == 1) interleaved = IntAttr(gqa, "rotary_interleaved", 0) == 1;
-            else if (producer.TryGetValue(gqa.Input[0], out var rot) && rot.OpType == "RotaryEmbedding") interleaved = IntAttr(rot, "interleaved", 0) == 1;
-            else throw Unsupported($"{gqa.Name} has no rotary embedding");
-            var mlp = Named($"{p}/mlp/Mul");
-            var act = Producer(mlp.Input[0]);
-            var nextNorm = l + 1 < c.Layers ? Named($"/model/layers.{l + 1}/input_layernorm") : Named("/model/norm");
-            layers[l] = new Layer(
-                NormWeight($"{p}/input_layernorm", out eps), NormWeight($"{p}/post_attention_layernorm", out _),
-                ProjectionOf(Unrotated(gqa.Input[0])), ProjectionOf(Unrotated(gqa.Input[1])), ProjectionOf(gqa.Input[2]),
-                ProjectionOf(Named($"{p}/post_attention_layernorm").Input[0]),
-                ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]));
-            var x = layers[l];
-            if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim || x.Gate.Length != c.HiddenDim
-                || x.Up.Length != c.HiddenDim || x.Down.Length != c.Dim)
-                throw Unsupported($"layer {l}'s projections do not have the manifest's shapes");
+            var layers = new Layer[c.Layers];
+            bool interleaved = c.RotaryInterleaved;
+            float eps = c.NormEpsilon;
+            for (int l = 0; l < c.Layers; l++)
+            {
+                var p = $"/model/layers.{l}";
+                var gqa = Named($"{p}/attn/GroupQueryAttention");
+                if (IntAttr(gqa, "local_window_size", -1) > 0) throw Unsupported("sliding-window attention");
+                if (gqa.Attribute.Any(a => a.Name is "scale" or "softcap" && a.F != 0)) throw Unsupported("attention with a custom scale or soft cap");
+                if (IntAttr(gqa, "do_rotary", 0) == 1) interleaved = IntAttr(gqa, "rotary_interleaved", 0) == 1;
+                else if (producer.TryGetValue(gqa.Input[0], out var rot) && rot.OpType == "RotaryEmbedding") interleaved = IntAttr(rot, "interleaved", 0) == 1;
+                else throw Unsupported($"{gqa.Name} has no rotary embedding");
+                if (gqa.Input.Count < 3 || gqa.Input[1].Length == 0 || gqa.Input[2].Length == 0) throw Unsupported($"{gqa.Name} takes packed q/k/v");
+                var mlp = Named($"{p}/mlp/Mul");
+                var act = Producer(mlp.Input[0]);   // SiLU(gate) = gate · Sigmoid(gate)
+                if (act.OpType != "Mul" || act.Input.Count != 2 || !producer.TryGetValue(act.Input[1], out var sigmoid) || sigmoid.OpType != "Sigmoid" || sigmoid.Input[0] != act.Input[0])
+                    throw Unsupported($"{act.Name}: the feed-forward activation is not SiLU");
+                var nextNorm = l + 1 < c.Layers ? Named($"/model/layers.{l + 1}/input_layernorm") : Named("/model/norm");
+                layers[l] = new Layer(
+                    NormWeight($"{p}/input_layernorm", out eps), NormWeight($"{p}/post_attention_layernorm", out _),
+                    ProjectionOf(Unrotated(gqa.Input[0])), ProjectionOf(Unrotated(gqa.Input[1])), ProjectionOf(gqa.Input[2]),
+                    ProjectionOf(Named($"{p}/post_attention_layernorm").Input[0]),
+                    ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]));
+                var x = layers[l];
+                if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim || x.Gate.Length != c.HiddenDim
+                    || x.Up.Length != c.HiddenDim || x.Down.Length != c.Dim
+                    || x.Q.Linear.K != c.Dim || x.K.Linear.K != c.Dim || x.V.Linear.K != c.Dim || x.O.Linear.K != c.QDim
+                    || x.Gate.Linear.K != c.Dim || x.Up.Linear.K != c.Dim || x.Down.Linear.K != c.HiddenDim)
+                    throw Unsupported($"layer {l}'s projections do not have the manifest's shapes");
+            }
+            var finalNorm = NormWeight("/model/norm", out _);
+            var classifier = ProjectionOf("logits");
+            if (classifier.Length != c.VocabSize || classifier.Linear.K != c.Dim) throw Unsupported($"the classifier is ({classifier.Linear.K} → {classifier.Length}), not ({c.Dim} → {c.VocabSize})");
+            var cos = Floats("cos_cache");
+            var sin = Floats("sin_cache");
+            if (cos.Length != c.ContextLength * (c.HeadDim / 2) || sin.Length != cos.Length) throw Unsupported("the rotary tables do not match the manifest's context and head size");
+            return new NativeDecoder(c, embedding, layers, finalNorm, classifier, linears.Values.ToList(), cos, sin, interleaved, eps,
+                threads > 0 ? threads : Environment.ProcessorCount, spin);
         }
-        var finalNorm = NormWeight("/model/norm", out _);
-        var classifier = ProjectionOf("logits");
-        if (classifier.Length != c.VocabSize) throw Unsupported($"the classifier has {classifier.Length} outputs for a vocabulary of {c.VocabSize}");
-        var cos = Floats("cos_cache");
-        var sin = Floats("sin_cache");
-        if (cos.Length != c.ContextLength * (c.HeadDim / 2) || sin.Length != cos.Length) throw Unsupported("the rotary tables do not match the manifest's context and head size");
-        return new NativeDecoder(c, embedding, layers, finalNorm, classifier, linears.Values.ToList(), cos, sin, interleaved, eps,
-            threads > 0 ? threads : Environment.ProcessorCount, spin);
+        catch
+        {
+            // free what was built before the part it cannot run
+            embedding?.Dispose();
+            foreach (var l in linears.Values) l.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Runs <paramref name="token"/> at <paramref name="position"/>: writes its key and value into the cache and
@@ -201,6 +227,7 @@ public sealed unsafe class NativeDecoder : IDisposable
         if (logits.Length < _c.VocabSize) throw new ArgumentException("logits buffer too small");
         lock (_stepLock)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             if (_bf16KeysValues) UpdateBf16(cache, position);
             int dim = _c.Dim;
             _embedding.Row(token).CopyTo(new Span<float>(_residual, dim));
@@ -220,10 +247,10 @@ public sealed unsafe class NativeDecoder : IDisposable
                 Multiply(_hidden, layer.Down);
                 Add(_residual, layer.Down.Values, dim);
             }
-            if (_bf16KeysValues) cache.Bf16Valid = position + 1;
             RmsNorm(_residual, _finalNorm, _normed, dim, _eps);
             Multiply(_normed, _classifier);
             new ReadOnlySpan<float>(_classifier.Values, _c.VocabSize).CopyTo(logits);
+            if (_bf16KeysValues) cache.Bf16Valid = position + 1;
         }
     }
 
@@ -458,8 +485,15 @@ public sealed unsafe class NativeDecoder : IDisposable
         for (int i = v; i < n; i++) hidden[i] = gate[i] * up[i] / (1f + MathF.Exp(-gate[i]));
     }
 
+    bool _disposed;
+
     public void Dispose()
     {
+        lock (_stepLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
         _team.Dispose();
         _activation.Dispose();
         _embedding.Dispose();

@@ -43,6 +43,7 @@ public sealed class WorkerTeam : IDisposable
         Volatile.Write(ref _pending, Size - 1);
         Interlocked.Increment(ref _generation);
         if (Volatile.Read(ref _sleepers) > 0) lock (_gate) Monitor.PulseAll(_gate);
+        Exception? failure;
         try
         {
             work(0, Size);
@@ -51,8 +52,9 @@ public sealed class WorkerTeam : IDisposable
         {
             var spin = new SpinWait();
             while (Volatile.Read(ref _pending) != 0) spin.SpinOnce(-1);
+            failure = Interlocked.Exchange(ref _failure, null);   // cleared even when worker 0 threw too
         }
-        if (Interlocked.Exchange(ref _failure, null) is { } failure) throw new AggregateException(failure);
+        if (failure is not null) throw new AggregateException(failure);
     }
 
     /// <summary>Runs body over [0, count) split into one contiguous range per worker, each a multiple of <paramref name="align"/>.</summary>
