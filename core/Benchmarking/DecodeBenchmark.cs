@@ -64,7 +64,8 @@ public static class DecodeBenchmark
             prefill.Add(o.PromptTokens / p);
             decode.Add(o.DecodeTokens / d);
         }
-        long weightBytes = WeightBytesPerToken(Path.Combine(model.Folder, model.Manifest.ModelFile));
+        // the native decoder streams its own layout (2-byte scales, say), so its bound counts what it stores
+        long weightBytes = model.Native?.WeightBytes ?? WeightBytesPerToken(Path.Combine(model.Folder, model.Manifest.ModelFile));
         double bw = 0;
         if (o.MeasureBandwidth)
         {
