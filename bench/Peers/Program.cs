@@ -100,10 +100,10 @@ void Sio(string dir, string precision, bool drafters = true)
 }
 Sio(fp32, "fp32");
 if (int4 is not null) Sio(int4, "int4");
-foreach (var dir in extra)
+var reports = extra.Select(dir => (Dir: dir, Report: System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(
+    File.ReadAllText(Path.Combine(dir, QuantizationReport.FileName)), ModelManifest.Json)!)).ToList();
+foreach (var (dir, report) in reports)
 {
-    var report = System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(
-        File.ReadAllText(Path.Combine(dir, QuantizationReport.FileName)), ModelManifest.Json)!;
     Sio(dir, $"int{report.Bits} g{report.GroupSize}{(report.Symmetric ? " symmetric" : "")}, classifier {report.LmHead.Precision}", drafters: false);
 }
 
@@ -169,9 +169,8 @@ try
     // of this shared machine: fp32 against F32, and every extra folder in llama.cpp's own block format (symmetric blocks
     // of 32, classifier at the same bits) against Q4_0 or Q8_0.
     var pairs = new List<(string Dir, string Label, string Type)> { (fp32, "fp32", "f32") };
-    foreach (var dir in extra)
+    foreach (var (dir, report) in reports)
     {
-        var report = System.Text.Json.JsonSerializer.Deserialize<QuantizationReport>(File.ReadAllText(Path.Combine(dir, QuantizationReport.FileName)), ModelManifest.Json)!;
         if (report.GroupSize == 32 && report.Symmetric && report.LmHead.Precision == $"int{report.Bits}")
             pairs.Add((dir, $"int{report.Bits} g32 symmetric, classifier int{report.Bits}", report.Bits == 4 ? "q4_0" : "q8_0"));
     }

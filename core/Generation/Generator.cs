@@ -53,21 +53,24 @@ public sealed class Generator : IDisposable
         foreach (var t in tokens)
             if ((uint)t >= (uint)_vocab) throw new SioException($"token id {t} is outside the vocabulary of {_vocab}");
 
-        if (n == 1 && _model.Native is { } native)
-        {
-            if (_logits.Length < _vocab) _logits = new float[_vocab];
-            native.Step(tokens[0], past, _cache, _logits);
-            _sequence.Add(tokens[0]);
-            _cache.Length = _sequence.Count;
-            _logitRows = 1;
-            return;
-        }
+        if (_logits.Length < n * _vocab) _logits = new float[n * _vocab];
+        if (n == 1 && _model.Native is { } native) native.Step(tokens[0], past, _cache, _logits);
+        else RunSession(tokens, past);
+        _sequence.AddRange(tokens);
+        _cache.Length = _sequence.Count;
+        _logitRows = n;
+    }
+
+    /// <summary>ONNX Runtime on <paramref name="tokens"/> at positions past …, logits into the buffer, keys and values
+    /// into the cache.</summary>
+    void RunSession(ReadOnlySpan<int> tokens, int past)
+    {
+        int n = tokens.Length;
         var ids = new long[n];
         var positions = new long[n];
         for (int i = 0; i < n; i++) { ids[i] = tokens[i]; positions[i] = past + i; }
         var mask = new long[past + n];
         Array.Fill(mask, 1L);
-        if (_logits.Length < n * _vocab) _logits = new float[n * _vocab];
 
         using var idsValue = OrtValue.CreateTensorValueFromMemory(ids, [1, n]);
         using var posValue = OrtValue.CreateTensorValueFromMemory(positions, [1, n]);
@@ -85,9 +88,6 @@ public sealed class Generator : IDisposable
         {
             throw new SioException($"model run failed: {e.Message}", e);
         }
-        _sequence.AddRange(tokens);
-        _cache.Length = _sequence.Count;
-        _logitRows = n;
     }
 
     /// <summary>Logits after the i-th token of the last append (predicting the token that follows it).</summary>

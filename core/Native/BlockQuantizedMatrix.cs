@@ -28,7 +28,11 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     readonly bool _bf16Scales;
     readonly byte* _zeros;       // (N, scaleStride) one zero point per byte, or null (symmetric)
     readonly float[]? _bias;
-    readonly bool _signed;       // symmetric 8-bit codes stored as code − 128 (signed bytes; no zero-point shift)
+    readonly bool _signed;
+    // which block scale each int32 lane of a 128-input chunk (4-bit) or a 64-input step (8-bit) takes, and which of a
+    // chunk's four loaded scales are its own
+    readonly Vector512<int> _chunkScaleLanes, _stepScaleLanes;
+    readonly Vector128<float> _chunkScales;       // symmetric 8-bit codes stored as code − 128 (signed bytes; no zero-point shift)
 
     /// <summary>Bytes streamed per product (codes, scales and zero points as stored here).</summary>
     public long Bytes => (long)N * (_rowBytes + _scaleStride * ((_bf16Scales ? Bf16.Size : Fp32.Size) + (_zeros is null ? 0 : 1)));
@@ -50,6 +54,13 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         if (!zeroPoints.IsEmpty && zeroPoints.Length != (long)n * zpRow) throw new SioException($"{bits}-bit zero points hold {zeroPoints.Length} bytes, ({n}, {zpRow}) expected");
         if (bias is not null && bias.Length != n) throw new SioException($"bias holds {bias.Length} values, {n} expected");
         Bits = bits; N = n; K = k; BlockSize = blockSize; _bias = bias;
+        (_chunkScaleLanes, _chunkScales) = blockSize switch
+        {
+            32 => (Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), Vector128.Create(1f)),
+            64 => (Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), Vector128.Create(1f, 1f, 0f, 0f)),
+            _ => (Vector512<int>.Zero, Vector128.Create(1f, 0f, 0f, 0f)),
+        };
+        _stepScaleLanes = blockSize == 32 ? Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : Vector512<int>.Zero;
         _chunks = (k + Int8Activation.Chunk - 1) / Int8Activation.Chunk;
         _rowBytes = _chunks * Int8Activation.Chunk * bits / 8;
         // unpadded beyond what the chunks read: scales are a fifth of a 4-bit row's bytes, and padding 768 inputs' 24 scales
@@ -149,15 +160,10 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     {
         var low = Vector512.Create((byte)0x0F);
         var ones = Vector512.Create((short)1);
-        var expand = BlockSize switch
-        {
-            32 => Vector512.Create(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-            64 => Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
-            _ => Vector512<int>.Zero,
-        };
+        var expand = _chunkScaleLanes;
         int scalesPerChunk = Int8Activation.Chunk / BlockSize;
         // the lanes of a 4-scale load that belong to this chunk (the rest are the next chunk's)
-        var own = BlockSize switch { 32 => Vector128.Create(1f), 64 => Vector128.Create(1f, 1f, 0f, 0f), _ => Vector128.Create(1f, 0f, 0f, 0f) };
+        var own = _chunkScales;
         for (int r = n0; r < n1; r++)
         {
             byte* w = _codes + (long)r * _rowBytes;
@@ -193,7 +199,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
         var low = Vector512.Create((byte)0x0F);
         var ones = Vector512.Create((short)1);
         var sixteens = Vector512.Create((short)16);
-        var expand = BlockSize == 32 ? Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : Vector512<int>.Zero;
+        var expand = _stepScaleLanes;
         int steps = _chunks * 2;
         for (int r = n0; r < n1; r++)
         {
@@ -220,7 +226,7 @@ public sealed unsafe class BlockQuantizedMatrix : IDisposable
     void MultiplySignedAvx512<TScale>(Int8Activation x, float* y, int n0, int n1) where TScale : IStoredFloat
     {
         var ones = Vector512.Create((short)1);
-        var expand = BlockSize == 32 ? Vector512.Create(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1) : Vector512<int>.Zero;
+        var expand = _stepScaleLanes;
         int steps = _chunks * 2;
         for (int r = n0; r < n1; r++)
         {

@@ -20,9 +20,10 @@ namespace Sio.Native;
 /// </summary>
 public sealed unsafe class NativeDecoder : IDisposable
 {
-    sealed class Linear(int n, int k, BlockQuantizedMatrix? quantized, Float32Matrix? fp32, float[]? inputScale) : IDisposable
+    sealed class Linear(BlockQuantizedMatrix? quantized, Float32Matrix? fp32, float[]? inputScale) : IDisposable
     {
-        public readonly int N = n, K = k;
+        public int N => Quantized?.N ?? Fp32!.N;
+        public int K => Quantized?.K ?? Fp32!.K;
         public readonly BlockQuantizedMatrix? Quantized = quantized;
         public readonly Float32Matrix? Fp32 = fp32;
         public readonly float[]? InputScale = inputScale;   // an AWQ Mul in front of the node
@@ -130,12 +131,12 @@ public sealed unsafe class NativeDecoder : IDisposable
                     BlockQuantizedMatrix matrix;
                     try { matrix = new BlockQuantizedMatrix(bits, n, k, block, codes, Floats(Input(2)), zeros, bias); }
                     catch (SioException e) when (!e.Message.StartsWith(path)) { throw Unsupported($"{node.Name}: {e.Message}"); }
-                    linear = new Linear(n, k, matrix, null, inputScale);
+                    linear = new Linear(matrix, null, inputScale);
                 }
                 else if (node.OpType == "MatMul" && initializers.TryGetValue(node.Input[1], out var w) && w.Dims.Count == 2)
                 {
                     int k = (int)w.Dims[0], n = (int)w.Dims[1];
-                    linear = new Linear(n, k, null, Float32Matrix.FromInputMajor(k, n, Floats(w.Name)), inputScale);
+                    linear = new Linear(null, Float32Matrix.FromInputMajor(k, n, Floats(w.Name)), inputScale);
                 }
                 else throw Unsupported($"{node.Name} ({node.OpType}) is not a linear layer it knows");
                 if (inputScale is not null && inputScale.Length != linear.K) throw Unsupported($"{node.Name}'s input scale has {inputScale.Length} values for {linear.K} inputs");

@@ -45,8 +45,7 @@ public readonly unsafe struct Bf16 : IStoredFloat
     {
         foreach (ref var v in values)
         {
-            uint bits = BitConverter.SingleToUInt32Bits(v);
-            v = BitConverter.UInt32BitsToSingle(((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16);
+            v = BitConverter.UInt32BitsToSingle((uint)Nearest(v) << 16);
         }
     }
 
@@ -61,13 +60,17 @@ public readonly unsafe struct Bf16 : IStoredFloat
             fixed (ushort* d = destination)
                 for (; i + 32 <= source.Length; i += 32)
                     Vector512.Narrow(Round(Vector512.Load(s + i).AsUInt32()), Round(Vector512.Load(s + i + 16).AsUInt32())).Store(d + i);
-        for (; i < source.Length; i++)
-        {
-            uint bits = BitConverter.SingleToUInt32Bits(source[i]);
-            destination[i] = (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
-        }
+        for (; i < source.Length; i++) destination[i] = Nearest(source[i]);
     }
 
+    /// <summary>The bfloat16 nearest to x, ties to even.</summary>
+    static ushort Nearest(float x)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(x);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+
+    /// <summary><see cref="Nearest"/> on 16 floats' bits at once.</summary>
     static Vector512<uint> Round(Vector512<uint> bits) =>
         Vector512.ShiftRightLogical(bits + Vector512.Create(0x7FFFu) + (Vector512.ShiftRightLogical(bits, 16) & Vector512.Create(1u)), 16);
 }
