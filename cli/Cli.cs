@@ -18,13 +18,32 @@ public static class Cli
         var config = new InvocationConfiguration { Output = stdout ?? Console.Out, Error = stderr ?? Console.Error, EnableDefaultExceptionHandler = false };
         try
         {
-            return root.Parse(args).Invoke(config);
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0 && !WantsHelp(args))
+            {
+                foreach (var error in parsed.Errors) config.Error.WriteLine($"error: {error.Message}");
+                config.Error.WriteLine($"see: {string.Join(' ', CommandPath(parsed.CommandResult))} --help");
+                return 1;
+            }
+            return parsed.Invoke(config);
         }
-        catch (SioException e)
+        catch (Exception e) when (Unwrap(e) is SioException or IOException or UnauthorizedAccessException)
         {
-            config.Error.WriteLine($"error: {e.Message}");
+            // file-system errors name their path in .NET's message ("Access to the path '/x' is denied.")
+            config.Error.WriteLine($"error: {Unwrap(e).Message}");
             return 1;
         }
+    }
+
+    static Exception Unwrap(Exception e) => e is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerException!) : e;
+
+    static bool WantsHelp(string[] args) => args.Any(a => a is "--help" or "-h" or "-?");
+
+    static IEnumerable<string> CommandPath(System.CommandLine.Parsing.CommandResult? c)
+    {
+        var names = new Stack<string>();
+        for (var r = c; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult) names.Push(r.Command is RootCommand ? "sio" : r.Command.Name);
+        return names;
     }
 
     /// <summary>Parses "1,2,4" for an option, or fails naming the option.</summary>

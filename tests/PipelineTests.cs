@@ -25,7 +25,7 @@ sealed class UpServer : IAsyncDisposable
     public UpServer(Func<PipelineHostConfig, PipelineHostConfig>? configure = null)
     {
         var port = AzuriteFixture.FreePort();
-        var config = new PipelineHostConfig { Port = port, Store = Path.Combine(Root, "store"), WorkDir = Path.Combine(Root, "work"), WatchInterval = TimeSpan.FromMilliseconds(300), LogLevel = Microsoft.Extensions.Logging.LogLevel.Warning };
+        var config = new PipelineHostConfig { Port = port, AllowLocalPaths = true, Store = Path.Combine(Root, "store"), WorkDir = Path.Combine(Root, "work"), WatchInterval = TimeSpan.FromMilliseconds(300), LogLevel = Microsoft.Extensions.Logging.LogLevel.Warning };
         App = PipelineHost.Build(configure?.Invoke(config) ?? config);
         App.StartAsync().GetAwaiter().GetResult();
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(5) };
@@ -346,8 +346,9 @@ public class PipelineApiTests(Stories260KFixture stories)
     {
         Assert.Contains("--api-key", Assert.Throws<SioException>(() => PipelineHost.Build(new PipelineHostConfig { Host = "0.0.0.0", Port = 1 })).Message);
         await using var up = new UpServer(c => c with { ApiKey = "s3cret" });
-        foreach (var path in new[] { "api/optimizations", "api/uploads", "v1/models", "healthz" })
+        foreach (var path in new[] { "api/optimizations", "api/uploads", "v1/models", "readyz", "metrics" })
             Assert.Equal(HttpStatusCode.Unauthorized, (await up.Http.GetAsync(path)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await up.Http.GetAsync("healthz")).StatusCode); // liveness stays public
         up.Http.DefaultRequestHeaders.Authorization = new("Bearer", "s3cret");
         Assert.Equal(HttpStatusCode.OK, (await up.Http.GetAsync("api/optimizations")).StatusCode);
     }

@@ -21,9 +21,9 @@ public sealed class ServerFixture : IAsyncDisposable
     public HttpClient Http { get; }
     public Uri BaseUri { get; }
 
-    public ServerFixture(string modelDir, ServeOptions? options = null, string? apiKey = null)
+    public ServerFixture(string modelDir, ServeOptions? options = null, string? apiKey = null, bool allowLocalPaths = false)
     {
-        App = SioServer.Build(new ServerConfig(modelDir, "127.0.0.1", 0, apiKey, options));
+        App = SioServer.Build(new ServerConfig(modelDir, "127.0.0.1", 0, apiKey, options, AllowLocalPaths: allowLocalPaths));
         App.StartAsync().GetAwaiter().GetResult();
         var address = App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseUri = new Uri(address);
@@ -200,7 +200,7 @@ public class ServingTests(Stories260KFixture stories)
         {
             var next = Path.Combine(dir, "next");
             Quantization.Quantizer.Run(stories.ModelDir, next, new Quantization.QuantizationConfig { Method = "rtn" });
-            await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2 });
+            await using var s = new ServerFixture(stories.ModelDir, new ServeOptions { MaxConcurrent = 2 }, allowLocalPaths: true);
             var deployments = s.App.Services.GetRequiredService<Deployments>();
             var first = deployments.Current!;
 

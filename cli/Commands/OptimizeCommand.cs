@@ -27,11 +27,14 @@ public static class OptimizeCommand
         {
             var request = shared.Request(p, p.GetValue(source)!, p.GetValue(tokenizer), p.GetValue(dataset)!);
             if (request.Problems() is { Count: > 0 } problems) throw new SioException(string.Join("; ", problems.SelectMany(x => x.Value)));
-            var outDir = Path.GetFullPath(p.GetValue(output)!);
-            if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, "report.json"))))
-                throw SioException.InFile(outDir, "the output folder exists and is not a sio optimize result; choose another --out or empty it");
+            using var folder = OutputFolder.Begin(p.GetValue(output)!, [request.Model, request.Tokenizer, request.Dataset], d =>
+            {
+                if (File.Exists(d) || (Directory.Exists(d) && Directory.EnumerateFileSystemEntries(d).Any() && !File.Exists(Path.Combine(d, "report.json"))))
+                    throw SioException.InFile(d, "the output folder exists and is not a sio optimize result; choose another --out or empty it");
+            });
+            var outDir = folder.Destination;
             var err = p.InvocationConfiguration.Error;
-            await using var app = PipelineHost.Build(new PipelineHostConfig { Api = false, Store = p.GetValue(shared.Store), WorkDir = p.GetValue(shared.WorkDir) });
+            await using var app = PipelineHost.Build(new PipelineHostConfig { Api = false, AllowLocalPaths = true, Store = p.GetValue(shared.Store), WorkDir = p.GetValue(shared.WorkDir) });
             await app.StartAsync(ct);
             var client = app.Services.GetRequiredService<DurableTaskClient>();
             var api = app.Services.GetRequiredService<OptimizationApi>();
@@ -56,10 +59,8 @@ public static class OptimizeCommand
             var result = m.ReadOutputAs<OptimizationResult>()!;
             var store = app.Services.GetRequiredService<IObjectStore>();
             var steps = app.Services.GetRequiredService<PipelineSteps>();
-            var temp = Path.Combine(Path.GetDirectoryName(outDir)!, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
+            var temp = folder.Temp;
             string? serveDrafter = null;
-            Directory.CreateDirectory(temp);
-            try
             {
                 await store.DownloadAsync(Containers.Reports, $"{id}/report.json", Path.Combine(temp, "report.json"), ct);
                 await store.DownloadAsync(Containers.Reports, $"{id}/report.md", Path.Combine(temp, "report.md"), ct);
@@ -82,9 +83,8 @@ public static class OptimizeCommand
                         serveDrafter = "draft:" + Path.Combine(outDir, "draft");
                     }
                 }
-                Models.ModelImporter.Replace(temp, outDir);
+                folder.Commit();
             }
-            catch { if (Directory.Exists(temp)) Directory.Delete(temp, true); throw; }
             await app.StopAsync(CancellationToken.None);
             var deployment = result.DeploymentManifest is null ? null : Path.Combine(outDir, "deployment.json");
             if (p.GetValue(json))

@@ -13,7 +13,7 @@ public sealed class PipelineOptionsCli
     public readonly Option<int> MaxNew = new("--max-new-tokens") { Description = "New tokens per benchmark request.", DefaultValueFactory = _ => 64 };
     public readonly Option<string?> Instance = new("--instance") { Description = "Instance from the price catalogue (default: its first entry)." };
     public readonly Option<double?> Price = new("--price-per-hour") { Description = "Instance price in $/hour (overrides the catalogue)." };
-    public readonly Option<string?> Store = new("--store") { Description = "Artifact store: a folder (default $SIO_HOME/store) or a Blob Storage connection string (UseDevelopmentStorage=true for Azurite)." };
+    public readonly Option<string?> Store = new("--store") { Description = "Artifact store: a folder or a Blob Storage connection string (UseDevelopmentStorage=true for Azurite); default $SIO_STORE, else $SIO_HOME/store. Prefer $SIO_STORE for a connection string: a command line is visible to every local user." };
     public readonly Option<string?> WorkDir = new("--work-dir") { Description = "Local folder for materialized artifacts (default $SIO_HOME/work)." };
 
     public IEnumerable<Option> All => [Recipe, Gate, Concurrency, Requests, MaxNew, Instance, Price, Store, WorkDir];

@@ -12,7 +12,8 @@ public static class ServeCommand
         var dir = new Argument<string>("model") { Description = "The model folder to serve." };
         var host = new Option<string>("--host") { Description = "Address to listen on; any but loopback requires --api-key.", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port to listen on.", DefaultValueFactory = _ => 8000 };
-        var key = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint (default: $SIO_API_KEY)." };
+        var key = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /healthz (default: $SIO_API_KEY, or the file $SIO_API_KEY_FILE names; prefer those: a command line is visible to every local user)." };
+        var allowLocal = new Option<bool>("--allow-local-paths") { Description = "Enable POST /admin/deployments {\"model\": DIR}, which loads any local model folder (off: 403)." };
         var concurrent = new Option<int>("--max-concurrent") { Description = "Requests decoded at the same time.", DefaultValueFactory = _ => 2 };
         var queue = new Option<int>("--queue") { Description = "Requests that may wait for a slot; beyond it the server answers 429.", DefaultValueFactory = _ => 32 };
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram, self-int4, draft:DIR, datastore, datastore:FILE.", DefaultValueFactory = _ => "none" };
@@ -22,7 +23,7 @@ public static class ServeCommand
         var spinning = new Option<string>("--spinning") { Description = "on: ONNX Runtime's idle threads spin between operators (faster decoding; always off beside a draft model); off: they sleep, leaving the cores to other processes.", DefaultValueFactory = _ => "on" };
         var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz, /metrics; POST /admin/deployments hot-swaps the model) with continuous batching, until stopped.")
         {
-            dir, host, port, key, concurrent, queue, speculative, draftTokens, chunk, provider, spinning,
+            dir, host, port, key, concurrent, queue, speculative, draftTokens, chunk, provider, spinning, allowLocal,
         };
         cmd.SetAction(p =>
         {
@@ -32,8 +33,9 @@ public static class ServeCommand
                 Speculative = new SpeculativeOptions { Drafter = p.GetValue(speculative)!, DraftTokens = SpeculativeOptions.ParseDraftTokens(p.GetValue(draftTokens)) },
             };
             bool spin = p.GetValue(spinning) switch { "on" => true, "off" => false, var v => throw new SioException($"--spinning must be on or off, got '{v}'") };
-            var app = SioServer.Build(new ServerConfig(p.GetValue(dir)!, p.GetValue(host)!, p.GetValue(port), p.GetValue(key), serve, p.GetValue(provider)!, spin));
-            p.InvocationConfiguration.Output.WriteLine($"serving {p.GetValue(dir)} on http://{p.GetValue(host)}:{p.GetValue(port)} (Ctrl+C stops)");
+            var listen = ListenAddress.Parse(p.GetValue(host)!, p.GetValue(port));
+            var app = SioServer.Build(new ServerConfig(p.GetValue(dir)!, p.GetValue(host)!, p.GetValue(port), p.GetValue(key), serve, p.GetValue(provider)!, spin, p.GetValue(allowLocal)));
+            p.InvocationConfiguration.Output.WriteLine($"serving {p.GetValue(dir)} on {listen.Url} ({(listen.IsLoopback ? "this machine only" : "every caller needs the API key")}; Ctrl+C stops)");
             app.Run();
             return 0;
         });

@@ -13,8 +13,8 @@ public static class UpCommand
     {
         var host = new Option<string>("--host") { Description = "Address to listen on; any but loopback requires --api-key.", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port to listen on.", DefaultValueFactory = _ => 8000 };
-        var key = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint (default: $SIO_API_KEY)." };
-        var taskHub = new Option<string?>("--task-hub") { Description = "Azure Storage connection string for durable orchestration state (UseDevelopmentStorage=true for Azurite); default in memory." };
+        var key = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /healthz and the console page (default: $SIO_API_KEY, or the file $SIO_API_KEY_FILE names; prefer those: a command line is visible to every local user)." };
+        var taskHub = new Option<string?>("--task-hub") { Description = "Azure Storage connection string for durable orchestration state (UseDevelopmentStorage=true for Azurite; default $SIO_TASK_HUB, else in memory)." };
         var taskHubName = new Option<string>("--task-hub-name") { Description = "Task hub name in that account.", DefaultValueFactory = _ => "sio" };
         var recovery = new Option<double?>("--recovery-seconds") { Description = "Azure Storage lease and queue visibility timeouts: how soon a restarted host resumes a dead one's work." };
         var watch = new Option<bool>("--watch-uploads") { Description = "Start an optimization (with --recipe, --dataset, --gate) whenever a model lands in the uploads container." };
@@ -22,11 +22,13 @@ public static class UpCommand
         var concurrent = new Option<int>("--max-concurrent") { Description = "Requests decoded at the same time by the served model.", DefaultValueFactory = _ => 4 };
         var queue = new Option<int>("--queue") { Description = "Requests that may wait for a slot; beyond it the server answers 429.", DefaultValueFactory = _ => 32 };
         var provider = new Option<string>("--provider") { Description = "Execution provider for serving: cpu or cuda.", DefaultValueFactory = _ => "cpu" };
-        var maxUpload = new Option<long>("--max-upload-mb") { Description = "Largest upload accepted, in MiB.", DefaultValueFactory = _ => 8192 };
+        var maxUpload = new Option<long>("--max-upload-mb") { Description = "Largest upload accepted, in MiB (1–1048576).", DefaultValueFactory = _ => 8192 };
+        maxUpload.Validators.Add(r => { if (r.GetValueOrDefault<long>() is < 1 or > 1 << 20) r.AddError($"--max-upload-mb must be from 1 to 1048576, got {r.GetValueOrDefault<long>()}"); });
+        var allowLocal = new Option<bool>("--allow-local-paths") { Description = "Let HTTP requests name local files and folders (models, datasets, POST /admin/deployments); off: they may name only store objects (uploads/NAME, artifacts/models/KEY)." };
         var shared = new PipelineOptionsCli();
         var cmd = new Command("up", "Self-hosted sio: a web console at /, the optimization API (/api/optimizations, /api/uploads, /api/models, /api/deployments), its Durable Task orchestrations, and OpenAI-compatible serving of the deployed model (/v1/…), on one machine, until stopped.")
         {
-            host, port, key, taskHub, taskHubName, recovery, watch, dataset, concurrent, queue, provider, maxUpload,
+            host, port, key, taskHub, taskHubName, recovery, watch, dataset, concurrent, queue, provider, maxUpload, allowLocal,
         };
         foreach (var o in shared.All) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
@@ -41,18 +43,21 @@ public static class UpCommand
             var config = new PipelineHostConfig
             {
                 Host = p.GetValue(host)!, Port = p.GetValue(port), ApiKey = p.GetValue(key), Store = p.GetValue(shared.Store), WorkDir = p.GetValue(shared.WorkDir),
-                TaskHubConnection = p.GetValue(taskHub), TaskHubName = p.GetValue(taskHubName)!,
+                TaskHubConnection = p.GetValue(taskHub) ?? Env("SIO_TASK_HUB"), TaskHubName = p.GetValue(taskHubName)!, AllowLocalPaths = p.GetValue(allowLocal),
                 RecoveryTimeout = p.GetValue(recovery) is double s ? TimeSpan.FromSeconds(s) : null,
                 Serve = new ServeOptions { MaxConcurrent = p.GetValue(concurrent), QueueCapacity = p.GetValue(queue) },
                 Provider = p.GetValue(provider)!, UploadDefaults = defaults, MaxUploadBytes = p.GetValue(maxUpload) << 20,
                 LogLevel = Microsoft.Extensions.Logging.LogLevel.Information,
             };
             var app = PipelineHost.Build(config);
-            p.InvocationConfiguration.Output.WriteLine($"sio up on http://{config.Host}:{config.Port} (store {Artifacts.ObjectStores.Open(config.Store).Location}; orchestrations {(config.TaskHubConnection is null ? "in memory" : "in Azure Storage")}); Ctrl+C stops");
+            var listen = ListenAddress.Parse(config.Host, config.Port);
+            p.InvocationConfiguration.Output.WriteLine($"sio up on {listen.Url} (store {Artifacts.ObjectStores.Open(config.Store).Location}; orchestrations {(config.TaskHubConnection is null ? "in memory" : "in Azure Storage")}; {(listen.IsLoopback ? "this machine only" : "every caller needs the API key")}); Ctrl+C stops");
             await app.StartAsync(ct);
             await app.WaitForShutdownAsync(ct);
             return 0;
         });
         return cmd;
     }
+
+    static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v : null;
 }

@@ -11,8 +11,27 @@ const fmtBytes = (n) => n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB" : n >
 const isModelUpload = (n) => /\.zip$/i.test(n) || (/\.bin$/i.test(n) && !/(^|\/)tok[^/]*$/i.test(n));
 const isDataset = (n) => /\.(jsonl|json|txt)$/i.test(n) && !/tokenizer\.json$/i.test(n);
 
+// The API key, when the server requires one: asked for on the first 401, kept for this tab only (sessionStorage).
+const auth = () => { const k = sessionStorage.getItem("sio-api-key"); return k ? { authorization: "Bearer " + k } : {}; };
+function askForKey(wrong) {
+  $("#key-status").textContent = wrong ? "That key was refused; enter the server's API key." : "This server requires an API key.";
+  $("#key-form").hidden = false;
+  $("#key-input").focus();
+}
+$("#key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem("sio-api-key", $("#key-input").value.trim());
+  $("#key-form").hidden = true;
+  show();
+});
+async function authFetch(path, options = {}) {
+  const r = await fetch(path, { ...options, headers: { ...(options.headers ?? {}), ...auth() } });
+  if (r.status === 401) askForKey(sessionStorage.getItem("sio-api-key") !== null);
+  return r;
+}
+
 async function api(path, options = {}) {
-  const r = await fetch(path, { headers: { "content-type": "application/json" }, ...options });
+  const r = await authFetch(path, { headers: { "content-type": "application/json" }, ...options });
   const text = await r.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = { detail: text }; }
@@ -69,6 +88,7 @@ $("#upload-form").addEventListener("submit", (ev) => {
   if (!file || !name) { $("#upload-status").textContent = "Choose a file and a name."; return; }
   const xhr = new XMLHttpRequest();
   xhr.open("PUT", "/api/uploads/" + name.split("/").map(encodeURIComponent).join("/"));
+  for (const [k, v] of Object.entries(auth())) xhr.setRequestHeader(k, v);
   xhr.upload.onprogress = (e) => { if (e.lengthComputable) $("#upload-progress").value = Math.round(100 * e.loaded / e.total); };
   xhr.onload = async () => {
     let body = {}; try { body = JSON.parse(xhr.responseText); } catch { }
@@ -244,7 +264,7 @@ async function loadPlayground() {
   $("#play-send").disabled = m.data.length === 0;
 }
 async function draftCounters() {
-  const text = await (await fetch("/metrics")).text();
+  const text = await (await authFetch("/metrics")).text();
   const get = (name) => text.split("\n").filter(l => l.startsWith(name)).reduce((s, l) => s + Number(l.split(" ").pop()), 0);
   return { proposed: get("sio_draft_tokens_proposed"), accepted: get("sio_draft_tokens_accepted") };
 }
@@ -261,7 +281,7 @@ $("#play-form").addEventListener("submit", async (ev) => {
   }, 300);
   const render = () => { const secs = (performance.now() - (first || t0)) / 1000; stats.textContent = `tokens: ${tokens} · tokens/s: ${tokens > 1 && secs > 0 ? ((tokens - 1) / secs).toFixed(1) : "–"} · acceptance: ${acceptance}`; };
   try {
-    const r = await fetch("/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
+    const r = await authFetch("/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ prompt: $("#play-prompt").value, max_tokens: Number($("#play-tokens").value), temperature: Number($("#play-temperature").value), stream: true }) });
     if (!r.ok) { const b = await r.json().catch(() => ({})); throw new Error(b.error?.message ?? r.statusText); }
     const reader = r.body.getReader(), dec = new TextDecoder();

@@ -42,6 +42,9 @@ public sealed record PipelineHostConfig
     public OptimizationRequest? UploadDefaults { get; init; }
     public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(2);
     public long MaxUploadBytes { get; init; } = 8L << 30;
+    /// <summary>Requests over HTTP may name local paths (models, datasets, /admin/deployments folders): off unless the operator opts in
+    /// (--allow-local-paths); always on for `sio optimize`, whose paths come from its own command line.</summary>
+    public bool AllowLocalPaths { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
 }
 
@@ -54,27 +57,28 @@ public static class PipelineHost
 {
     public static WebApplication Build(PipelineHostConfig config)
     {
-        var key = config.Api ? OpenAiEndpoints.RequireKeyOffLoopback(config.Host, config.Port, config.ApiKey) : null;
+        var listen = ListenAddress.Parse(config.Host, config.Port);
+        var key = config.Api ? listen.RequireKey(config.ApiKey) : null;
         var store = ObjectStores.Open(config.Store);
         var workDir = Path.GetFullPath(config.WorkDir ?? Path.Combine(
             Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } home ? home : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio"), "work"));
         var modelOptions = new ModelOptions { Provider = config.Provider };
         var deployments = new Deployments();
         var deployer = new DeploymentLoader(deployments, config.Serve, modelOptions);
-        var options = new PipelineOptions { Store = store, WorkDir = workDir, AllowLocalPaths = true, Events = config.Api ? deployer : null, ModelOptions = modelOptions, MaxUploadBytes = config.MaxUploadBytes };
+        bool localPaths = config.AllowLocalPaths || !config.Api;
+        var options = new PipelineOptions { Store = store, WorkDir = workDir, AllowLocalPaths = localPaths, Events = config.Api ? deployer : null, ModelOptions = modelOptions, MaxUploadBytes = config.MaxUploadBytes };
 
+        // The Durable Task sidecar: a loopback gRPC listener that serves only its gRPC service, only to this process's
+        // worker and client, which present a secret made for this process (see AccessPolicy).
         int sidecarPort = FreePort();
+        var sidecarSecret = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders().AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(config.LogLevel)
             .AddFilter("Microsoft.AspNetCore", LogLevel.Warning).AddFilter("Grpc", LogLevel.Warning).AddFilter("Microsoft.DurableTask.Worker.Grpc", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(IPAddress.Loopback, sidecarPort, o => o.Protocols = HttpProtocols.Http2);
-            if (config.Api)
-            {
-                var address = config.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(config.Host);
-                k.Listen(address, config.Port, o => o.Protocols = HttpProtocols.Http1AndHttp2);
-            }
+            if (config.Api) k.Listen(listen.Address, listen.Port, o => o.Protocols = HttpProtocols.Http1AndHttp2);
         });
         var services = builder.Services;
         services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5)); // the worker's open work-item stream would hold shutdown for 30 s
@@ -88,9 +92,11 @@ public static class PipelineHost
         services.AddSingleton(deployments);
         services.AddSingleton(deployer);
         services.AddSingleton<OptimizationApi>();
+        // one channel each: the worker connects while the listener may still be starting, and a shared channel would
+        // hold the client in the worker's connection back-off
         var sidecar = $"http://127.0.0.1:{sidecarPort}";
-        services.AddDurableTaskWorker(b => { b.AddTasks(PipelineTasks.Register); b.UseGrpc(sidecar); });
-        services.AddDurableTaskClient(b => b.UseGrpc(sidecar));
+        services.AddDurableTaskWorker(b => { b.AddTasks(PipelineTasks.Register); b.UseGrpc(SidecarChannel(sidecar, sidecarSecret)); });
+        services.AddDurableTaskClient(b => b.UseGrpc(SidecarChannel(sidecar, sidecarSecret)));
         if (config.UploadDefaults is { } defaults)
             services.AddHostedService(sp => new UploadWatcher(store, sp.GetRequiredService<OptimizationApi>(), defaults, config.WatchInterval,
                 sp.GetRequiredService<ILogger<UploadWatcher>>()));
@@ -101,7 +107,7 @@ public static class PipelineHost
         var orchestration = app.Services.GetRequiredService<IOrchestrationService>();
         orchestration.CreateIfNotExistsAsync().GetAwaiter().GetResult();
         app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
-        OpenAiEndpoints.UseApiKey(app, key, c => c.Connection.LocalPort == sidecarPort); // the sidecar listens on loopback only
+        new AccessPolicy(key, sidecarPort, sidecarSecret).Apply(app);
         app.MapGrpcService<TaskHubGrpcServer>();
         if (config.Api)
         {
@@ -126,7 +132,7 @@ public static class PipelineHost
             app.MapGet("/api/instances", async (HttpContext c) => await Write(c, OptimizationApi.Instances()));
             WebConsole.Map(app);
             app.MapPrometheusScrapingEndpoint("/metrics");
-            OpenAiEndpoints.Map(app, deployments, dir => Deployment.Load(dir, config.Serve, modelOptions));
+            OpenAiEndpoints.Map(app, deployments, localPaths ? dir => Deployment.Load(dir, config.Serve, modelOptions) : null);
             // A restarted host serves what was live before.
             app.Lifetime.ApplicationStarted.Register(() => _ = Task.Run(async () =>
             {
@@ -165,6 +171,22 @@ public static class PipelineHost
         if (r.Location is not null) c.Response.Headers.Location = r.Location;
         if (r.Body is null) return;
         await c.Response.WriteAsJsonAsync(r.Body, r.Body.GetType(), OptimizationRequest.Json, r.Problem ? "application/problem+json" : "application/json", c.RequestAborted);
+    }
+
+    /// <summary>A gRPC channel to the sidecar whose every call carries the process's sidecar secret.</summary>
+    static Grpc.Net.Client.GrpcChannel SidecarChannel(string address, string secret) =>
+        Grpc.Net.Client.GrpcChannel.ForAddress(address, new Grpc.Net.Client.GrpcChannelOptions
+        {
+            HttpHandler = new SecretHeader(secret) { InnerHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true } },
+        });
+
+    sealed class SecretHeader(string secret) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            request.Headers.TryAddWithoutValidation(AccessPolicy.SidecarHeader, secret);
+            return base.SendAsync(request, ct);
+        }
     }
 
     static int FreePort()

@@ -52,6 +52,10 @@ public static class Containers
         if (name.Contains('\\') || name.Any(char.IsControl)) throw new SioException($"the {what} '{name}' has a backslash or a control character");
         if (name.StartsWith('/') || name.Split('/').Any(s => s is "" or "." or ".."))
             throw new SioException($"the {what} '{name}' is not a plain relative path (no leading '/', empty, '.' or '..' segments)");
+        if (name.Split('/').Any(s => System.Text.Encoding.UTF8.GetByteCount(s) > 255))
+            throw new SioException($"the {what} has a path segment over 255 bytes (file systems refuse such names)");
+        if (System.Text.Unicode.Utf8.FromUtf16(name, new byte[name.Length * 3], out _, out _, replaceInvalidSequences: false) != System.Buffers.OperationStatus.Done)
+            throw new SioException($"the {what} is not valid Unicode");
         return name;
     }
 }

@@ -1,3 +1,4 @@
+using Sio.Artifacts;
 using System.Text;
 using System.Text.Json;
 using Sio.Evaluation;
@@ -26,9 +27,12 @@ public static class BenchmarkReport
         if (request.Discount is < 0 or >= 1) throw new SioException($"--discount must be in [0, 1), got {request.Discount}");
         if (request.LatencyBoundMs is <= 0) throw new SioException($"--latency-bound-ms must be > 0, got {request.LatencyBoundMs}");
         if (request.Instance.PricePerHour <= 0) throw new SioException($"--price-per-hour must be > 0, got {request.Instance.PricePerHour}");
-        outDir = Path.GetFullPath(outDir.TrimEnd('/', '\\'));
-        if (File.Exists(outDir) || (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, "report.json"))))
-            throw SioException.InFile(outDir, "the output folder exists and is not a sio benchmark report; choose another --out or empty it");
+        using var output = OutputFolder.Begin(outDir, [request.Model, request.Dataset, request.Baseline], d =>
+        {
+            if (File.Exists(d) || (Directory.Exists(d) && Directory.EnumerateFileSystemEntries(d).Any() && !File.Exists(Path.Combine(d, "report.json"))))
+                throw SioException.InFile(d, "the output folder exists and is not a sio benchmark report; choose another --out or empty it");
+        });
+        outDir = output.Destination;
         var data = DatasetReader.Read(request.Dataset);
 
         using var model = Model.Load(request.Model, config.ModelOptions.ForDrafter(config.Speculative));
@@ -57,22 +61,13 @@ public static class BenchmarkReport
             }
             var presets = Presets(variants, request.LatencyBoundMs);
 
-            var parent = Path.GetDirectoryName(outDir)!;
-            Directory.CreateDirectory(parent);
-            var temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
-            Directory.CreateDirectory(temp);
-            try
+            var temp = output.Temp;
             {
                 var json = ReportJson(request, data, prompts, model, variants, quality, presets);
                 File.WriteAllText(Path.Combine(temp, "report.json"), json);
                 File.WriteAllText(Path.Combine(temp, "report.md"), Markdown(request, data, prompts, variants, quality, presets));
                 Charts.Write(temp, variants);
-                ModelImporter.Replace(temp, outDir);
-            }
-            catch
-            {
-                try { Directory.Delete(temp, true); } catch (IOException) { }
-                throw;
+                output.Commit();
             }
             return outDir;
         }

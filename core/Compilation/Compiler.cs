@@ -40,9 +40,8 @@ public static class Compiler
         var manifest = ModelManifest.Load(inputDir);
         if (manifest.Compiled is not null) throw SioException.InFile(inputDir, $"already compiled for {manifest.Compiled.Target}; compile the original model folder");
         RequireProvider(config.Target);
-        outDir = Path.GetFullPath((outDir ?? $"{inputDir.TrimEnd('/', '\\')}-{config.Target}").TrimEnd('/', '\\'));
-        if (outDir == Path.GetFullPath(inputDir).TrimEnd('/')) throw SioException.InFile(outDir, "--out must differ from the input model folder");
-        ModelImporter.CheckDestination(outDir);
+        using var output = OutputFolder.Begin(outDir ?? $"{inputDir.TrimEnd('/', '\\')}-{config.Target}", [inputDir, config.CacheDir], ModelImporter.CheckDestination);
+        outDir = output.Destination;
 
         var store = config.CacheDir is null ? ArtifactStore.Default() : new ArtifactStore(config.CacheDir);
         progress?.Report("hashing the model");
@@ -83,11 +82,7 @@ public static class Compiler
 
         // the output folder: the original files and the compiled graph side by side
         progress?.Report("writing the model folder");
-        var parent = Path.GetDirectoryName(outDir)!;
-        Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
-        try
+        var temp = output.Temp;
         {
             // the large, never-rewritten graph files are hard-linked where possible; everything else is copied, since
             // a write through a link would change the source folder or the store
@@ -116,12 +111,7 @@ public static class Compiler
                 Compiled = new ModelManifest.CompiledInfo(config.Target, format, compiledFile, key, OrtVersion, HardwareFingerprint.Hash, HardwareFingerprint.Description),
                 Steps = [.. manifest.Steps, $"compile:{config.Target}"],
             }).Save(temp);
-            ModelImporter.Replace(temp, outDir);
-        }
-        catch
-        {
-            try { Directory.Delete(temp, true); } catch (IOException) { }
-            throw;
+            output.Commit();
         }
         return new CompileResult(key, hit, artifact!, outDir, format, originalMs, compiledMs, lookup == ArtifactStore.Lookup.Corrupt ? problem : null);
     }

@@ -25,7 +25,7 @@ public static class DatasetReader
         if (!File.Exists(path)) throw SioException.InFile(path, "dataset not found");
         var records = new List<DatasetRecord>();
         int skipped = 0;
-        var lines = File.ReadAllLines(path);
+        var lines = ReadUtf8Lines(path);
         bool jsonl = lines.FirstOrDefault(l => l.Trim().Length > 0)?.TrimStart().StartsWith('{') ?? false;
         if (jsonl)
         {
@@ -49,6 +49,28 @@ public static class DatasetReader
         if (records.Count == 0)
             throw SioException.InFile(path, skipped > 0 ? $"no usable row ({skipped} rows skipped: each needs text, prompt/response, question/response or messages)" : "the dataset is empty");
         return new Dataset(path, records, skipped, Models.ModelManifest.Sha256File(path));
+    }
+
+    /// <summary>The file's lines, refusing bytes that are not UTF-8 (naming the line) rather than reading them as replacement characters.</summary>
+    static string[] ReadUtf8Lines(string path)
+    {
+        var strict = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+        var lines = new List<string>();
+        int number = 0;
+        using var reader = new StreamReader(path, strict, detectEncodingFromByteOrderMarks: false);
+        try
+        {
+            while (reader.ReadLine() is { } line)
+            {
+                number++;
+                lines.Add(number == 1 ? line.TrimStart('\uFEFF') : line);
+            }
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            throw SioException.InFile(path, $"line {number + 1} is not valid UTF-8; convert the file to UTF-8 (for example with iconv)");
+        }
+        return lines.ToArray();
     }
 
     static string? Str(JsonObject o, string key) => o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;

@@ -25,56 +25,39 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         Source = folder;
         var configPath = Path.Combine(folder, "config.json");
         if (!File.Exists(configPath)) throw SioException.InFile(configPath, "file not found (a Hugging Face model folder needs config.json)");
-        JsonObject cfg;
-        try { cfg = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject(); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
-        {
-            throw SioException.InFile(configPath, $"not a JSON object ({e.Message})");
-        }
-        var archs = cfg["architectures"]?.AsArray().Select(a => a!.GetValue<string>()).ToArray() ?? [];
+        var cfg = ConfigJson.Load(configPath);
+        var archs = cfg.Strings("architectures");
         var arch = archs.FirstOrDefault(SupportedArchitectures.Contains);
         if (arch is null)
             throw SioException.InFile(configPath, $"unsupported architecture {(archs.Length == 0 ? "(none given)" : string.Join(", ", archs))}; sio imports {string.Join(" and ", SupportedArchitectures)}");
-        if (cfg["rope_scaling"] is JsonObject scaling)
+        if (cfg.Object("rope_scaling") is { } scaling)
             throw SioException.InFile(configPath, $"unsupported rope_scaling {scaling.ToJsonString()}: sio builds plain rotary embeddings");
         foreach (var biasFlag in new[] { "attention_bias", "mlp_bias" })
-            if (cfg[biasFlag]?.GetValue<bool>() == true) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds bias-free Llama layers");
-        string act = cfg["hidden_act"]?.GetValue<string>() ?? "silu";
+            if (cfg.Bool(biasFlag, false)) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds bias-free Llama layers");
+        string act = cfg.String("hidden_act") ?? "silu";
         if (act != "silu") throw SioException.InFile(configPath, $"unsupported hidden_act {act}: sio builds SiLU-gated feed-forward layers");
 
-        int Int(string key, int? fallback = null)
-        {
-            var n = cfg[key];
-            if (n is null || n.GetValueKind() == JsonValueKind.Null)
-                return fallback ?? throw SioException.InFile(configPath, $"missing {key}");
-            return n.GetValue<int>();
-        }
-        int FirstId(string key, int fallback) => cfg[key] switch
-        {
-            JsonArray a when a.Count > 0 => a[0]!.GetValue<int>(),
-            JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<int>(),
-            _ => fallback,
-        };
-        int heads = Int("num_attention_heads");
+        int heads = cfg.Int("num_attention_heads", max: 1 << 12);
+        int vocab = cfg.Int("vocab_size", max: 1 << 22);
         Config = new DecoderConfig
         {
-            Dim = Int("hidden_size"),
-            HiddenDim = Int("intermediate_size"),
-            Layers = Int("num_hidden_layers"),
+            Dim = cfg.Int("hidden_size", max: 1 << 16),
+            HiddenDim = cfg.Int("intermediate_size", max: 1 << 18),
+            Layers = cfg.Int("num_hidden_layers", max: 1 << 10),
             Heads = heads,
-            KvHeads = Int("num_key_value_heads", heads),
-            VocabSize = Int("vocab_size"),
-            ContextLength = Int("max_position_embeddings", 2048),
-            HeadSize = Int("head_dim", 0),
-            RopeTheta = cfg["rope_theta"]?.GetValue<float>() ?? 10000f,
-            NormEpsilon = cfg["rms_norm_eps"]?.GetValue<float>() ?? 1e-6f,
+            KvHeads = cfg.Int("num_key_value_heads", heads, max: 1 << 12),
+            VocabSize = vocab,
+            ContextLength = cfg.Int("max_position_embeddings", 2048, max: 1 << 24),
+            HeadSize = cfg.Int("head_dim", 0, min: 0, max: 1 << 12),
+            RopeTheta = (float)cfg.Number("rope_theta", 10000, max: 1e12),
+            NormEpsilon = (float)cfg.Number("rms_norm_eps", 1e-6, max: 1),
             RotaryInterleaved = false,
-            TiedEmbeddings = cfg["tie_word_embeddings"]?.GetValue<bool>() ?? false,
-            BosTokenId = FirstId("bos_token_id", 1),
-            EosTokenId = FirstId("eos_token_id", 2),
+            TiedEmbeddings = cfg.Bool("tie_word_embeddings", false),
+            BosTokenId = cfg.Ids("bos_token_id", vocab).FirstOrDefault(1),
+            EosTokenId = cfg.Ids("eos_token_id", vocab).FirstOrDefault(2),
             Architecture = arch,
         }.Validate(configPath);
-        SlidingWindow = cfg["sliding_window"] is JsonValue sw && sw.GetValueKind() == JsonValueKind.Number ? sw.GetValue<int>() : 0;
+        SlidingWindow = cfg.Has("sliding_window") ? cfg.Int("sliding_window", max: int.MaxValue) : 0;
         if (SlidingWindow >= Config.ContextLength) SlidingWindow = 0;
 
         try
@@ -83,9 +66,9 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             IEnumerable<string> shards;
             if (File.Exists(indexPath))
             {
-                var map = JsonNode.Parse(File.ReadAllText(indexPath))?["weight_map"]?.AsObject()
-                    ?? throw SioException.InFile(indexPath, "no weight_map");
-                shards = map.Select(kv => kv.Value!.GetValue<string>()).Distinct();
+                var map = ConfigJson.Load(indexPath).Object("weight_map") ?? throw SioException.InFile(indexPath, "no \"weight_map\"");
+                shards = map.Select(kv => kv.Value is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>()
+                    : throw SioException.InFile(indexPath, $"\"weight_map\" entry {kv.Key} must name a shard file (a string)")).Distinct().ToList();
             }
             else shards = Directory.GetFiles(folder, "*.safetensors").Select(Path.GetFileName).Order()!;
             foreach (var shard in shards)

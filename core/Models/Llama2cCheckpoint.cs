@@ -29,7 +29,7 @@ public sealed class Llama2cCheckpoint : ICheckpoint
             var h = new int[7];
             RandomAccess.Read(_file, MemoryMarshal.AsBytes(h.AsSpan()), 0);
             bool shared = h[5] > 0;
-            int vocab = Math.Abs(h[5]);
+            int vocab = h[5] == int.MinValue ? 0 : Math.Abs(h[5]); // int.MinValue has no positive counterpart: Validate refuses 0
             Config = new DecoderConfig
             {
                 Dim = h[0], HiddenDim = h[1], Layers = h[2], Heads = h[3], KvHeads = h[4], VocabSize = vocab, ContextLength = h[6],

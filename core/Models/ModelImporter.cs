@@ -1,3 +1,4 @@
+using Sio.Artifacts;
 using System.Text;
 using Sio.Tokenization;
 
@@ -24,17 +25,12 @@ public static class ModelImporter
 {
     public static ModelManifest Import(ImportRequest request, string outDir, IProgress<string>? progress = null)
     {
-        outDir = Path.GetFullPath(outDir.TrimEnd('/', '\\'));
-        CheckDestination(outDir);
+        using var output = OutputFolder.Begin(outDir, [request.Source, request.Tokenizer], CheckDestination);
         using var checkpoint = Open(request, out var kind);
         var c = checkpoint.Config;
         var slidingWindow = checkpoint is HuggingFaceCheckpoint hf ? hf.SlidingWindow : 0;
 
-        var parent = Path.GetDirectoryName(outDir)!;
-        Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
-        try
+        var temp = output.Temp;
         {
             var tokenizer = WriteTokenizer(request, checkpoint, kind, temp);
             progress?.Report("building graph");
@@ -51,32 +47,18 @@ public static class ModelImporter
                 Steps = [$"import:{kind}"],
             };
             manifest.Save(temp);
-            Replace(temp, outDir);
+            output.Commit();
             return manifest;
-        }
-        catch
-        {
-            try { Directory.Delete(temp, true); } catch (IOException) { }
-            throw;
         }
     }
 
-    internal static void CheckDestination(string outDir)
+    public static void CheckDestination(string outDir)
     {
         if (File.Exists(outDir)) throw SioException.InFile(outDir, "the output path is a file, not a folder");
         if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any() && !File.Exists(Path.Combine(outDir, ModelManifest.FileName)))
             throw SioException.InFile(outDir, "the output folder exists and is not a sio model folder; choose another --out or empty it");
     }
 
-    /// <summary>Moves the finished folder into place; an earlier sio model folder there is replaced.</summary>
-    public static void Replace(string temp, string outDir)
-    {
-        if (!Directory.Exists(outDir)) { Directory.Move(temp, outDir); return; }
-        var old = outDir + $".old-{Guid.NewGuid():N}";
-        Directory.Move(outDir, old);
-        Directory.Move(temp, outDir);
-        Directory.Delete(old, true);
-    }
 
     static ICheckpoint Open(ImportRequest r, out string kind)
     {

@@ -44,15 +44,34 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         if (problems.Count > 0)
             return ApiResult.Fail(400, "The optimization request is invalid", string.Join("; ", problems.SelectMany(p => p.Value.Select(m => $"{p.Key}: {m}"))), problems);
         var id = instanceId ?? request.InstanceId();
-        var existing = await client.GetInstanceAsync(id, ct);
-        bool duplicate = existing is not null && existing.RuntimeStatus is not (OrchestrationRuntimeStatus.Failed or OrchestrationRuntimeStatus.Terminated);
-        if (!duplicate)
-        {
-            if (existing is not null) await client.PurgeInstanceAsync(id, ct); // a failed or cancelled run may be started again
-            await client.ScheduleNewOrchestrationInstanceAsync(nameof(OptimizeModel), request, new StartOrchestrationOptions(id), ct);
-        }
+        bool duplicate = !await TryScheduleAsync(id, request, ct);
         var urls = Urls(baseUrl, id);
         return new ApiResult(202, new { id, duplicate, urls.statusQueryGetUri, urls.cancelUri, urls.reportUri }, urls.statusQueryGetUri);
+    }
+
+    /// <summary>Statuses in which a run holds its id: starting the same request again answers duplicate (a failed or cancelled run may be started again).</summary>
+    static readonly OrchestrationRuntimeStatus[] Live =
+        [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running, OrchestrationRuntimeStatus.Suspended, OrchestrationRuntimeStatus.Completed];
+
+    /// <summary>
+    /// Starts the run unless one holds the id, atomically on every backend: the backend itself refuses a second start
+    /// while the id is <see cref="Live"/> (its dedupe check and the creation are one step), so of two identical requests
+    /// at once exactly one schedules and the other is told duplicate. False when the run already existed.
+    /// </summary>
+    async Task<bool> TryScheduleAsync(string id, OptimizationRequest request, CancellationToken ct)
+    {
+        if (await client.GetInstanceAsync(id, ct) is { } existing && Live.Contains(existing.RuntimeStatus)) return false;
+        try
+        {
+            await client.ScheduleNewOrchestrationInstanceAsync(nameof(OptimizeModel), request, new StartOrchestrationOptions(id).WithDedupeStatuses(Live), ct);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // the backend refused because another caller started it first; anything else is a real failure
+            if (await client.GetInstanceAsync(id, CancellationToken.None) is { } now && Live.Contains(now.RuntimeStatus)) return false;
+            throw;
+        }
     }
 
     static (string statusQueryGetUri, string cancelUri, string reportUri) Urls(string baseUrl, string id)
@@ -260,9 +279,14 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
             }
             if (total == 0) return ApiResult.Fail(400, "The upload is empty", $"{name} has no bytes", new() { ["body"] = ["empty"] });
             var problem = CheckContent(name, temp);
-            if (problem is not null) return ApiResult.Fail(415, "The upload is not a model, tokenizer or dataset", problem, new() { ["body"] = [problem] });
+            if (problem is not null)
+            {
+                problem = problem.Replace(temp, name).Replace(steps.Options.WorkDir, "…"); // name no server path
+                return ApiResult.Fail(415, "The upload is not a model, tokenizer or dataset", problem, new() { ["body"] = [problem] });
+            }
             await Store.UploadAsync(Containers.Uploads, name, temp, null, ct);
-            return new ApiResult(201, new { name = $"{Containers.Uploads}/{name}", size = total }, $"/api/uploads/{name}");
+            var location = "/api/uploads/" + string.Join('/', name.Split('/').Select(Uri.EscapeDataString));
+            return new ApiResult(201, new { name = $"{Containers.Uploads}/{name}", size = total }, location);
         }
         finally { if (File.Exists(temp)) File.Delete(temp); }
     }
@@ -289,17 +313,49 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
                         return model ? null : $"{name} holds no model (sio.json, config.json or a llama2.c .bin)";
                     }
                 case ".json" when stem.StartsWith("tokenizer"):
+                    return TokenizerJsonProblem(name, file);
                 case ".model":
+                    Tokenization.SentencePieceModelTokenizer.Load(file);
                     return null;
+                case ".jsonl" when !FirstLineIsJsonObject(file):
+                    return $"{name}: a .jsonl dataset holds one JSON object per line (text, prompt/response, question/response or messages)";
+                case ".json" when !IsJson(file):
+                    return $"{name}: not valid JSON";
                 case ".jsonl" or ".json" or ".txt":
                     return Evaluation.DatasetReader.Read(file).Records.Count > 0 ? null : $"{name} has no usable records";
                 default:
                     return $"{name}: expected .bin (llama2.c checkpoint or tok*.bin tokenizer), .zip (a model folder), tokenizer.json, .model, or a .jsonl/.json/.txt dataset";
             }
         }
-        catch (Exception e) when (e is SioException or InvalidDataException or IOException or JsonException or ArgumentException)
+        catch (Exception e) when (e is SioException or InvalidDataException or IOException or JsonException or ArgumentException or FormatException
+            or InvalidOperationException or Google.Protobuf.InvalidProtocolBufferException)
         {
             return $"{name}: {e.Message}";
         }
+    }
+
+    static bool FirstLineIsJsonObject(string file)
+    {
+        var first = File.ReadLines(file).FirstOrDefault(l => l.Trim().Length > 0);
+        try { return first is not null && JsonNode.Parse(first) is JsonObject; }
+        catch (JsonException) { return false; }
+    }
+
+    static bool IsJson(string file)
+    {
+        try { using var s = File.OpenRead(file); using var _ = JsonDocument.Parse(s); return true; }
+        catch (JsonException) { return false; }
+    }
+
+    /// <summary>A tokenizer.json must be a JSON object whose "model" names its type and vocabulary.</summary>
+    static string? TokenizerJsonProblem(string name, string file)
+    {
+        JsonNode? root;
+        try { using var s = File.OpenRead(file); root = JsonNode.Parse(s); }
+        catch (JsonException e) { return $"{name}: not valid JSON ({e.Message})"; }
+        if (root is not JsonObject o || o["model"] is not JsonObject model) return $"{name}: not a tokenizer.json (no \"model\" object)";
+        if (model["type"] is not JsonValue t || t.GetValueKind() != JsonValueKind.String) return $"{name}: not a tokenizer.json (\"model\" has no \"type\")";
+        if (model["vocab"] is not (JsonObject or JsonArray)) return $"{name}: not a tokenizer.json (\"model\" has no \"vocab\")";
+        return null;
     }
 }

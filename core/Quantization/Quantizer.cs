@@ -1,3 +1,4 @@
+using Sio.Artifacts;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -33,9 +34,7 @@ public static class Quantizer
             throw SioException.InFile(modelPath, $"group size {config.GroupSize} is larger than K = {l.K} of {l.Name}: no block of it would be whole");
         var c = manifest.Config;
         var tokenizer = TokenizerLoader.LoadFile(Path.Combine(inputDir, manifest.Tokenizer.File), c.VocabSize, c.BosTokenId, c.EosTokenId);
-        outDir = Path.GetFullPath(outDir.TrimEnd('/', '\\'));
-        if (Path.GetFullPath(inputDir).TrimEnd('/') == outDir) throw SioException.InFile(outDir, "--out must differ from the input model folder");
-        ModelImporter.CheckDestination(outDir);
+        using var output = OutputFolder.Begin(outDir, [inputDir, config.Calibration], ModelImporter.CheckDestination);
 
         var q = new BlockQuantizer(config.Bits, config.GroupSize, config.Symmetric);
         var initializers = model.Graph.Initializer.ToDictionary(t => t.Name);
@@ -125,11 +124,7 @@ public static class Quantizer
         }
 
         // 3. write the new folder: quantize each linear as it streams past
-        var parent = Path.GetDirectoryName(outDir)!;
-        Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(outDir)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
-        try
+        var temp = output.Temp;
         {
             var layerReports = new List<QuantizationReport.LayerReport>();
             var biased = new HashSet<string>();
@@ -346,13 +341,8 @@ public static class Quantizer
                 SecondsTaken = clock.Elapsed.TotalSeconds,
             };
             File.WriteAllText(Path.Combine(temp, QuantizationReport.FileName), JsonSerializer.Serialize(report, ModelManifest.Json));
-            ModelImporter.Replace(temp, outDir);
+            output.Commit();
             return report;
-        }
-        catch
-        {
-            try { Directory.Delete(temp, true); } catch (IOException) { }
-            throw;
         }
     }
 

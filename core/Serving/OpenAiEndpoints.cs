@@ -18,33 +18,11 @@ namespace Sio.Serving;
 /// </summary>
 public static class OpenAiEndpoints
 {
-    /// <summary>Checks a listening address: any address but loopback needs an API key (returned, from the option or SIO_API_KEY).</summary>
-    public static string? RequireKeyOffLoopback(string host, int port, string? apiKey)
-    {
-        bool loopback = host is "127.0.0.1" or "localhost" or "::1" || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
-        var key = apiKey ?? Environment.GetEnvironmentVariable("SIO_API_KEY");
-        if (!loopback && string.IsNullOrEmpty(key))
-            throw new SioException($"--host {host} is not a loopback address: give --api-key (or SIO_API_KEY) so that every endpoint requires it");
-        if (port is < 0 or > 65535) throw new SioException($"--port must be 0–65535, got {port}");
-        return string.IsNullOrEmpty(key) ? null : key;
-    }
+    /// <summary>The largest request body the OpenAI routes read (a prompt longer than any context fits well inside it).</summary>
+    public const long MaxBodyBytes = 4 << 20;
 
-    /// <summary>Answers 401 on every request without 'Authorization: Bearer KEY' (when a key is set).</summary>
-    public static void UseApiKey(WebApplication app, string? key, Func<HttpContext, bool>? exempt = null)
-    {
-        if (string.IsNullOrEmpty(key)) return;
-        app.Use(async (ctx, next) =>
-        {
-            if (exempt?.Invoke(ctx) != true && ctx.Request.Headers.Authorization.ToString() != $"Bearer {key}")
-            {
-                await Error(ctx, 401, "missing or wrong API key (Authorization: Bearer KEY)", "authentication_error", null);
-                return;
-            }
-            await next();
-        });
-    }
-
-    public static void Map(WebApplication app, Deployments deployments, Func<string, Deployment> load)
+    /// <param name="load">Loads a local model folder for POST /admin/deployments; null when the host did not opt in to local paths (403).</param>
+    public static void Map(WebApplication app, Deployments deployments, Func<string, Deployment>? load)
     {
         app.MapGet("/healthz", () => Results.Json(new { status = "ok" }));
         app.MapGet("/readyz", () => deployments.Current is { } d
@@ -62,6 +40,11 @@ public static class OpenAiEndpoints
             string? dir;
             try { dir = (await JsonNode.ParseAsync(ctx.Request.Body))?["model"]?.GetValue<string>(); }
             catch (Exception e) when (e is JsonException or InvalidOperationException) { dir = null; }
+            if (load is null)
+            {
+                await Error(ctx, 403, "hot swaps by local folder are off: start the server with --allow-local-paths to enable POST /admin/deployments", "permission_error", "model");
+                return;
+            }
             if (string.IsNullOrEmpty(dir)) { await Error(ctx, 400, "the body must be {\"model\": \"MODEL FOLDER\"}", "invalid_request_error", "model"); return; }
             try
             {
@@ -76,7 +59,27 @@ public static class OpenAiEndpoints
         });
     }
 
-    sealed class BadRequest(string message, string? param) : Exception(message) { public string? Param { get; } = param; }
+    sealed class BadRequest(string message, string? param, int status = 400) : Exception(message)
+    {
+        public string? Param { get; } = param;
+        public int Status { get; } = status;
+    }
+
+    /// <summary>Reads the body as a JSON object, refusing bodies over <see cref="MaxBodyBytes"/> (413) before reading them whole.</summary>
+    static async Task<JsonObject> ReadBody(HttpContext ctx)
+    {
+        if (ctx.Request.ContentLength > MaxBodyBytes) throw new BadRequest($"the body is over {MaxBodyBytes >> 20} MiB", null, 413);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[1 << 16];
+        int n;
+        while ((n = await ctx.Request.Body.ReadAsync(chunk, ctx.RequestAborted)) > 0)
+        {
+            if (buffer.Length + n > MaxBodyBytes) throw new BadRequest($"the body is over {MaxBodyBytes >> 20} MiB", null, 413);
+            buffer.Write(chunk, 0, n);
+        }
+        buffer.Position = 0;
+        return JsonNode.Parse(buffer) as JsonObject ?? throw new BadRequest("the body must be a JSON object", null);
+    }
 
     /// <summary>One completion or chat completion request against the current deployment.</summary>
     public static async Task Handle(HttpContext ctx, Deployments deployments, bool chat)
@@ -90,9 +93,10 @@ public static class OpenAiEndpoints
         var engine = deployment.Engine;
         string modelId = deployment.Id;
         JsonObject body;
-        try { body = (await JsonNode.ParseAsync(ctx.Request.Body, cancellationToken: ctx.RequestAborted)) as JsonObject ?? throw new BadRequest("the body must be a JSON object", null); }
+        try { body = await ReadBody(ctx); }
         catch (JsonException e) { await Error(ctx, 400, $"the body is not valid JSON: {e.Message}", "invalid_request_error", null); return; }
-        catch (BadRequest e) { await Error(ctx, 400, e.Message, "invalid_request_error", e.Param); return; }
+        catch (BadRequest e) { await Error(ctx, e.Status, e.Message, "invalid_request_error", e.Param); return; }
+        catch (OperationCanceledException) { return; } // the client went away
 
         string prompt;
         GenerationOptions options;
@@ -102,36 +106,42 @@ public static class OpenAiEndpoints
         try
         {
             prompt = chat ? ChatPrompt(body, deployment.ChatTemplate) : CompletionPrompt(body);
-            if (body["n"] is JsonNode n && n.GetValue<int>() != 1) throw new BadRequest("n must be 1", "n");
-            int maxTokens = body["max_tokens"]?.GetValue<int>() ?? body["max_completion_tokens"]?.GetValue<int>() ?? (chat ? 256 : 16);
+            if (Field<int>(body, "n") is int n && n != 1) throw new BadRequest("n must be 1", "n");
+            int maxTokens = Field<int>(body, "max_tokens") ?? Field<int>(body, "max_completion_tokens") ?? (chat ? 256 : 16);
             if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", "max_tokens");
-            float temperature = body["temperature"]?.GetValue<float>() ?? 1f;
-            float topP = body["top_p"]?.GetValue<float>() ?? 1f;
+            float temperature = Field<float>(body, "temperature") ?? 1f;
+            float topP = Field<float>(body, "top_p") ?? 1f;
             if (temperature is < 0 or > 2) throw new BadRequest($"temperature must be in [0, 2], got {temperature}", "temperature");
             if (topP is <= 0 or > 1) throw new BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
-            int? seed = body["seed"]?.GetValue<int>();
+            int? seed = Field<int>(body, "seed");
             stops = body["stop"] switch
             {
                 null => [],
-                JsonArray a => a.Select(s => s?.GetValue<string>() ?? throw new BadRequest("stop must be a string or a list of strings", "stop")).ToList(),
-                JsonNode s => [s.GetValue<string>()],
+                JsonArray a => a.Select(s => s is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : throw new BadRequest("stop must be a string or a list of strings", "stop")).ToList(),
+                JsonValue v when v.GetValueKind() == JsonValueKind.String => [v.GetValue<string>()],
+                _ => throw new BadRequest("stop must be a string or a list of strings", "stop"),
             };
-            stream = body["stream"]?.GetValue<bool>() ?? false;
-            ids = chat && deployment.ChatTemplate.Kind != ChatTemplate.Family.Plain
-                ? engine.Model.Tokenizer.EncodeWithSpecialTokens(prompt) // the template's markers are tokens
-                : engine.Model.Tokenizer.Encode(prompt);
+            stream = Field<bool>(body, "stream") ?? false;
             int context = engine.Model.Config.ContextLength;
+            var tokenizer = engine.Model.Tokenizer;
+            // A text longer than the context could ever hold is refused before it is tokenized.
+            long bound = (long)context * tokenizer.MaxPieceChars + 1;
+            if (prompt.Length > bound)
+                throw new BadRequest($"the prompt has {prompt.Length} characters, more than the model's context of {context} tokens can hold", chat ? "messages" : "prompt");
+            ids = chat && deployment.ChatTemplate.Kind != ChatTemplate.Family.Plain
+                ? tokenizer.EncodeWithSpecialTokens(prompt) // the template's markers are tokens
+                : tokenizer.Encode(prompt);
             if (ids.Count >= context) throw new BadRequest($"the prompt has {ids.Count} tokens; the model's context is {context}", chat ? "messages" : "prompt");
             if (ids.Count + maxTokens > context)
                 throw new BadRequest($"the prompt ({ids.Count} tokens) and max_tokens ({maxTokens}) exceed the model's context of {context}; ask for at most {context - ids.Count}", "max_tokens");
             options = new GenerationOptions
             {
                 MaxTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, TopP = topP, Seed = seed },
-                IgnoreModelStopTokens = body["ignore_eos"]?.GetValue<bool>() ?? false, // as vLLM's extension: fixed lengths for benchmarks
+                IgnoreModelStopTokens = Field<bool>(body, "ignore_eos") ?? false, // as vLLM's extension: fixed lengths for benchmarks
             };
         }
         catch (BadRequest e) { await Error(ctx, 400, e.Message, "invalid_request_error", e.Param); return; }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or SioException) { await Error(ctx, 400, e.Message, "invalid_request_error", null); return; }
+        catch (SioException e) { await Error(ctx, 400, e.Message, "invalid_request_error", null); return; }
 
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
         var job = new GenerationJob(ids, options, cancel.Token);
@@ -210,6 +220,23 @@ public static class OpenAiEndpoints
         });
     }
 
+    /// <summary>An optional field of a JSON type: null when absent or null, else its value, or a 400 naming the field and the type it needs.</summary>
+    static T? Field<T>(JsonObject body, string name) where T : struct
+    {
+        var node = body[name];
+        if (node is null) return null;
+        string need = typeof(T) == typeof(bool) ? "true or false" : typeof(T) == typeof(int) ? "an integer" : "a number";
+        if (node is not JsonValue v) throw new BadRequest($"{name} must be {need}", name);
+        var kind = v.GetValueKind();
+        if (kind == JsonValueKind.Null) return null;
+        if (typeof(T) == typeof(bool)) return kind is JsonValueKind.True or JsonValueKind.False ? (T)(object)(kind == JsonValueKind.True) : throw new BadRequest($"{name} must be {need}", name);
+        if (kind != JsonValueKind.Number) throw new BadRequest($"{name} must be {need}", name);
+        var d = v.GetValue<double>();
+        if (typeof(T) == typeof(int))
+            return d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue ? (T)(object)(int)d : throw new BadRequest($"{name} must be {need}, got {v.ToJsonString()}", name);
+        return float.IsFinite((float)d) ? (T)(object)(float)d : throw new BadRequest($"{name} must be {need}, got {v.ToJsonString()}", name);
+    }
+
     static string CompletionPrompt(JsonObject body) => body["prompt"] switch
     {
         JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
@@ -224,12 +251,14 @@ public static class OpenAiEndpoints
         var list = new List<(string, string)>();
         foreach (var m in messages)
         {
-            var role = m?["role"]?.GetValue<string>() ?? throw new BadRequest("every message needs a role", "messages");
+            var role = (m as JsonObject)?["role"] is JsonValue r && r.GetValueKind() == JsonValueKind.String ? r.GetValue<string>()
+                : throw new BadRequest("every message needs a role (a string)", "messages");
             var content = m["content"] switch
             {
-                JsonValue v => v.GetValue<string>(),
-                JsonArray parts => string.Concat(parts.Select(p => p?["text"]?.GetValue<string>() ?? "")),
-                _ => throw new BadRequest("every message needs content", "messages"),
+                JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
+                JsonArray parts => string.Concat(parts.Select(p => p is JsonObject o && o["text"] is JsonValue t && t.GetValueKind() == JsonValueKind.String ? t.GetValue<string>()
+                    : throw new BadRequest("every content part needs text (a string)", "messages"))),
+                _ => throw new BadRequest("every message needs content (a string or a list of text parts)", "messages"),
             };
             list.Add((role, content));
         }

@@ -7,7 +7,26 @@ namespace Sio.Speculative;
 public static class DrafterFactory
 {
     /// <summary>Where the target's own int4 copy is cached, inside the target's folder.</summary>
-    public static string SelfDraftFolder(Model target) => Path.Combine(target.Folder, ".sio", "self-int4");
+    /// <summary>Where the int4 self-draft is cached: the model folder's .sio/, or, when the model folder is read-only, $SIO_HOME/cache.</summary>
+    public static string SelfDraftFolder(Model target)
+    {
+        var inside = Path.Combine(target.Folder, Artifacts.OutputFolder.RuntimeCache, "self-int4");
+        if (File.Exists(Path.Combine(inside, Models.ModelManifest.FileName))) return inside;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(inside)!);
+            var probe = Path.Combine(Path.GetDirectoryName(inside)!, $".probe-{Guid.NewGuid():N}");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            return inside;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var home = Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } h ? h : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio");
+            var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(target.Folder))))[..16];
+            return Path.Combine(home, "cache", "self-int4", key);
+        }
+    }
 
     /// <summary>A draft model never spins: it takes turns with the target (see <see cref="ModelOptions.AllowSpinning"/>).</summary>
     static ModelOptions DraftOptions(ModelOptions? o) => (o ?? new ModelOptions()) with { AllowSpinning = false };

@@ -145,21 +145,47 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         }
 
         // 2. merge the best-ranked adjacent pair until no pair merges (ties: leftmost)
-        while (symbols.Count > 1)
-        {
-            int bestAt = -1, bestId = -1;
-            double bestRank = double.MaxValue;
-            for (int i = 0; i + 1 < symbols.Count; i++)
-            {
-                if (!TryMerge(symbols[i], symbols[i + 1], out var merged, out var rank) || rank >= bestRank) continue;
-                bestRank = rank; bestAt = i; bestId = merged;
-            }
-            if (bestAt < 0) break;
-            symbols[bestAt] = bestId;
-            symbols.RemoveAt(bestAt + 1);
-        }
-        tokens.AddRange(symbols);
+        tokens.AddRange(MergePairs(symbols));
         return tokens;
+    }
+
+    /// <summary>
+    /// Byte-pair merging in O(n log n): symbols form a linked list, candidate pairs wait in a heap ordered by (rank, left
+    /// position), and a popped pair whose sides changed since it was queued is skipped. Equal to repeatedly merging the
+    /// leftmost best-ranked pair.
+    /// </summary>
+    List<int> MergePairs(List<int> symbols)
+    {
+        int n = symbols.Count;
+        if (n < 2) return symbols;
+        var id = symbols.ToArray();
+        var next = new int[n];
+        var prev = new int[n];
+        for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+        var queue = new PriorityQueue<(int Left, int Right, int Merged), (double Rank, int Left)>();
+        void Offer(int left)
+        {
+            int right = left < 0 ? -1 : next[left];
+            if (right >= 0 && TryMerge(id[left], id[right], out var merged, out var rank)) queue.Enqueue((left, right, merged), (rank, left));
+        }
+        for (int i = 0; i + 1 < n; i++) Offer(i);
+        var alive = new bool[n];
+        Array.Fill(alive, true);
+        while (queue.TryDequeue(out var pair, out var key))
+        {
+            var (left, right, merged) = pair;
+            if (!alive[left] || !alive[right] || next[left] != right) continue;
+            if (!TryMerge(id[left], id[right], out var now, out var rank) || now != merged || rank != key.Rank) continue; // a side changed since it was queued
+            id[left] = merged;
+            alive[right] = false;
+            next[left] = next[right];
+            if (next[right] >= 0) prev[next[right]] = left;
+            Offer(prev[left]);
+            Offer(left);
+        }
+        var result = new List<int>(n);
+        for (int i = 0; i >= 0; i = next[i]) result.Add(id[i]);
+        return result;
     }
 
     bool TryMerge(int a, int b, out int merged, out double rank)

@@ -21,12 +21,15 @@ public abstract class Tokenizer
         EosTokenId = eos;
         _special = new bool[pieces.Count];
         foreach (var id in specialIds) if (id >= 0 && id < pieces.Count) _special[id] = true;
+        foreach (var p in pieces) MaxPieceChars = Math.Max(MaxPieceChars, p.Length);
         _pieceBytes = new byte[pieces.Count][];
         for (int i = 0; i < pieces.Count; i++)
             _pieceBytes[i] = _special[i] ? [] : TryByteToken(pieces[i], out var b) ? [b] : Encoding.UTF8.GetBytes(pieces[i]);
     }
 
     public int VocabSize => Pieces.Count;
+    /// <summary>The most characters one token can stand for: a text longer than context × this cannot fit the context.</summary>
+    public int MaxPieceChars { get; private set; } = 1;
     public int BosTokenId { get; }
     public int EosTokenId { get; }
     /// <summary>Token strings by id, as the vocabulary spells them (for compatibility checks and the fingerprint).</summary>
@@ -57,13 +60,18 @@ public abstract class Tokenizer
         var ids = new List<int>();
         if (addBos) ids.Add(BosTokenId);
         int at = 0;
+        // each marker's next occurrence at or after `at` (int.MaxValue: none left), found again only once `at` passes it,
+        // so the text is searched once per marker rather than once per marker per segment
+        var found = new int[markers.Count];
+        for (int m = 0; m < markers.Count; m++) found[m] = Find(markers[m].Piece, 0);
         while (at < text.Length)
         {
             int next = -1, id = -1, len = 0;
-            foreach (var (piece, pid) in markers)
+            for (int m = 0; m < markers.Count; m++)
             {
-                int k = text.IndexOf(piece, at, StringComparison.Ordinal);
-                if (k >= 0 && (next < 0 || k < next || (k == next && piece.Length > len))) { next = k; id = pid; len = piece.Length; }
+                if (found[m] < at) found[m] = Find(markers[m].Piece, at);
+                int k = found[m];
+                if (k != int.MaxValue && (next < 0 || k < next || (k == next && markers[m].Piece.Length > len))) { next = k; id = markers[m].Id; len = markers[m].Piece.Length; }
             }
             var segment = next < 0 ? text[at..] : text[at..next];
             if (segment.Length > 0) ids.AddRange(Encode(segment, addBos: false));
@@ -72,6 +80,8 @@ public abstract class Tokenizer
             at = next + len;
         }
         return ids;
+
+        int Find(string piece, int from) => text.IndexOf(piece, from, StringComparison.Ordinal) is var k and >= 0 ? k : int.MaxValue;
 
         // llama2.c vocabularies spell BOS/EOS "\n<s>\n": chat templates write the bare names
         static (string, int)? BareName(List<(string Piece, int Id)> known, int id, string name) =>
