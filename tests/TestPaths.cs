@@ -28,9 +28,23 @@ public static class TestPaths
         return File.Exists(shared) ? Path.GetFullPath(shared) : Path.Combine(RepoRoot, "samples", "data", sample);
     }
 
+    /// <summary>This test run's own temporary root, removed when the run ends (and, if a run was killed, by the next run).</summary>
+    static readonly string TempRoot = CreateTempRoot();
+
+    static string CreateTempRoot()
+    {
+        foreach (var stale in Directory.GetDirectories(Path.GetTempPath(), "sio-tests-run-*"))
+            if (int.TryParse(Path.GetFileName(stale)["sio-tests-run-".Length..], out var pid) && !Directory.Exists($"/proc/{pid}"))
+                try { Directory.Delete(stale, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        var root = Path.Combine(Path.GetTempPath(), $"sio-tests-run-{Environment.ProcessId}");
+        Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(root, true); } catch (IOException) { } catch (UnauthorizedAccessException) { } };
+        return root;
+    }
+
     public static string TempDir(string prefix)
     {
-        var d = Path.Combine(Path.GetTempPath(), $"sio-tests-{prefix}-{Guid.NewGuid():N}");
+        var d = Path.Combine(TempRoot, $"{prefix}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(d);
         return d;
     }

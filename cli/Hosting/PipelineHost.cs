@@ -91,7 +91,8 @@ public static class PipelineHost
         services.AddSingleton(store);
         services.AddSingleton(deployments);
         services.AddSingleton(deployer);
-        services.AddSingleton<OptimizationApi>();
+        services.AddSingleton(sp => new OptimizationApi(sp.GetRequiredService<DurableTaskClient>(), sp.GetRequiredService<PipelineSteps>(),
+            config.TaskHubConnection is null ? null : RunClaims.ForTaskHub(config.TaskHubConnection, config.TaskHubName)));
         // one channel each: the worker connects while the listener may still be starting, and a shared channel would
         // hold the client in the worker's connection back-off
         var sidecar = $"http://127.0.0.1:{sidecarPort}";

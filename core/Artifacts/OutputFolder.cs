@@ -107,7 +107,7 @@ public sealed class OutputFolder : IDisposable
         var parent = Path.GetDirectoryName(destination)!;
         var name = Path.GetFileName(destination);
         var old = Directory.GetDirectories(parent, $".{name}.old-*").Concat(Directory.GetDirectories(parent, $"{name}.old-*")) // the latter: sio before 2026-12
-            .OrderByDescending(Directory.GetLastWriteTimeUtc).ToList();
+            .OrderByDescending(d => Directory.EnumerateFileSystemEntries(d).Any()).ThenByDescending(Directory.GetLastWriteTimeUtc).ToList();
         if (!Directory.Exists(destination) && old.Count > 0)
         {
             Directory.Move(old[0], destination);

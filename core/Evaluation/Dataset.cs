@@ -55,21 +55,23 @@ public static class DatasetReader
     static string[] ReadUtf8Lines(string path)
     {
         var strict = new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+        var bytes = File.ReadAllBytes(path).AsSpan();
+        if (bytes.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) bytes = bytes[3..];
         var lines = new List<string>();
-        int number = 0;
-        using var reader = new StreamReader(path, strict, detectEncodingFromByteOrderMarks: false);
-        try
+        while (true)
         {
-            while (reader.ReadLine() is { } line)
+            int end = bytes.IndexOf((byte)'\n');
+            var line = end < 0 ? bytes : bytes[..end];
+            if (line.EndsWith((ReadOnlySpan<byte>)[(byte)'\r'])) line = line[..^1];
+            try { lines.Add(strict.GetString(line)); }
+            catch (System.Text.DecoderFallbackException)
             {
-                number++;
-                lines.Add(number == 1 ? line.TrimStart('\uFEFF') : line);
+                throw SioException.InFile(path, $"line {lines.Count + 1} is not valid UTF-8; convert the file to UTF-8 (for example with iconv)");
             }
+            if (end < 0) break;
+            bytes = bytes[(end + 1)..];
         }
-        catch (System.Text.DecoderFallbackException)
-        {
-            throw SioException.InFile(path, $"line {number + 1} is not valid UTF-8; convert the file to UTF-8 (for example with iconv)");
-        }
+        if (lines.Count > 0 && lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
         return lines.ToArray();
     }
 

@@ -20,7 +20,8 @@ public sealed record ApiResult(int Status, object? Body, string? Location = null
 /// POST /api/optimizations (202 + Location), GET /api/optimizations[/{id}[/report]], DELETE /api/optimizations/{id},
 /// PUT /api/uploads/{name}, GET /api/uploads, POST /api/deployments, GET /api/deployments.
 /// </summary>
-public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps steps)
+/// <param name="claims">Cross-process start claims, for task hubs whose backend cannot refuse a concurrent duplicate itself (Azure Storage); null otherwise.</param>
+public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps steps, RunClaims? claims = null)
 {
     IObjectStore Store => steps.Options.Store;
 
@@ -56,11 +57,16 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
     /// <summary>
     /// Starts the run unless one holds the id, atomically on every backend: the backend itself refuses a second start
     /// while the id is <see cref="Live"/> (its dedupe check and the creation are one step), so of two identical requests
-    /// at once exactly one schedules and the other is told duplicate. False when the run already existed.
+    /// at once exactly one schedules and the other is told duplicate (with Azure Storage, whose check is a read then a
+    /// write, a <see cref="RunClaims"/> claim decides first). False when the run already existed.
     /// </summary>
     async Task<bool> TryScheduleAsync(string id, OptimizationRequest request, CancellationToken ct)
     {
-        if (await client.GetInstanceAsync(id, ct) is { } existing && Live.Contains(existing.RuntimeStatus)) return false;
+        var existing = await client.GetInstanceAsync(id, ct);
+        if (existing is not null && Live.Contains(existing.RuntimeStatus)) return false;
+        var observed = existing is null ? "new" : $"after-{existing.CreatedAt.UtcTicks}";
+        if (claims is not null && !await claims.TryClaimAsync(id, observed, async () => await client.GetInstanceAsync(id, ct) is { } now && Live.Contains(now.RuntimeStatus), ct))
+            return false;
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(nameof(OptimizeModel), request, new StartOrchestrationOptions(id).WithDedupeStatuses(Live), ct);
