@@ -141,4 +141,35 @@ public class ConsoleTests
         Assert.Empty(errors);
         try { Directory.Delete(profile, true); } catch (IOException) { }
     }
+
+    [Fact] // security item 10: with a key set the console still loads, asks for the key, and then works
+    public async Task WithAKeyTheConsoleAsksForItAndThenWorks()
+    {
+        EnsureChromium();
+        await using var up = new UpServer(c => c with { ApiKey = "console-k3y" });
+        using var playwright = await Playwright.CreateAsync();
+        var profile = TestPaths.TempDir("chromium-key");
+        await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(profile, new()
+        {
+            ExecutablePath = Chromium, Headless = true, ViewportSize = new() { Width = 1280, Height = 900 },
+            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
+        await page.GotoAsync(up.Http.BaseAddress + "#models");
+        await Expect(page.Locator("#key-form")).ToBeVisibleAsync();
+        await page.GetByLabel("API key", new() { Exact = true }).FillAsync("wrong");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Use key" }).ClickAsync();
+        await Expect(page.Locator("#key-status")).ToContainTextAsync("refused");
+        await page.GetByLabel("API key", new() { Exact = true }).FillAsync("console-k3y");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Use key" }).ClickAsync();
+        await Expect(page.Locator("#key-form")).ToBeHiddenAsync();
+        await page.GetByLabel("File", new() { Exact = true }).SetInputFilesAsync(TestPaths.TinyStoriesDev);
+        await page.GetByLabel("Name in the uploads container").FillAsync("data/keyed.jsonl");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Upload", Exact = true }).ClickAsync();
+        await Expect(page.Locator("#upload-status")).ToContainTextAsync("Uploaded");
+        await Expect(page.Locator("#uploads-table")).ToContainTextAsync("data/keyed.jsonl");
+        var shots = Path.Combine(TestPaths.RepoRoot, "TestResults", "console");
+        Directory.CreateDirectory(shots);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "models-with-key.png"), FullPage = true });
+    }
 }
