@@ -26,6 +26,12 @@ public class ConsoleTests
         throw new InvalidOperationException($"{Chromium} is missing and apt-get could not install the chromium package");
     }
 
+    static Task<IBrowserContext> Launch(IPlaywright playwright, string profile) => playwright.Chromium.LaunchPersistentContextAsync(profile, new()
+    {
+        ExecutablePath = Chromium, Headless = true, ViewportSize = new() { Width = 1280, Height = 900 },
+        Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+
     [Fact]
     public async Task UploadOptimizeWatchCompareDeployAndStream()
     {
@@ -35,11 +41,7 @@ public class ConsoleTests
         await using var up = new UpServer();
         using var playwright = await Playwright.CreateAsync();
         var profile = TestPaths.TempDir("chromium-profile");
-        await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(profile, new()
-        {
-            ExecutablePath = Chromium, Headless = true, ViewportSize = new() { Width = 1280, Height = 900 },
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await Launch(playwright, profile);
         var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
         var errors = new List<string>();
         page.PageError += (_, e) => errors.Add(e);
@@ -148,12 +150,7 @@ public class ConsoleTests
         EnsureChromium();
         await using var up = new UpServer(c => c with { ApiKey = "console-k3y" });
         using var playwright = await Playwright.CreateAsync();
-        var profile = TestPaths.TempDir("chromium-key");
-        await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(profile, new()
-        {
-            ExecutablePath = Chromium, Headless = true, ViewportSize = new() { Width = 1280, Height = 900 },
-            Args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        await using var browser = await Launch(playwright, TestPaths.TempDir("chromium-key"));
         var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
         await page.GotoAsync(up.Http.BaseAddress + "#models");
         await Expect(page.Locator("#key-form")).ToBeVisibleAsync();
