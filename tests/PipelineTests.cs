@@ -44,12 +44,15 @@ sealed class UpServer : IAsyncDisposable
         await Http.PutAsync($"api/uploads/{name}", new StreamContent(File.OpenRead(file)));
 
     /// <summary>Polls a run until it has ended.</summary>
-    public async Task<JsonNode> WaitAsync(string id, TimeSpan? timeout = null)
+    public Task<JsonNode> WaitAsync(string id, TimeSpan? timeout = null) => WaitAsync(Http, id, timeout);
+
+    /// <summary>Polls a run on any host's API until it has ended.</summary>
+    public static async Task<JsonNode> WaitAsync(HttpClient http, string id, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(4));
         while (true)
         {
-            var s = JsonNode.Parse(await Http.GetStringAsync($"api/optimizations/{id}"))!;
+            var s = JsonNode.Parse(await http.GetStringAsync($"api/optimizations/{id}"))!;
             if (s["runtimeStatus"]!.GetValue<string>() is "Completed" or "Failed" or "Terminated") return s;
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {id} still {s.ToJsonString()}");
             await Task.Delay(250);

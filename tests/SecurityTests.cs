@@ -76,13 +76,7 @@ public class SecurityTests(Stories260KFixture stories)
         var post = await http.PostAsJsonAsync("api/optimizations", new { model = "uploads/none.bin", dataset = "uploads/none.jsonl", recipe = "rtn-int4" });
         Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
         var id = JsonNode.Parse(await post.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
-        JsonNode status;
-        for (int i = 0; ; i++)
-        {
-            status = JsonNode.Parse(await http.GetStringAsync($"api/optimizations/{id}"))!;
-            if (status["runtimeStatus"]!.GetValue<string>() == "Failed" || i > 300) break;
-            await Task.Delay(100);
-        }
+        var status = await UpServer.WaitAsync(http, id, TimeSpan.FromSeconds(60));
         Assert.Equal("validate", status["failedStep"]?.GetValue<string>());
     }
 

@@ -61,30 +61,28 @@ public static class OptimizeCommand
             var steps = app.Services.GetRequiredService<PipelineSteps>();
             var temp = folder.Temp;
             string? serveDrafter = null;
+            await store.DownloadAsync(Containers.Reports, $"{id}/report.json", Path.Combine(temp, "report.json"), ct);
+            await store.DownloadAsync(Containers.Reports, $"{id}/report.md", Path.Combine(temp, "report.md"), ct);
+            if (result.DeploymentManifest is { } dm)
             {
-                await store.DownloadAsync(Containers.Reports, $"{id}/report.json", Path.Combine(temp, "report.json"), ct);
-                await store.DownloadAsync(Containers.Reports, $"{id}/report.md", Path.Combine(temp, "report.md"), ct);
-                if (result.DeploymentManifest is { } dm)
+                var text = (await store.GetTextAsync(Containers.Deployments, dm[(Containers.Deployments.Length + 1)..], ct))!;
+                await File.WriteAllTextAsync(Path.Combine(temp, "deployment.json"), text, ct);
+                var manifest = DeploymentManifest.Parse(text)!;
+                CopyFolder(await steps.MaterializeAsync(manifest.ModelKey), Path.Combine(temp, "model"));
+                // The drafter travels with the model: a datastore file or a draft model folder beside it.
+                serveDrafter = manifest.Drafter;
+                if (manifest.Drafter.StartsWith("datastore:" + Containers.Artifacts + "/"))
                 {
-                    var text = (await store.GetTextAsync(Containers.Deployments, dm[(Containers.Deployments.Length + 1)..], ct))!;
-                    await File.WriteAllTextAsync(Path.Combine(temp, "deployment.json"), text, ct);
-                    var manifest = DeploymentManifest.Parse(text)!;
-                    CopyFolder(await steps.MaterializeAsync(manifest.ModelKey), Path.Combine(temp, "model"));
-                    // The drafter travels with the model: a datastore file or a draft model folder beside it.
-                    serveDrafter = manifest.Drafter;
-                    if (manifest.Drafter.StartsWith("datastore:" + Containers.Artifacts + "/"))
-                    {
-                        File.Copy((await steps.LocalDrafter(manifest.Drafter))["datastore:".Length..], Path.Combine(temp, "datastore.jsonl"));
-                        serveDrafter = "datastore:" + Path.Combine(outDir, "datastore.jsonl");
-                    }
-                    else if (manifest.Drafter.StartsWith("draft:" + Containers.Artifacts + "/"))
-                    {
-                        CopyFolder((await steps.LocalDrafter(manifest.Drafter))["draft:".Length..], Path.Combine(temp, "draft"));
-                        serveDrafter = "draft:" + Path.Combine(outDir, "draft");
-                    }
+                    File.Copy((await steps.LocalDrafter(manifest.Drafter))["datastore:".Length..], Path.Combine(temp, "datastore.jsonl"));
+                    serveDrafter = "datastore:" + Path.Combine(outDir, "datastore.jsonl");
                 }
-                folder.Commit();
+                else if (manifest.Drafter.StartsWith("draft:" + Containers.Artifacts + "/"))
+                {
+                    CopyFolder((await steps.LocalDrafter(manifest.Drafter))["draft:".Length..], Path.Combine(temp, "draft"));
+                    serveDrafter = "draft:" + Path.Combine(outDir, "draft");
+                }
             }
+            folder.Commit();
             await app.StopAsync(CancellationToken.None);
             var deployment = result.DeploymentManifest is null ? null : Path.Combine(outDir, "deployment.json");
             if (p.GetValue(json))

@@ -60,8 +60,7 @@ public static class PipelineHost
         var listen = ListenAddress.Parse(config.Host, config.Port);
         var key = config.Api ? listen.RequireKey(config.ApiKey) : null;
         var store = ObjectStores.Open(config.Store);
-        var workDir = Path.GetFullPath(config.WorkDir ?? Path.Combine(
-            Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } home ? home : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio"), "work"));
+        var workDir = Path.GetFullPath(config.WorkDir ?? Path.Combine(SioHome.Path, "work"));
         var modelOptions = new ModelOptions { Provider = config.Provider };
         var deployments = new Deployments();
         var deployer = new DeploymentLoader(deployments, config.Serve, modelOptions);

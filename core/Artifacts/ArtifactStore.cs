@@ -14,9 +14,7 @@ public sealed class ArtifactStore(string root)
     public string Root { get; } = Path.GetFullPath(root);
 
     /// <summary>The default store: $SIO_HOME/artifacts, else ~/.sio/artifacts.</summary>
-    public static ArtifactStore Default() => new(Path.Combine(
-        Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } home ? home : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio"),
-        "artifacts"));
+    public static ArtifactStore Default() => new(Path.Combine(SioHome.Path, "artifacts"));
 
     public sealed record Entry(string Key, string Kind, Dictionary<string, string> Files, Dictionary<string, string> Metadata, DateTime CreatedUtc);
 

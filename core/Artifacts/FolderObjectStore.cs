@@ -13,9 +13,7 @@ public sealed class FolderObjectStore(string root) : IObjectStore
     public string Location => Root;
 
     /// <summary>The default: $SIO_HOME/store, else ~/.sio/store.</summary>
-    public static FolderObjectStore Default() => new(Path.Combine(
-        Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } home ? home : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio"),
-        "store"));
+    public static FolderObjectStore Default() => new(Path.Combine(SioHome.Path, "store"));
 
     string PathOf(string container, string name) => Path.Combine(Root, container, Containers.CheckName(name));
     string MetaOf(string container, string name) => Path.Combine(Root, ".meta", container, Containers.CheckName(name) + ".json");

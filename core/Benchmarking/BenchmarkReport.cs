@@ -62,13 +62,11 @@ public static class BenchmarkReport
             var presets = Presets(variants, request.LatencyBoundMs);
 
             var temp = output.Temp;
-            {
-                var json = ReportJson(request, data, prompts, model, variants, quality, presets);
-                File.WriteAllText(Path.Combine(temp, "report.json"), json);
-                File.WriteAllText(Path.Combine(temp, "report.md"), Markdown(request, data, prompts, variants, quality, presets));
-                Charts.Write(temp, variants);
-                output.Commit();
-            }
+            var json = ReportJson(request, data, prompts, model, variants, quality, presets);
+            File.WriteAllText(Path.Combine(temp, "report.json"), json);
+            File.WriteAllText(Path.Combine(temp, "report.md"), Markdown(request, data, prompts, variants, quality, presets));
+            Charts.Write(temp, variants);
+            output.Commit();
             return outDir;
         }
         finally

@@ -83,36 +83,34 @@ public static class Compiler
         // the output folder: the original files and the compiled graph side by side
         progress?.Report("writing the model folder");
         var temp = output.Temp;
+        // the large, never-rewritten graph files are hard-linked where possible; everything else is copied, since
+        // a write through a link would change the source folder or the store
+        foreach (var f in Directory.GetFiles(inputDir))
         {
-            // the large, never-rewritten graph files are hard-linked where possible; everything else is copied, since
-            // a write through a link would change the source folder or the store
-            foreach (var f in Directory.GetFiles(inputDir))
-            {
-                var name = Path.GetFileName(f);
-                if (name.StartsWith("model.onnx")) LinkOrCopy(f, Path.Combine(temp, name));
-                else if (name != ModelManifest.FileName) File.Copy(f, Path.Combine(temp, name));
-            }
-            foreach (var f in Directory.GetFiles(artifact!).Where(f => Path.GetFileName(f) != ArtifactStore.EntryFile))
-            {
-                var name = Path.GetFileName(f);
-                // graph files are never rewritten: link them; provider caches can be updated at load: copy them,
-                // so that an update never reaches the store entry
-                if (name.StartsWith("model.opt.")) LinkOrCopy(f, Path.Combine(temp, name));
-                else File.Copy(f, Path.Combine(temp, name));
-            }
-            var compiledFile = format switch
-            {
-                "ort" => OrtFile,
-                "onnx" => OnnxFile,
-                _ => File.Exists(Path.Combine(temp, EpContextFile)) ? EpContextFile : manifest.ModelFile,
-            };
-            (manifest with
-            {
-                Compiled = new ModelManifest.CompiledInfo(config.Target, format, compiledFile, key, OrtVersion, HardwareFingerprint.Hash, HardwareFingerprint.Description),
-                Steps = [.. manifest.Steps, $"compile:{config.Target}"],
-            }).Save(temp);
-            output.Commit();
+            var name = Path.GetFileName(f);
+            if (name.StartsWith("model.onnx")) LinkOrCopy(f, Path.Combine(temp, name));
+            else if (name != ModelManifest.FileName) File.Copy(f, Path.Combine(temp, name));
         }
+        foreach (var f in Directory.GetFiles(artifact!).Where(f => Path.GetFileName(f) != ArtifactStore.EntryFile))
+        {
+            var name = Path.GetFileName(f);
+            // graph files are never rewritten: link them; provider caches can be updated at load: copy them,
+            // so that an update never reaches the store entry
+            if (name.StartsWith("model.opt.")) LinkOrCopy(f, Path.Combine(temp, name));
+            else File.Copy(f, Path.Combine(temp, name));
+        }
+        var compiledFile = format switch
+        {
+            "ort" => OrtFile,
+            "onnx" => OnnxFile,
+            _ => File.Exists(Path.Combine(temp, EpContextFile)) ? EpContextFile : manifest.ModelFile,
+        };
+        (manifest with
+        {
+            Compiled = new ModelManifest.CompiledInfo(config.Target, format, compiledFile, key, OrtVersion, HardwareFingerprint.Hash, HardwareFingerprint.Description),
+            Steps = [.. manifest.Steps, $"compile:{config.Target}"],
+        }).Save(temp);
+        output.Commit();
         return new CompileResult(key, hit, artifact!, outDir, format, originalMs, compiledMs, lookup == ArtifactStore.Lookup.Corrupt ? problem : null);
     }
 

@@ -31,25 +31,23 @@ public static class ModelImporter
         var slidingWindow = checkpoint is HuggingFaceCheckpoint hf ? hf.SlidingWindow : 0;
 
         var temp = output.Temp;
+        var tokenizer = WriteTokenizer(request, checkpoint, kind, temp);
+        progress?.Report("building graph");
+        DecoderGraph.Build(checkpoint, temp, slidingWindow, progress);
+        GenAiConfig.Write(temp, c);
+        var manifest = new ModelManifest
         {
-            var tokenizer = WriteTokenizer(request, checkpoint, kind, temp);
-            progress?.Report("building graph");
-            DecoderGraph.Build(checkpoint, temp, slidingWindow, progress);
-            GenAiConfig.Write(temp, c);
-            var manifest = new ModelManifest
-            {
-                Architecture = c.Architecture,
-                Config = c,
-                SlidingWindow = slidingWindow,
-                Source = new ModelManifest.ModelSource(kind, request.Source is null ? checkpoint.Source : Path.GetFullPath(request.Source), SourceHash(request, kind)),
-                Tokenizer = tokenizer,
-                StopOnBos = kind == "llama2c",
-                Steps = [$"import:{kind}"],
-            };
-            manifest.Save(temp);
-            output.Commit();
-            return manifest;
-        }
+            Architecture = c.Architecture,
+            Config = c,
+            SlidingWindow = slidingWindow,
+            Source = new ModelManifest.ModelSource(kind, request.Source is null ? checkpoint.Source : Path.GetFullPath(request.Source), SourceHash(request, kind)),
+            Tokenizer = tokenizer,
+            StopOnBos = kind == "llama2c",
+            Steps = [$"import:{kind}"],
+        };
+        manifest.Save(temp);
+        output.Commit();
+        return manifest;
     }
 
     public static void CheckDestination(string outDir)

@@ -37,14 +37,14 @@ public static class OpenAiEndpoints
         app.MapPost("/v1/chat/completions", (HttpContext ctx) => Handle(ctx, deployments, chat: true));
         app.MapPost("/admin/deployments", async (HttpContext ctx) =>
         {
-            string? dir;
-            try { dir = (await JsonNode.ParseAsync(ctx.Request.Body))?["model"]?.GetValue<string>(); }
-            catch (Exception e) when (e is JsonException or InvalidOperationException) { dir = null; }
             if (load is null)
             {
                 await Error(ctx, 403, "hot swaps by local folder are off: start the server with --allow-local-paths to enable POST /admin/deployments", "permission_error", "model");
                 return;
             }
+            string? dir;
+            try { dir = (await ReadBody(ctx))["model"]?.GetValue<string>(); }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or BadRequest) { dir = null; }
             if (string.IsNullOrEmpty(dir)) { await Error(ctx, 400, "the body must be {\"model\": \"MODEL FOLDER\"}", "invalid_request_error", "model"); return; }
             try
             {
@@ -106,14 +106,14 @@ public static class OpenAiEndpoints
         try
         {
             prompt = chat ? ChatPrompt(body, deployment.ChatTemplate) : CompletionPrompt(body);
-            if (Field<int>(body, "n") is int n && n != 1) throw new BadRequest("n must be 1", "n");
-            int maxTokens = Field<int>(body, "max_tokens") ?? Field<int>(body, "max_completion_tokens") ?? (chat ? 256 : 16);
+            if (IntField(body, "n") is int n && n != 1) throw new BadRequest("n must be 1", "n");
+            int maxTokens = IntField(body, "max_tokens") ?? IntField(body, "max_completion_tokens") ?? (chat ? 256 : 16);
             if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", "max_tokens");
-            float temperature = Field<float>(body, "temperature") ?? 1f;
-            float topP = Field<float>(body, "top_p") ?? 1f;
+            float temperature = FloatField(body, "temperature") ?? 1f;
+            float topP = FloatField(body, "top_p") ?? 1f;
             if (temperature is < 0 or > 2) throw new BadRequest($"temperature must be in [0, 2], got {temperature}", "temperature");
             if (topP is <= 0 or > 1) throw new BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
-            int? seed = Field<int>(body, "seed");
+            int? seed = IntField(body, "seed");
             stops = body["stop"] switch
             {
                 null => [],
@@ -121,7 +121,7 @@ public static class OpenAiEndpoints
                 JsonValue v when v.GetValueKind() == JsonValueKind.String => [v.GetValue<string>()],
                 _ => throw new BadRequest("stop must be a string or a list of strings", "stop"),
             };
-            stream = Field<bool>(body, "stream") ?? false;
+            stream = BoolField(body, "stream") ?? false;
             int context = engine.Model.Config.ContextLength;
             var tokenizer = engine.Model.Tokenizer;
             // A text longer than the context could ever hold is refused before it is tokenized.
@@ -137,7 +137,7 @@ public static class OpenAiEndpoints
             options = new GenerationOptions
             {
                 MaxTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, TopP = topP, Seed = seed },
-                IgnoreModelStopTokens = Field<bool>(body, "ignore_eos") ?? false, // as vLLM's extension: fixed lengths for benchmarks
+                IgnoreModelStopTokens = BoolField(body, "ignore_eos") ?? false, // as vLLM's extension: fixed lengths for benchmarks
             };
         }
         catch (BadRequest e) { await Error(ctx, 400, e.Message, "invalid_request_error", e.Param); return; }
@@ -220,22 +220,29 @@ public static class OpenAiEndpoints
         });
     }
 
-    /// <summary>An optional field of a JSON type: null when absent or null, else its value, or a 400 naming the field and the type it needs.</summary>
-    static T? Field<T>(JsonObject body, string name) where T : struct
+    /// <summary>An optional integer field: null when absent or null, else its value, or a 400 naming the field.</summary>
+    static int? IntField(JsonObject body, string name) =>
+        Number(body, name, "an integer") is not { } d ? null
+        : d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue ? (int)d : throw new BadRequest($"{name} must be an integer, got {d}", name);
+
+    static float? FloatField(JsonObject body, string name) =>
+        Number(body, name, "a number") is not { } d ? null : float.IsFinite((float)d) ? (float)d : throw new BadRequest($"{name} must be a finite number", name);
+
+    static bool? BoolField(JsonObject body, string name) => body[name] switch
     {
-        var node = body[name];
-        if (node is null) return null;
-        string need = typeof(T) == typeof(bool) ? "true or false" : typeof(T) == typeof(int) ? "an integer" : "a number";
-        if (node is not JsonValue v) throw new BadRequest($"{name} must be {need}", name);
-        var kind = v.GetValueKind();
-        if (kind == JsonValueKind.Null) return null;
-        if (typeof(T) == typeof(bool)) return kind is JsonValueKind.True or JsonValueKind.False ? (T)(object)(kind == JsonValueKind.True) : throw new BadRequest($"{name} must be {need}", name);
-        if (kind != JsonValueKind.Number) throw new BadRequest($"{name} must be {need}", name);
-        var d = v.GetValue<double>();
-        if (typeof(T) == typeof(int))
-            return d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue ? (T)(object)(int)d : throw new BadRequest($"{name} must be {need}, got {v.ToJsonString()}", name);
-        return float.IsFinite((float)d) ? (T)(object)(float)d : throw new BadRequest($"{name} must be {need}, got {v.ToJsonString()}", name);
-    }
+        null => null,
+        JsonValue v when v.GetValueKind() is JsonValueKind.True or JsonValueKind.False => v.GetValueKind() == JsonValueKind.True,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Null => null,
+        _ => throw new BadRequest($"{name} must be true or false", name),
+    };
+
+    static double? Number(JsonObject body, string name, string need) => body[name] switch
+    {
+        null => null,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<double>(),
+        JsonValue v when v.GetValueKind() == JsonValueKind.Null => null,
+        _ => throw new BadRequest($"{name} must be {need}", name),
+    };
 
     static string CompletionPrompt(JsonObject body) => body["prompt"] switch
     {

@@ -22,9 +22,8 @@ public static class DrafterFactory
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            var home = Environment.GetEnvironmentVariable("SIO_HOME") is { Length: > 0 } h ? h : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".sio");
             var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(target.Folder))))[..16];
-            return Path.Combine(home, "cache", "self-int4", key);
+            return Path.Combine(Artifacts.SioHome.Path, "cache", "self-int4", key);
         }
     }
 
