@@ -204,11 +204,12 @@ public class ServingTests(Stories260KFixture stories)
             var deployments = s.App.Services.GetRequiredService<Deployments>();
             var first = deployments.Current!;
 
-            // a long request in flight on the first model
-            var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json(new { prompt = "Once upon a time", max_tokens = 300, temperature = 0, stream = true, ignore_eos = true }) };
-            var response = await s.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-            Assert.StartsWith("data: ", await reader.ReadLineAsync());
+            // a request in flight on the first model: accepted, its body still arriving (decoding 300 tokens of this tiny
+            // model would end before the swap does)
+            var body = new GatedContent("{\"prompt\": \"Once upon a time\", \"max_tokens\": 300, \"temperature\": 0, \"stream\": true, \"ignore_eos\": true}");
+            var sending = s.Http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = body }, HttpCompletionOption.ResponseHeadersRead);
+            for (int i = 0; i < 500 && first.InFlight == 0; i++) await Task.Delay(10);
+            Assert.Equal(1, first.InFlight);
 
             var swap = await s.Http.PostAsync("/admin/deployments", Json(new { model = next }));
             Assert.Equal(HttpStatusCode.OK, swap.StatusCode);
@@ -217,6 +218,9 @@ public class ServingTests(Stories260KFixture stories)
             Assert.Equal("next", fresh["model"]!.GetValue<string>());
             Assert.False(first.Disposed, "the old model was released while a request was still on it");
 
+            body.Release();
+            var response = await sending;
+            var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
             var rest = await reader.ReadToEndAsync();
             Assert.EndsWith("data: [DONE]\n\n", rest);
             var chunks = rest.Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Where(e => e != "data: [DONE]").Select(e => JsonNode.Parse(e["data: ".Length..])!).ToList();
@@ -418,4 +422,23 @@ public class ChatClientTests(Stories260KFixture stories)
         Assert.Equal(expected[..expected.IndexOf('.')], stopped.Text);
         Assert.Equal(Microsoft.Extensions.AI.ChatFinishReason.Stop, stopped.FinishReason);
     }
+}
+
+/// <summary>A request body sent in two halves: the second only after <see cref="Release"/>.</summary>
+sealed class GatedContent(string json) : HttpContent
+{
+    readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void Release() => _gate.TrySetResult();
+
+    protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        await stream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+        await stream.FlushAsync();
+        await _gate.Task;
+        await stream.WriteAsync(bytes.AsMemory(bytes.Length / 2));
+    }
+
+    protected override bool TryComputeLength(out long length) { length = 0; return false; }
 }

@@ -25,6 +25,8 @@ public sealed class Deployment : IDisposable
     /// <summary>The chat template named by the model's tokenizer_config.json (or the plain one).</summary>
     public ChatTemplate ChatTemplate { get; } = null!;
     public bool Disposed => Volatile.Read(ref _disposed);
+    /// <summary>Requests entered and not yet finished.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
 
     /// <param name="id">The model id clients see (/v1/models); default the folder's name.</param>
     public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null, string? id = null)
