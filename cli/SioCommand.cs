@@ -9,6 +9,7 @@ public static class SioCommand
     {
         ImportCommand.Create(),
         GenerateCommand.Create(),
+        TokenizeCommand.Create(),
         EvalCommand.Create(),
         QuantizeCommand.Create(),
         CompileCommand.Create(),

@@ -60,7 +60,7 @@ public class ReferenceAgreementTests(Stories260KFixture stories)
         var reference = new ReferenceTransformer(TestPaths.Stories260K);
         foreach (var r in data.Records)
         {
-            var (ids, first) = Perplexity.Tokens(model.Tokenizer, r, model.Config.ContextLength);
+            var (ids, first) = Perplexity.Tokens(model, r, model.Config.ContextLength);
             var (n, c) = reference.Score(ids, first);
             nll += n; count += c;
         }

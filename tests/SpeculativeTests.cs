@@ -29,7 +29,7 @@ public class SpeculativeTests(Stories260KFixture stories)
     /// <summary>Up to 50 OpenOrca questions that fit the context, and TinyStories openings to make 100.</summary>
     List<List<int>> HundredPrompts(Model model, int maxTokens)
     {
-        IEnumerable<List<int>> From(string file) => DatasetReader.Read(file).Records.Select(r => GreedyAgreement.PromptOf(model.Tokenizer, r, 24))
+        IEnumerable<List<int>> From(string file) => DatasetReader.Read(file).Records.Select(r => GreedyAgreement.PromptOf(model, r, 24))
             .Where(p => p.Count + maxTokens <= model.Config.ContextLength);
         var prompts = From(TestPaths.OpenOrcaDev).Take(50).ToList();
         prompts.AddRange(From(TestPaths.TinyStoriesDev).Take(100 - prompts.Count));
@@ -153,7 +153,7 @@ public class SpeculativeTests(Stories260KFixture stories)
             var (exit, _, err) = CliTests.Sio("generate", stories.ModelDir, "--speculative", $"draft:{draftDir}", "--max-tokens", "5");
             Assert.Equal(1, exit);
             Assert.Contains("incompatible", err);
-            Assert.Matches("token \\d+ is \".*\" in the draft and \".*\" in the target", err);
+            Assert.Matches("the vocabularies differ, first at token \\d+: \".*\" in the draft, \".*\" in the target", err);
         }
         finally { Directory.Delete(dir, true); }
     }

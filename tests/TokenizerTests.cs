@@ -52,7 +52,7 @@ public class TokenizerTests
         {
             var path = Path.Combine(dir, "tokenizer.json");
             bin.WriteTokenizerJson(path);
-            var json = SentencePieceBpeTokenizer.FromTokenizerJson(path, 1, 2);
+            var json = HuggingFaceTokenizer.Load(path, 512, 1, 2);
             Assert.Equal(bin.Fingerprint().Length, json.Fingerprint().Length);
             var data = DatasetReader.Read(TestPaths.TinyStoriesDev, 100);
             foreach (var r in data.Records)

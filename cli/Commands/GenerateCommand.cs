@@ -18,10 +18,12 @@ public static class GenerateCommand
         var speculative = new Option<string>("--speculative") { Description = "Drafter: none, ngram (prompt lookup), self-int4 (the target's int4 copy, built and cached on first use) or draft:DIR (a model with the same vocabulary).", DefaultValueFactory = _ => "none" };
         var draftTokens = new Option<string>("--draft-tokens") { Description = "Tokens drafted per step: 1–32, or auto (adapts to acceptance and cost; off when drafting does not pay).", DefaultValueFactory = _ => "auto" };
         var engine = Cli.EngineOption();
+        var chat = new Option<bool>("--chat") { Description = "Send --prompt as a user message through the model's chat template (tokenizer_config.json); generation ends at the model's end-of-turn token." };
+        var system = new Option<string?>("--system") { Description = "With --chat: a system message before the user's." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: prompt_token_ids (BOS included), token_ids, text, timings." };
         var cmd = new Command("generate", "Generate text with a model folder, streaming tokens as they come.")
         {
-            dir, prompt, maxTokens, temperature, topK, topP, seed, threads, speculative, draftTokens, engine, json,
+            dir, prompt, maxTokens, temperature, topK, topP, seed, threads, speculative, draftTokens, engine, chat, system, json,
         };
         cmd.SetAction(p =>
         {
@@ -40,10 +42,23 @@ public static class GenerateCommand
             if (model.Warning is not null) p.InvocationConfiguration.Error.WriteLine($"warning: {model.Warning}");
             using var drafter = Speculative.DrafterFactory.Create(spec, model, modelOptions, Cli.Progress("generate"));
             Cli.EndProgress();
-            var promptIds = model.Tokenizer.Encode(p.GetValue(prompt) ?? "");
             var output = p.InvocationConfiguration.Output;
             bool asJson = p.GetValue(json);
-            if (!asJson && p.GetValue(prompt) is string text) output.Write(text);
+            List<int> promptIds;
+            if (p.GetValue(chat))
+            {
+                var template = model.ChatTemplate;
+                var turns = new List<(string, string)>();
+                if (p.GetValue(system) is string sys) turns.Add(("system", sys));
+                turns.Add(("user", p.GetValue(prompt) ?? ""));
+                promptIds = template.Tokenize(model.Tokenizer, template.Render(turns));
+            }
+            else
+            {
+                if (p.GetValue(system) is not null) throw new SioException("--system needs --chat");
+                promptIds = model.Tokenizer.Encode(p.GetValue(prompt) ?? "");
+                if (!asJson && p.GetValue(prompt) is string text) output.Write(text);
+            }
             var result = TextGeneration.Generate(model, promptIds, options, asJson ? null : (_, piece) => { output.Write(piece); output.Flush(); }, drafter: drafter);
             var st = result.Speculative;
             if (asJson)

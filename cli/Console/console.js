@@ -281,8 +281,11 @@ $("#play-form").addEventListener("submit", async (ev) => {
   }, 300);
   const render = () => { const secs = (performance.now() - (first || t0)) / 1000; stats.textContent = `tokens: ${tokens} · tokens/s: ${tokens > 1 && secs > 0 ? ((tokens - 1) / secs).toFixed(1) : "–"} · acceptance: ${acceptance}`; };
   try {
-    const r = await authFetch("/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ prompt: $("#play-prompt").value, max_tokens: Number($("#play-tokens").value), temperature: Number($("#play-temperature").value), stream: true }) });
+    const chat = $("#play-chat").checked;
+    const request = { max_tokens: Number($("#play-tokens").value), temperature: Number($("#play-temperature").value), stream: true };
+    if (chat) request.messages = [{ role: "user", content: $("#play-prompt").value }]; else request.prompt = $("#play-prompt").value;
+    const r = await authFetch(chat ? "/v1/chat/completions" : "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify(request) });
     if (!r.ok) { const b = await r.json().catch(() => ({})); throw new Error(b.error?.message ?? r.statusText); }
     const reader = r.body.getReader(), dec = new TextDecoder();
     let buf = "";
@@ -297,7 +300,7 @@ $("#play-form").addEventListener("submit", async (ev) => {
         const data = line.slice(5).trim();
         if (data === "[DONE]") continue;
         const chunk = JSON.parse(data);
-        const piece = chunk.choices?.[0]?.text ?? "";
+        const piece = (chat ? chunk.choices?.[0]?.delta?.content : chunk.choices?.[0]?.text) ?? "";
         if (piece) { if (!first) first = performance.now(); out.textContent += piece; }
         if (chunk.usage) tokens = chunk.usage.completion_tokens; else if (piece) tokens++;
         if (chunk.sio?.speculative) acceptance = `${(100 * chunk.sio.speculative.acceptance_rate).toFixed(1)} % (${chunk.sio.speculative.accepted}/${chunk.sio.speculative.proposed} drafts, ${chunk.sio.speculative.drafter})`;

@@ -65,7 +65,7 @@ public static class LoadBenchmark
         int outOfRange = 0;
         foreach (var r in data.Records)
         {
-            var ids = model.Tokenizer.Encode(r.IsPromptResponse ? r.Prompt! : r.Text!);
+            var ids = RecordPrompt.Ids(model, r);
             if (ids.Count < config.PromptTokensMin || ids.Count > config.PromptTokensMax) { outOfRange++; continue; }
             if (ids.Count > room) ids.RemoveRange(room, ids.Count - room);
             prompts.Add(ids);

@@ -27,7 +27,7 @@ public static class SpeculativeBenchmark
     public static List<DrafterResult> Run(Model target, Dataset data, IReadOnlyList<string> drafters, SpeculativeBenchmarkOptions o,
         ModelOptions? modelOptions = null, IProgress<string>? progress = null)
     {
-        var prompts = data.Records.Select(r => GreedyAgreement.PromptOf(target.Tokenizer, r, o.PromptTokens))
+        var prompts = data.Records.Select(r => GreedyAgreement.PromptOf(target, r, o.PromptTokens))
             .Where(p => p.Count + o.MaxTokens <= target.Config.ContextLength).Take(o.Prompts + 1).ToList();
         if (prompts.Count < 2) throw SioException.InFile(data.Path, "fewer than two prompts leave room for the requested tokens within the context");
         var options = new GenerationOptions { MaxTokens = o.MaxTokens, Speculative = new SpeculativeOptions { DraftTokens = o.DraftTokens } };

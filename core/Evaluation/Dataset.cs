@@ -3,8 +3,12 @@ using System.Text.Json.Nodes;
 
 namespace Sio.Evaluation;
 
-/// <summary>One usable row: a text to score whole, or a prompt whose response is scored.</summary>
-public sealed record DatasetRecord(string? Text, string? Prompt, string? Response)
+/// <summary>
+/// One usable row: a text to score whole, or a prompt whose response is scored. Rows that are conversations
+/// (OpenOrca's system prompt and question, chat messages, ShareGPT) also keep their turns, so that a chat model is
+/// prompted through its own template (<see cref="RecordPrompt"/>); <see cref="Prompt"/> is their plain layout.
+/// </summary>
+public sealed record DatasetRecord(string? Text, string? Prompt, string? Response, IReadOnlyList<(string Role, string Content)>? Turns = null)
 {
     public bool IsPromptResponse => Prompt is not null;
 }
@@ -87,7 +91,8 @@ public static class DatasetReader
         if (Str(o, "question") is { Length: > 0 } q && Str(o, "response") is { Length: > 0 } resp)
         {
             var system = Str(o, "system_prompt");
-            return new DatasetRecord(null, PromptFormat.Join(system, q), resp);
+            List<(string, string)> question = string.IsNullOrWhiteSpace(system) ? [("user", q)] : [("system", system), ("user", q)];
+            return new DatasetRecord(null, PromptFormat.Join(system, q), resp, question);
         }
         if (Str(o, "prompt") is { Length: > 0 } p)
             return new DatasetRecord(null, p, Str(o, "response") ?? Str(o, "completion") ?? "");
@@ -107,7 +112,7 @@ public static class DatasetReader
             var lastAssistant = msgs.FindLastIndex(m => m.Role == "assistant");
             var promptTurns = lastAssistant > 0 ? msgs.Take(lastAssistant) : msgs;
             var prompt = string.Join("\n\n", promptTurns.Select(m => m.Content)) + "\n\n";
-            return new DatasetRecord(null, prompt, lastAssistant > 0 ? msgs[lastAssistant].Content : "");
+            return new DatasetRecord(null, prompt, lastAssistant > 0 ? msgs[lastAssistant].Content : "", promptTurns.ToList());
         }
         return null;
     }

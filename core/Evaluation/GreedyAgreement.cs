@@ -10,9 +10,9 @@ public sealed record AgreementResult(int Prompts, int TokensPerPrompt, double To
 /// </summary>
 public static class GreedyAgreement
 {
-    /// <summary>The prompt of a record: a prompt row's prompt, or a text's first <paramref name="textPrefixTokens"/> tokens (BOS included).</summary>
-    public static List<int> PromptOf(Tokenization.Tokenizer tokenizer, DatasetRecord r, int textPrefixTokens = 16) =>
-        r.IsPromptResponse ? tokenizer.Encode(r.Prompt!) : tokenizer.Encode(r.Text!).Take(textPrefixTokens).ToList();
+    /// <summary>The prompt of a record: a prompt row's prompt (<see cref="RecordPrompt"/>), or a text's first <paramref name="textPrefixTokens"/> tokens (BOS included).</summary>
+    public static List<int> PromptOf(Model model, DatasetRecord r, int textPrefixTokens = 16) =>
+        r.IsPromptResponse ? RecordPrompt.Ids(model, r) : RecordPrompt.Ids(model, r).Take(textPrefixTokens).ToList();
 
     public static AgreementResult Compare(Model model, Model baseline, Dataset data, int prompts = 50, int tokens = 32)
     {
@@ -22,7 +22,7 @@ public static class GreedyAgreement
         foreach (var r in data.Records)
         {
             if (used >= prompts) break;
-            var prompt = PromptOf(model.Tokenizer, r);
+            var prompt = PromptOf(model, r);
             if (prompt.Count + tokens > Math.Min(model.Config.ContextLength, baseline.Config.ContextLength)) continue;
             var a = TextGeneration.Generate(model, prompt, options).TokenIds;
             var b = TextGeneration.Generate(baseline, prompt, options).TokenIds;

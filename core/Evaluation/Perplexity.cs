@@ -16,8 +16,9 @@ public sealed record PerplexityResult(int Records, long TokensScored, double Mea
 public static class Perplexity
 {
     /// <summary>The ids of a record and the index of the first token that is scored.</summary>
-    public static (List<int> Ids, int FirstScored) Tokens(Tokenizer tokenizer, DatasetRecord r, int maxTokens)
+    public static (List<int> Ids, int FirstScored) Tokens(Model model, DatasetRecord r, int maxTokens)
     {
+        var tokenizer = model.Tokenizer;
         List<int> ids;
         int first;
         if (!r.IsPromptResponse)
@@ -27,10 +28,19 @@ public static class Perplexity
         }
         else
         {
-            var prompt = tokenizer.Encode(r.Prompt!);
-            ids = tokenizer.Encode(r.Prompt + r.Response);
-            first = 0;
-            while (first < prompt.Count && first < ids.Count && prompt[first] == ids[first]) first++;
+            var prompt = RecordPrompt.Ids(model, r);
+            if (r.Turns is { Count: > 0 } && !model.ChatTemplate.IsPlain)
+            {
+                // the response is the assistant's turn after the template's generation prompt
+                ids = [.. prompt, .. tokenizer.Encode(r.Response!, addBos: false)];
+                first = prompt.Count;
+            }
+            else
+            {
+                ids = tokenizer.Encode(r.Prompt + r.Response);
+                first = 0;
+                while (first < prompt.Count && first < ids.Count && prompt[first] == ids[first]) first++;
+            }
             first = Math.Max(first, 1);
         }
         if (ids.Count > maxTokens) ids.RemoveRange(maxTokens, ids.Count - maxTokens);
@@ -46,7 +56,7 @@ public static class Perplexity
         int used = 0, skipped = dataset.Skipped;
         foreach (var record in dataset.Records)
         {
-            var (ids, first) = Tokens(model.Tokenizer, record, budget);
+            var (ids, first) = Tokens(model, record, budget);
             if (ids.Count <= first) { skipped++; continue; }   // nothing left to score after the cut
             generator.RewindTo(0);
             generator.AppendTokens(ids.ToArray());

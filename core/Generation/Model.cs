@@ -44,7 +44,10 @@ public sealed class Model : IDisposable
     public string? Warning { get; private init; }
     /// <summary>The graph file the session runs (the compiled one when it applies).</summary>
     public string GraphFile { get; private init; } = "";
-    /// <summary>Ids that end generation: EOS, and BOS for llama2.c models.</summary>
+    /// <summary>How chat messages become this model's prompt (its tokenizer_config.json template, or the plain one); read on first use.</summary>
+    public Serving.ChatTemplate ChatTemplate => _chatTemplate ??= Serving.ChatTemplate.ForModel(Folder);
+    Serving.ChatTemplate? _chatTemplate;
+    /// <summary>Ids that end generation: the manifest's end-of-text and end-of-turn tokens (EOS, and BOS for llama2.c models).</summary>
     public IReadOnlyList<int> StopTokens { get; }
 
     Model(string folder, ModelManifest manifest, Tokenizer tokenizer, InferenceSession session)
@@ -53,7 +56,8 @@ public sealed class Model : IDisposable
         Manifest = manifest;
         Tokenizer = tokenizer;
         Session = session;
-        StopTokens = manifest.StopOnBos ? [Config.EosTokenId, Config.BosTokenId] : [Config.EosTokenId];
+        StopTokens = manifest.StopTokens.Count > 0 ? manifest.StopTokens
+            : manifest.StopOnBos ? [Config.EosTokenId, Config.BosTokenId] : [Config.EosTokenId];
     }
 
     public static Model Load(string folder, ModelOptions? options = null)

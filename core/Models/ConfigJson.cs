@@ -86,4 +86,8 @@ public sealed class ConfigJson
         if (!Has(key)) return null;
         return _root[key] as JsonObject ?? throw Bad(key, "an object");
     }
+
+    /// <summary>A nested object read with the same checks: its fields are named "outer.inner", as errors print them.</summary>
+    public ConfigJson? Nested(string key) =>
+        Object(key) is { } o ? new ConfigJson(Path, new JsonObject(o.Select(kv => KeyValuePair.Create($"{key}.{kv.Key}", kv.Value?.DeepClone())))) : null;
 }

@@ -15,6 +15,8 @@ public sealed record DecoderConfig
     public required int ContextLength { get; init; }  // longest sequence the rotary tables cover
     public int HeadSize { get; init; }                // 0 means Dim / Heads
     public float RopeTheta { get; init; } = 10000f;
+    /// <summary>Rotary frequency scaling (Llama 3.1's "llama3", or "linear"); null for plain rotary.</summary>
+    public RopeScaling? RopeScaling { get; init; }
     public float NormEpsilon { get; init; } = 1e-5f;
     /// <summary>True when rotary pairs are adjacent (llama2.c, Meta); false for the half-split convention (Hugging Face).</summary>
     public bool RotaryInterleaved { get; init; }

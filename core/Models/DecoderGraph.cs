@@ -50,14 +50,15 @@ public static class DecoderGraph
         var total64 = g.Node("Gather", [maskShape, g.Scalar("/model/const/index1", 1)], "/model/attn_mask/Gather", attributes: Attr("axis", 0L));
         var totalLen = g.Node("Cast", [total64], "/model/attn_mask/total_seq_len", attributes: Attr("to", (long)DT.Int32));
 
-        // rotary tables (max_pos, head/2): angle = pos * theta^(-2i/head)
+        // rotary tables (max_pos, head/2): angle = pos * theta^(-2i/head), with the config's frequency scaling
         int half = c.HeadDim / 2;
         var cos = new float[c.ContextLength * half];
         var sin = new float[c.ContextLength * half];
+        var frequencies = RopeScaling.InverseFrequencies(c.RopeTheta, c.HeadDim, c.RopeScaling);
         for (int p = 0; p < c.ContextLength; p++)
             for (int i = 0; i < half; i++)
             {
-                double angle = p * Math.Pow(c.RopeTheta, -2.0 * i / c.HeadDim);
+                double angle = p * frequencies[i];
                 cos[p * half + i] = (float)Math.Cos(angle);
                 sin[p * half + i] = (float)Math.Sin(angle);
             }

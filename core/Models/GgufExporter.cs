@@ -16,7 +16,6 @@ public static class GgufExporter
     public static readonly string[] Types = ["f32", "q8_0", "q4_0"];
     const uint Alignment = 32;
 
-    enum ValueType : uint { UInt32 = 4, Int32 = 5, Float32 = 6, String = 8, Array = 9 }
     enum TensorType : uint { F32 = 0, Q4_0 = 2, Q8_0 = 8 }
 
     public static void Export(string modelDir, string type, string outFile, IProgress<string>? progress = null)
@@ -112,7 +111,7 @@ public static class GgufExporter
     static long Align(long n) => (n + Alignment - 1) / Alignment * Alignment;
     static void Pad(BinaryWriter w) { while (w.BaseStream.Position % Alignment != 0) w.Write((byte)0); }
 
-    static void WriteString(BinaryWriter w, string s)
+    internal static void WriteString(BinaryWriter w, string s)
     {
         var bytes = Encoding.UTF8.GetBytes(s);
         w.Write((ulong)bytes.Length);
@@ -122,44 +121,25 @@ public static class GgufExporter
     static List<Action<BinaryWriter>> Metadata(ModelManifest m, Tokenizer tok, string type)
     {
         var c = m.Config;
-        var list = new List<Action<BinaryWriter>>();
-        void Str(string k, string v) => list.Add(w => { WriteString(w, k); w.Write((uint)ValueType.String); WriteString(w, v); });
-        void U32(string k, uint v) => list.Add(w => { WriteString(w, k); w.Write((uint)ValueType.UInt32); w.Write(v); });
-        void F32(string k, float v) => list.Add(w => { WriteString(w, k); w.Write((uint)ValueType.Float32); w.Write(v); });
-        void Arr<T>(string k, ValueType elem, IReadOnlyList<T> items, Action<BinaryWriter, T> write) => list.Add(w =>
-        {
-            WriteString(w, k); w.Write((uint)ValueType.Array); w.Write((uint)elem); w.Write((ulong)items.Count);
-            foreach (var it in items) write(w, it);
-        });
-        Str("general.architecture", "llama");
-        Str("general.name", m.Source.Kind + ":" + Path.GetFileName(m.Source.Path));
-        U32("general.file_type", type switch { "q8_0" => 7u, "q4_0" => 2u, _ => 0u });
-        U32("general.alignment", Alignment);
-        U32("llama.context_length", (uint)c.ContextLength);
-        U32("llama.embedding_length", (uint)c.Dim);
-        U32("llama.block_count", (uint)c.Layers);
-        U32("llama.feed_forward_length", (uint)c.HiddenDim);
-        U32("llama.rope.dimension_count", (uint)c.HeadDim);
-        U32("llama.attention.head_count", (uint)c.Heads);
-        U32("llama.attention.head_count_kv", (uint)c.KvHeads);
-        U32("llama.attention.key_length", (uint)c.HeadDim);
-        U32("llama.attention.value_length", (uint)c.HeadDim);
-        F32("llama.attention.layer_norm_rms_epsilon", c.NormEpsilon);
-        F32("llama.rope.freq_base", c.RopeTheta);
-        U32("llama.vocab_size", (uint)c.VocabSize);
-        Str("tokenizer.ggml.model", "llama");
-        var pieces = Enumerable.Range(0, c.VocabSize).Select(i => i >= tok.VocabSize ? $"[PAD{i}]"
-            : i == c.BosTokenId ? "<s>" : i == c.EosTokenId ? "</s>" : i == 0 && tok.IsSpecial(0) ? "<unk>" : tok.Pieces[i].Replace(' ', '\u2581')).ToList();
-        var scores = Enumerable.Range(0, c.VocabSize).Select(i => tok is SentencePieceBpeTokenizer { Scores: { } s } && i < s.Count ? s[i] : -(float)i).ToList();
-        var types = Enumerable.Range(0, c.VocabSize).Select(i =>
-            i >= tok.VocabSize ? 5 : i == 0 && tok.IsSpecial(0) ? 2 : tok.IsSpecial(i) ? 3 : Tokenizer.TryByteToken(tok.Pieces[i], out _) ? 6 : 1).ToList();
-        Arr("tokenizer.ggml.tokens", ValueType.String, pieces, WriteString);
-        Arr("tokenizer.ggml.scores", ValueType.Float32, scores, (w, v) => w.Write(v));
-        Arr("tokenizer.ggml.token_type", ValueType.Int32, types, (w, v) => w.Write(v));
-        U32("tokenizer.ggml.bos_token_id", (uint)c.BosTokenId);
-        U32("tokenizer.ggml.eos_token_id", (uint)c.EosTokenId);
-        U32("tokenizer.ggml.unknown_token_id", 0);
-        return list;
+        var meta = new GgufMetadata();
+        meta.Str("general.architecture", "llama");
+        meta.Str("general.name", m.Source.Kind + ":" + Path.GetFileName(m.Source.Path));
+        meta.U32("general.file_type", type switch { "q8_0" => 7u, "q4_0" => 2u, _ => 0u });
+        meta.U32("general.alignment", Alignment);
+        meta.U32("llama.context_length", (uint)c.ContextLength);
+        meta.U32("llama.embedding_length", (uint)c.Dim);
+        meta.U32("llama.block_count", (uint)c.Layers);
+        meta.U32("llama.feed_forward_length", (uint)c.HiddenDim);
+        meta.U32("llama.rope.dimension_count", (uint)c.HeadDim);
+        meta.U32("llama.attention.head_count", (uint)c.Heads);
+        meta.U32("llama.attention.head_count_kv", (uint)c.KvHeads);
+        meta.U32("llama.attention.key_length", (uint)c.HeadDim);
+        meta.U32("llama.attention.value_length", (uint)c.HeadDim);
+        meta.F32("llama.attention.layer_norm_rms_epsilon", c.NormEpsilon);
+        meta.F32("llama.rope.freq_base", c.RopeTheta);
+        meta.U32("llama.vocab_size", (uint)c.VocabSize);
+        GgufTokenizer.Write(meta, c, tok);
+        return meta.Entries;
     }
 
     /// <summary>Q8_0: per 32 values an fp16 scale d = max|x| / 127 and 32 int8 codes round(x / d).</summary>

@@ -30,8 +30,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         var arch = archs.FirstOrDefault(SupportedArchitectures.Contains);
         if (arch is null)
             throw SioException.InFile(configPath, $"unsupported architecture {(archs.Length == 0 ? "(none given)" : string.Join(", ", archs))}; sio imports {string.Join(" and ", SupportedArchitectures)}");
-        if (cfg.Object("rope_scaling") is { } scaling)
-            throw SioException.InFile(configPath, $"unsupported rope_scaling {scaling.ToJsonString()}: sio builds plain rotary embeddings");
+        var ropeScaling = ReadRopeScaling(cfg);
         foreach (var biasFlag in new[] { "attention_bias", "mlp_bias" })
             if (cfg.Bool(biasFlag, false)) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds bias-free Llama layers");
         string act = cfg.String("hidden_act") ?? "silu";
@@ -50,6 +49,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             ContextLength = cfg.Int("max_position_embeddings", 2048, max: 1 << 24),
             HeadSize = cfg.Int("head_dim", 0, min: 0, max: 1 << 12),
             RopeTheta = (float)cfg.Number("rope_theta", 10000, max: 1e12),
+            RopeScaling = ropeScaling,
             NormEpsilon = (float)cfg.Number("rms_norm_eps", 1e-6, max: 1),
             RotaryInterleaved = false,
             TiedEmbeddings = cfg.Bool("tie_word_embeddings", false),
@@ -142,6 +142,21 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         if (name == "lm_head" && Config.TiedEmbeddings) name = "embed";
         var (file, hf) = _index[HfName(name)];
         return file.ReadFloats(hf);
+    }
+
+    /// <summary>rope_scaling: null, "linear" or "llama3" (Llama 3.1–3.3); any other kind is refused by name.</summary>
+    static RopeScaling? ReadRopeScaling(ConfigJson cfg)
+    {
+        if (cfg.Nested("rope_scaling") is not { } s) return null;
+        var type = s.String("rope_scaling.rope_type") ?? s.String("rope_scaling.type");
+        if (type is null or "default") return null;
+        if (!RopeScaling.Types.Contains(type))
+            throw SioException.InFile(cfg.Path, $"unsupported rope_scaling type \"{type}\" (sio builds {string.Join(" and ", RopeScaling.Types)})");
+        double factor = s.Number("rope_scaling.factor", 1, max: 1024);
+        if (type == "linear") return new RopeScaling(type, factor);
+        var (low, high) = (s.Number("rope_scaling.low_freq_factor", 1, max: 1024), s.Number("rope_scaling.high_freq_factor", 4, max: 1024));
+        if (high <= low) throw SioException.InFile(cfg.Path, $"rope_scaling: high_freq_factor {high} must exceed low_freq_factor {low}");
+        return new RopeScaling(type, factor, low, high, s.Int("rope_scaling.original_max_position_embeddings", 8192, max: 1 << 24));
     }
 
     public void Dispose()

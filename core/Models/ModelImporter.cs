@@ -31,7 +31,7 @@ public static class ModelImporter
         var slidingWindow = checkpoint is HuggingFaceCheckpoint hf ? hf.SlidingWindow : 0;
 
         var temp = output.Temp;
-        var tokenizer = WriteTokenizer(request, checkpoint, kind, temp);
+        var tokenizer = WriteTokenizer(request, checkpoint, kind, temp, out var loaded);
         progress?.Report("building graph");
         DecoderGraph.Build(checkpoint, temp, slidingWindow, progress);
         GenAiConfig.Write(temp, c);
@@ -43,6 +43,7 @@ public static class ModelImporter
             Source = new ModelManifest.ModelSource(kind, request.Source is null ? checkpoint.Source : Path.GetFullPath(request.Source), SourceHash(request, kind)),
             Tokenizer = tokenizer,
             StopOnBos = kind == "llama2c",
+            StopTokens = StopTokens(request, kind, c, loaded),
             Steps = [$"import:{kind}"],
         };
         manifest.Save(temp);
@@ -82,10 +83,24 @@ public static class ModelImporter
         _ => ModelManifest.Sha256File(r.Source!),
     };
 
-    static ModelManifest.TokenizerInfo WriteTokenizer(ImportRequest r, ICheckpoint checkpoint, string kind, string folder)
+    /// <summary>EOS and end-of-turn ids: generation_config.json's eos_token_id (an id or a list), config.json's, the tokenizer's.</summary>
+    static List<int> StopTokens(ImportRequest r, string kind, DecoderConfig c, Tokenizer tokenizer)
+    {
+        var stops = new List<int> { c.EosTokenId };
+        if (kind == "llama2c") stops.Add(c.BosTokenId);
+        if (kind == "huggingface")
+        {
+            var generation = Path.Combine(r.Source!, "generation_config.json");
+            if (File.Exists(generation)) stops.AddRange(ConfigJson.Load(generation).Ids("eos_token_id", c.VocabSize));
+            stops.AddRange(ConfigJson.Load(Path.Combine(r.Source!, "config.json")).Ids("eos_token_id", c.VocabSize));
+        }
+        if (tokenizer.EosTokenId >= 0 && tokenizer.EosTokenId < c.VocabSize) stops.Add(tokenizer.EosTokenId);
+        return stops.Distinct().ToList();
+    }
+
+    static ModelManifest.TokenizerInfo WriteTokenizer(ImportRequest r, ICheckpoint checkpoint, string kind, string folder, out Tokenizer tokenizer)
     {
         var c = checkpoint.Config;
-        Tokenizer tokenizer;
         string file;
         if (kind == "synthetic" && r.Tokenizer is null)
         {
@@ -101,12 +116,11 @@ public static class ModelImporter
                 throw SioException.InFile(source, $"the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocabulary of {c.VocabSize}");
             file = Path.Combine(folder, tokenizer.Format);
             File.Copy(source, file);
-            if (tokenizer.Format == "tokenizer.json")
-                foreach (var extra in new[] { "tokenizer_config.json", "special_tokens_map.json" })
-                {
-                    var e = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, extra);
-                    if (File.Exists(e)) File.Copy(e, Path.Combine(folder, extra));
-                }
+            // the chat template, special tokens and generation defaults travel with the tokenizer
+            var tokenizerFolder = Path.GetDirectoryName(Path.GetFullPath(source))!;
+            var extras = tokenizer.Format == "tokenizer.bin" ? [] : new[] { "tokenizer_config.json", "special_tokens_map.json" }.Select(f => Path.Combine(tokenizerFolder, f));
+            if (kind == "huggingface") extras = extras.Append(Path.Combine(r.Source!, "generation_config.json"));
+            foreach (var e in extras.Where(File.Exists)) File.Copy(e, Path.Combine(folder, Path.GetFileName(e)));
         }
         // A llama2.c vocabulary is also written as tokenizer.json, so ONNX Runtime GenAI can tokenize too.
         if (tokenizer is SentencePieceBpeTokenizer { Format: "tokenizer.bin" } bpe)

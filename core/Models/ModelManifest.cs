@@ -23,6 +23,11 @@ public sealed record ModelManifest
     public required TokenizerInfo Tokenizer { get; init; }
     /// <summary>llama2.c models also stop at BOS, as llama2.c's run.c does.</summary>
     public bool StopOnBos { get; init; }
+    /// <summary>
+    /// Ids that end a generation (end of text and end of turn): generation_config.json's eos_token_id list, config.json's,
+    /// and the tokenizer's eos_token. Empty in manifests written before sio recorded them: then EOS (and BOS for llama2.c).
+    /// </summary>
+    public List<int> StopTokens { get; init; } = [];
     public string ModelFile { get; init; } = DecoderGraph.ModelFile;
     public List<string> Steps { get; init; } = [];
     /// <summary>Set by <c>sio compile</c>: the ahead-of-time optimized graph beside the original, and what it was built for.</summary>

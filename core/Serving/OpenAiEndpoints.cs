@@ -128,9 +128,7 @@ public static class OpenAiEndpoints
             long bound = (long)context * tokenizer.MaxPieceChars + 1;
             if (prompt.Length > bound)
                 throw new BadRequest($"the prompt has {prompt.Length} characters, more than the model's context of {context} tokens can hold", chat ? "messages" : "prompt");
-            ids = chat && deployment.ChatTemplate.Kind != ChatTemplate.Family.Plain
-                ? tokenizer.EncodeWithSpecialTokens(prompt) // the template's markers are tokens
-                : tokenizer.Encode(prompt);
+            ids = chat ? deployment.ChatTemplate.Tokenize(tokenizer, prompt) : tokenizer.Encode(prompt);
             if (ids.Count >= context) throw new BadRequest($"the prompt has {ids.Count} tokens; the model's context is {context}", chat ? "messages" : "prompt");
             if (ids.Count + maxTokens > context)
                 throw new BadRequest($"the prompt ({ids.Count} tokens) and max_tokens ({maxTokens}) exceed the model's context of {context}; ask for at most {context - ids.Count}", "max_tokens");
@@ -252,24 +250,30 @@ public static class OpenAiEndpoints
         _ => throw new BadRequest("prompt must be a string (or a list of one string)", "prompt"),
     };
 
+    /// <summary>
+    /// The prompt of a chat request: its messages (content parts joined into one string) and tools, rendered by the
+    /// model's chat template.
+    /// </summary>
     static string ChatPrompt(JsonObject body, ChatTemplate template)
     {
         if (body["messages"] is not JsonArray { Count: > 0 } messages) throw new BadRequest("messages must be a non-empty list", "messages");
-        var list = new List<(string, string)>();
+        var list = new JsonArray();
         foreach (var m in messages)
         {
-            var role = (m as JsonObject)?["role"] is JsonValue r && r.GetValueKind() == JsonValueKind.String ? r.GetValue<string>()
-                : throw new BadRequest("every message needs a role (a string)", "messages");
-            var content = m["content"] switch
-            {
-                JsonValue v when v.GetValueKind() == JsonValueKind.String => v.GetValue<string>(),
-                JsonArray parts => string.Concat(parts.Select(p => p is JsonObject o && o["text"] is JsonValue t && t.GetValueKind() == JsonValueKind.String ? t.GetValue<string>()
-                    : throw new BadRequest("every content part needs text (a string)", "messages"))),
-                _ => throw new BadRequest("every message needs content (a string or a list of text parts)", "messages"),
-            };
-            list.Add((role, content));
+            if (m is not JsonObject o || o["role"] is not JsonValue r || r.GetValueKind() != JsonValueKind.String)
+                throw new BadRequest("every message needs a role (a string)", "messages");
+            var message = (JsonObject)o.DeepClone();
+            try { message["content"] = o["content"] is null && o["tool_calls"] is JsonArray ? null : ChatTemplate.ContentText(o["content"] ?? throw new SioException("messages: every message needs content (a string or a list of text parts)")); }
+            catch (SioException e) { throw new BadRequest(e.Message, "messages"); }
+            list.Add(message);
         }
-        try { return template.Render(list); }
+        var tools = body["tools"] switch
+        {
+            null => null,
+            JsonArray a => (JsonArray)a.DeepClone(),
+            _ => throw new BadRequest("tools must be a list", "tools"),
+        };
+        try { return template.Render(list, addGenerationPrompt: true, tools); }
         catch (SioException e) { throw new BadRequest(e.Message, "messages"); }
     }
 

@@ -104,7 +104,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
     (List<int> Prompt, GenerationOptions Options, IReadOnlyList<string> Stops) Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
         var text = _template.Render(messages.Select(m => (m.Role.Value, m.Text ?? "")));
-        var prompt = _template.Kind == ChatTemplate.Family.Plain ? model.Tokenizer.Encode(text) : model.Tokenizer.EncodeWithSpecialTokens(text);
+        var prompt = _template.Tokenize(model.Tokenizer, text);
         int max = options?.MaxOutputTokens ?? Math.Max(1, model.Config.ContextLength - prompt.Count);
         if (prompt.Count + max > model.Config.ContextLength)
             throw new SioException($"the prompt ({prompt.Count} tokens) and MaxOutputTokens ({max}) exceed the model's context of {model.Config.ContextLength}");

@@ -1,50 +1,54 @@
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Sio.Tokenization;
 
 /// <summary>
-/// SentencePiece-style BPE: the text gets a leading space (the dummy prefix, which takes part in
-/// merging), each character is a piece or falls back to its UTF-8 bytes, then the adjacent pair
-/// with the best rank is merged until none is left. Ranks come from piece scores (llama2.c
-/// <c>tokenizer.bin</c>) or from the merge list (Hugging Face <c>tokenizer.json</c>).
+/// llama2.c's tokenizer.bin, SentencePiece-style BPE: the text gets a leading space (the dummy prefix, which takes
+/// part in merging), each character is a piece or falls back to its UTF-8 bytes, then the adjacent pair whose merged
+/// piece scores best is merged until none is left. Can write itself as a Hugging Face tokenizer.json.
 /// </summary>
 public sealed class SentencePieceBpeTokenizer : Tokenizer
 {
     const char Metaspace = '\u2581'; // ▁, how tokenizer.json spells a space
 
     readonly Dictionary<string, int> _ids = new(StringComparer.Ordinal);
-    readonly float[]? _scores;                                      // llama2.c: rank = -score of the merged piece
-    readonly Dictionary<(int, int), int>? _mergeRanks;             // tokenizer.json: rank of the pair
+    readonly float[] _scores;                                       // rank = -score of the merged piece
     readonly int[] _byteIds = new int[256];
     readonly bool _addDummyPrefix;
 
-    public override string Format { get; }
-    /// <summary>Piece scores (tokenizer.bin) or null.</summary>
-    public IReadOnlyList<float>? Scores => _scores;
+    public override string Format => "tokenizer.bin";
+    /// <summary>Piece scores.</summary>
+    public IReadOnlyList<float> Scores => _scores;
 
-    SentencePieceBpeTokenizer(string format, IReadOnlyList<string> pieces, float[]? scores, List<(string, string)>? merges,
-        int bos, int eos, IEnumerable<int> special, bool addDummyPrefix, string source)
+    SentencePieceBpeTokenizer(IReadOnlyList<string> pieces, float[] scores, int bos, int eos, IEnumerable<int> special, bool addDummyPrefix)
         : base(pieces, bos, eos, special)
     {
-        Format = format;
         _scores = scores;
         _addDummyPrefix = addDummyPrefix;
         for (int i = 0; i < pieces.Count; i++) _ids.TryAdd(pieces[i], i);
         Array.Fill(_byteIds, -1);
         for (int i = 0; i < pieces.Count; i++)
             if (TryByteToken(pieces[i], out var b) && _byteIds[b] < 0) _byteIds[b] = i;
-        if (merges is not null)
+    }
+
+    /// <summary>How many tokens a llama2.c tokenizer.bin holds (the file does not say; the model's config does).</summary>
+    public static int CountLlama2cTokens(string path)
+    {
+        using var r = new BinaryReader(File.OpenRead(path));
+        long length = r.BaseStream.Length;
+        if (length < 4) throw SioException.InFile(path, "not a llama2.c tokenizer: too short");
+        r.ReadInt32();
+        int count = 0;
+        while (r.BaseStream.Position + 8 <= length)
         {
-            _mergeRanks = new();
-            for (int r = 0; r < merges.Count; r++)
-            {
-                var (a, c) = merges[r];
-                if (_ids.TryGetValue(a, out var ia) && _ids.TryGetValue(c, out var ic)) _mergeRanks.TryAdd((ia, ic), r);
-                else throw SioException.InFile(source, $"merge \"{a} {c}\" names a piece that is not in the vocabulary");
-            }
+            r.ReadSingle();
+            int len = r.ReadInt32();
+            if (len < 0 || r.BaseStream.Position + len > length) throw SioException.InFile(path, $"not a llama2.c tokenizer: token {count} has length {len}");
+            r.BaseStream.Seek(len, SeekOrigin.Current);
+            count++;
         }
+        return count;
     }
 
     /// <summary>Reads llama2.c's tokenizer.bin: int32 max_token_length, then per token float32 score, int32 length, bytes.</summary>
@@ -74,64 +78,11 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         {
             throw SioException.InFile(path, $"truncated llama2.c tokenizer: it holds fewer than the model's {vocabSize} tokens");
         }
-        return new SentencePieceBpeTokenizer("tokenizer.bin", pieces, scores, null, bos, eos, [0, bos, eos], true, path);
+        return new SentencePieceBpeTokenizer(pieces, scores, bos, eos, [0, bos, eos], true);
     }
 
-    /// <summary>Reads a Hugging Face tokenizer.json whose model is SentencePiece-style BPE (byte fallback, ▁ for spaces).</summary>
-    public static SentencePieceBpeTokenizer FromTokenizerJson(string path, int bos, int eos)
+    protected override void EncodeText(string text, List<int> tokens)
     {
-        JsonObject root;
-        try { root = JsonNode.Parse(File.ReadAllText(path))!.AsObject(); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
-        {
-            throw SioException.InFile(path, $"not a JSON object ({e.Message})");
-        }
-        var model = root["model"] as JsonObject ?? throw SioException.InFile(path, "no \"model\" object");
-        var type = model["type"]?.GetValue<string>();
-        if (type != "BPE") throw SioException.InFile(path, $"unsupported tokenizer model type {type ?? "(none)"}: sio reads BPE");
-        bool byteFallback = model["byte_fallback"]?.GetValue<bool>() ?? false;
-        if (!byteFallback)
-            throw SioException.InFile(path, "unsupported byte-level BPE (GPT-2 style) tokenizer.json: sio reads SentencePiece-style BPE with byte_fallback");
-        var vocab = model["vocab"] as JsonObject ?? throw SioException.InFile(path, "no model.vocab");
-        int size = 0;
-        foreach (var (_, v) in vocab) size = Math.Max(size, v!.GetValue<int>() + 1);
-        var added = root["added_tokens"] as JsonArray ?? [];
-        foreach (var a in added) size = Math.Max(size, a!["id"]!.GetValue<int>() + 1);
-        var pieces = new string[size];
-        Array.Fill(pieces, "");
-        foreach (var (k, v) in vocab) pieces[v!.GetValue<int>()] = k.Replace(Metaspace, ' ');
-        var special = new List<int>();
-        foreach (var a in added)
-        {
-            int id = a!["id"]!.GetValue<int>();
-            pieces[id] = a["content"]!.GetValue<string>();
-            if (a["special"]?.GetValue<bool>() ?? false) special.Add(id);
-        }
-        var merges = new List<(string, string)>();
-        foreach (var m in model["merges"] as JsonArray ?? [])
-        {
-            if (m is JsonArray pair) merges.Add((pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>()));
-            else
-            {
-                var s = m!.GetValue<string>();
-                int sp = s.IndexOf(' ', 1);
-                if (sp < 0) throw SioException.InFile(path, $"merge \"{s}\" is not two pieces");
-                merges.Add((s[..sp], s[(sp + 1)..]));
-            }
-        }
-        merges = merges.Select(p => (p.Item1.Replace(Metaspace, ' '), p.Item2.Replace(Metaspace, ' '))).ToList();
-        var json = root.ToJsonString();
-        bool prefix = json.Contains("\"Prepend\"") || json.Contains("\"prepend_scheme\":\"first\"") || json.Contains("\"prepend_scheme\":\"always\"")
-            || json.Contains("\"add_prefix_space\":true");
-        return new SentencePieceBpeTokenizer("tokenizer.json", pieces, null, merges, bos, eos, special, prefix, path);
-    }
-
-    public override List<int> Encode(string text, bool addBos = true)
-    {
-        var tokens = new List<int>(text.Length + 2);
-        if (addBos) tokens.Add(BosTokenId);
-        if (text.Length == 0) return tokens;
-
         // 1. one symbol per character, or its UTF-8 bytes when the character is not a piece
         var symbols = new List<int>(text.Length + 1);
         if (_addDummyPrefix && _ids.TryGetValue(" ", out var space)) symbols.Add(space);
@@ -145,60 +96,14 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         }
 
         // 2. merge the best-ranked adjacent pair until no pair merges (ties: leftmost)
-        tokens.AddRange(MergePairs(symbols));
-        return tokens;
-    }
-
-    /// <summary>
-    /// Byte-pair merging in O(n log n): symbols form a linked list, candidate pairs wait in a heap ordered by (rank, left
-    /// position), and a popped pair whose sides changed since it was queued is skipped. Equal to repeatedly merging the
-    /// leftmost best-ranked pair.
-    /// </summary>
-    List<int> MergePairs(List<int> symbols)
-    {
-        int n = symbols.Count;
-        if (n < 2) return symbols;
-        var id = symbols.ToArray();
-        var next = new int[n];
-        var prev = new int[n];
-        for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
-        var queue = new PriorityQueue<(int Left, int Right, int Merged), (double Rank, int Left)>();
-        void Offer(int left)
-        {
-            int right = left < 0 ? -1 : next[left];
-            if (right >= 0 && TryMerge(id[left], id[right], out var merged, out var rank)) queue.Enqueue((left, right, merged), (rank, left));
-        }
-        for (int i = 0; i + 1 < n; i++) Offer(i);
-        var alive = new bool[n];
-        Array.Fill(alive, true);
-        while (queue.TryDequeue(out var pair, out var key))
-        {
-            var (left, right, merged) = pair;
-            if (!alive[left] || !alive[right] || next[left] != right) continue;
-            if (!TryMerge(id[left], id[right], out var now, out var rank) || now != merged || rank != key.Rank) continue; // a side changed since it was queued
-            id[left] = merged;
-            alive[right] = false;
-            next[left] = next[right];
-            if (next[right] >= 0) prev[next[right]] = left;
-            Offer(prev[left]);
-            Offer(left);
-        }
-        var result = new List<int>(n);
-        for (int i = 0; i >= 0; i = next[i]) result.Add(id[i]);
-        return result;
+        BpeMerger.Merge(symbols, TryMerge, tokens);
     }
 
     bool TryMerge(int a, int b, out int merged, out double rank)
     {
-        merged = -1; rank = 0;
-        if (_mergeRanks is not null)
-        {
-            if (!_mergeRanks.TryGetValue((a, b), out var r)) return false;
-            rank = r;
-            return _ids.TryGetValue(Pieces[a] + Pieces[b], out merged);
-        }
+        rank = 0;
         if (!_ids.TryGetValue(Pieces[a] + Pieces[b], out merged)) return false;
-        rank = -_scores![merged];
+        rank = -_scores[merged];
         return true;
     }
 
@@ -213,7 +118,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         var vocab = new JsonObject();
         for (int i = 0; i < Pieces.Count; i++) vocab[IsSpecial(i) ? SpecialName(i) : Hf(Pieces[i])] = i;
         var order = Enumerable.Range(0, Pieces.Count).Where(i => !IsSpecial(i) && !TryByteToken(Pieces[i], out _))
-            .OrderByDescending(i => _scores?[i] ?? -i).ThenBy(i => i);
+            .OrderByDescending(i => _scores[i]).ThenBy(i => i);
         var merges = new JsonArray();
         foreach (var i in order)
         {

@@ -33,11 +33,5 @@ public sealed class SentencePieceModelTokenizer : Tokenizer
         return new SentencePieceModelTokenizer(inner, pieces);
     }
 
-    public override List<int> Encode(string text, bool addBos = true)
-    {
-        var ids = new List<int>();
-        if (addBos) ids.Add(BosTokenId);
-        if (text.Length > 0) ids.AddRange(_inner.EncodeToIds(text));
-        return ids;
-    }
+    protected override void EncodeText(string text, List<int> output) => output.AddRange(_inner.EncodeToIds(text));
 }

@@ -13,18 +13,27 @@ public abstract class Tokenizer
     readonly byte[][] _pieceBytes;
     readonly bool[] _special;
 
-    /// <param name="pieces">Each id's piece in display form (spaces as ' ', byte tokens as "&lt;0xAB&gt;").</param>
+    readonly bool _stripSpaceAfterBos;
+
+    /// <param name="pieces">Each id's piece in display form (spaces as ' ', byte tokens as "&lt;0xAB&gt;"); its bytes follow from it.</param>
     protected Tokenizer(IReadOnlyList<string> pieces, int bos, int eos, IEnumerable<int> specialIds)
+        : this(pieces, null, bos, eos, specialIds, stripSpaceAfterBos: true) { }
+
+    /// <param name="pieces">Each id's piece as the vocabulary spells it.</param>
+    /// <param name="pieceBytes">The bytes each id adds to the text, or null to derive them from the display-form pieces.</param>
+    /// <param name="stripSpaceAfterBos">Whether the first token after BOS loses its leading space (SentencePiece's dummy prefix).</param>
+    protected Tokenizer(IReadOnlyList<string> pieces, byte[][]? pieceBytes, int bos, int eos, IEnumerable<int> specialIds, bool stripSpaceAfterBos)
     {
         Pieces = pieces;
         BosTokenId = bos;
         EosTokenId = eos;
+        _stripSpaceAfterBos = stripSpaceAfterBos;
         _special = new bool[pieces.Count];
         foreach (var id in specialIds) if (id >= 0 && id < pieces.Count) _special[id] = true;
         foreach (var p in pieces) MaxPieceChars = Math.Max(MaxPieceChars, p.Length);
         _pieceBytes = new byte[pieces.Count][];
         for (int i = 0; i < pieces.Count; i++)
-            _pieceBytes[i] = _special[i] ? [] : TryByteToken(pieces[i], out var b) ? [b] : Encoding.UTF8.GetBytes(pieces[i]);
+            _pieceBytes[i] = _special[i] ? [] : pieceBytes?[i] ?? (TryByteToken(pieces[i], out var b) ? [b] : Encoding.UTF8.GetBytes(pieces[i]));
     }
 
     public int VocabSize => Pieces.Count;
@@ -37,8 +46,20 @@ public abstract class Tokenizer
     /// <summary>Which kind of file this tokenizer came from (tokenizer.bin, tokenizer.json, tokenizer.model).</summary>
     public abstract string Format { get; }
 
-    /// <summary>Token ids of a text, BOS first when asked.</summary>
-    public abstract List<int> Encode(string text, bool addBos = true);
+    /// <summary>Whether this vocabulary starts a text with BOS (Qwen's does not).</summary>
+    public virtual bool AddsBos => true;
+
+    /// <summary>Token ids of a text, BOS first when asked and the vocabulary uses one. Special-token markers are text here.</summary>
+    public List<int> Encode(string text, bool addBos = true)
+    {
+        var ids = new List<int>(text.Length / 3 + 2);
+        if (addBos && AddsBos) ids.Add(BosTokenId);
+        if (text.Length > 0) EncodeText(text, ids);
+        return ids;
+    }
+
+    /// <summary>Appends the tokens of plain text.</summary>
+    protected abstract void EncodeText(string text, List<int> output);
 
     public bool IsSpecial(int id) => id >= 0 && id < _special.Length && _special[id];
 
@@ -46,7 +67,7 @@ public abstract class Tokenizer
     /// Encodes text in which special-token markers (such as &lt;s&gt;, &lt;/s&gt;, &lt;|im_start|&gt;)
     /// stand for their ids, as chat templates write them; the text between markers is encoded as usual.
     /// </summary>
-    public List<int> EncodeWithSpecialTokens(string text, bool addBos = true)
+    public virtual List<int> EncodeWithSpecialTokens(string text, bool addBos = true)
     {
         var markers = new List<(string Piece, int Id)>();
         for (int i = 0; i < Pieces.Count; i++)
@@ -58,7 +79,7 @@ public abstract class Tokenizer
         if (BareName(markers, BosTokenId, "<s>") is { } bos) markers.Add(bos);
         if (BareName(markers, EosTokenId, "</s>") is { } eos) markers.Add(eos);
         var ids = new List<int>();
-        if (addBos) ids.Add(BosTokenId);
+        if (addBos && AddsBos) ids.Add(BosTokenId);
         int at = 0;
         // each marker's next occurrence at or after `at` (int.MaxValue: none left), found again only once `at` passes it,
         // so the text is searched once per marker rather than once per marker per segment
@@ -93,9 +114,13 @@ public abstract class Tokenizer
     {
         if (id < 0 || id >= _pieceBytes.Length) throw new SioException($"token id {id} is outside the vocabulary of {VocabSize}");
         var b = _pieceBytes[id];
-        if (previous == BosTokenId && b.Length > 0 && b[0] == (byte)' ') return b.AsSpan(1);
+        if (_stripSpaceAfterBos && previous == BosTokenId && b.Length > 0 && b[0] == (byte)' ') return b.AsSpan(1);
         return b;
     }
+
+    /// <summary>A token as text for display: a special token's name, otherwise its bytes (a partial character shows as U+FFFD).</summary>
+    public string PieceText(int id) =>
+        IsSpecial(id) ? Pieces[id] : Encoding.UTF8.GetString(TokenBytes(id, -1));
 
     /// <summary>Decodes ids to text; <paramref name="previous"/> is the token before the first id (-1 for none).</summary>
     public string Decode(IEnumerable<int> ids, int previous = -1)

@@ -11,7 +11,7 @@ public static class TokenizerLoader
     {
         if (!File.Exists(path)) throw SioException.InFile(path, "tokenizer file not found");
         var name = Path.GetFileName(path);
-        if (name.EndsWith(".json")) return SentencePieceBpeTokenizer.FromTokenizerJson(path, bos, eos);
+        if (name.EndsWith(".json")) return HuggingFaceTokenizer.Load(path, vocabSize, bos, eos);
         if (name.EndsWith(".model")) return SentencePieceModelTokenizer.Load(path);
         return SentencePieceBpeTokenizer.FromLlama2c(path, vocabSize, bos, eos);
     }
@@ -24,5 +24,28 @@ public static class TokenizerLoader
     {
         var file = FindIn(folder) ?? throw SioException.InFile(folder, $"missing tokenizer: none of {string.Join(", ", FileNames)} is there");
         return LoadFile(file, vocabSize, bos, eos);
+    }
+
+    /// <summary>
+    /// The tokenizer of a sio model folder (its manifest names the file and vocabulary), of a Hugging Face folder, or a
+    /// tokenizer file; <paramref name="folder"/> is where its tokenizer_config.json (chat template) would be.
+    /// </summary>
+    public static Tokenizer Open(string path, out string folder)
+    {
+        if (Directory.Exists(path))
+        {
+            folder = path;
+            if (File.Exists(Path.Combine(path, Models.ModelManifest.FileName)))
+            {
+                var m = Models.ModelManifest.Load(path);
+                return LoadFile(Path.Combine(path, m.Tokenizer.File), m.Config.VocabSize, m.Config.BosTokenId, m.Config.EosTokenId);
+            }
+            var file = FindIn(path) ?? throw SioException.InFile(path, $"missing tokenizer: none of {string.Join(", ", FileNames)} is there");
+            return Open(file, out _);
+        }
+        if (!File.Exists(path)) throw SioException.InFile(path, "no such tokenizer file or model folder");
+        folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        bool llama2c = !path.EndsWith(".json") && !path.EndsWith(".model");
+        return LoadFile(path, llama2c ? SentencePieceBpeTokenizer.CountLlama2cTokens(path) : 0, 1, 2);
     }
 }
