@@ -51,6 +51,8 @@ public static class GgufExporter
             tensors.Add(($"blk.{l}.ffn_down.weight", [c.HiddenDim, c.Dim], () => Linear(P("mlp.down_proj"), c.Dim, c.HiddenDim), true));
         }
         tensors.Add(("output_norm.weight", [c.Dim], () => Read("model.norm.weight"), false));
+        if (c.RopeScaling is { Type: "llama3" })
+            tensors.Add(("rope_freqs.weight", [c.HeadDim / 2], () => RopeFrequencyFactors(c), false));
         tensors.Add(("output.weight", [c.Dim, c.VocabSize], () => Linear("lm_head.weight", c.VocabSize, c.Dim), true));
 
         TensorType TypeOf(long[] ne, bool quantize) =>
@@ -108,6 +110,14 @@ public static class GgufExporter
         }
     }
 
+    /// <summary>llama.cpp's rope_freqs: per rotary pair, how much the scaled frequency divides the plain one.</summary>
+    static float[] RopeFrequencyFactors(DecoderConfig c)
+    {
+        var plain = RopeScaling.InverseFrequencies(c.RopeTheta, c.HeadDim, null);
+        var scaled = RopeScaling.InverseFrequencies(c.RopeTheta, c.HeadDim, c.RopeScaling);
+        return plain.Select((f, i) => (float)(f / scaled[i])).ToArray();
+    }
+
     static long Align(long n) => (n + Alignment - 1) / Alignment * Alignment;
     static void Pad(BinaryWriter w) { while (w.BaseStream.Position % Alignment != 0) w.Write((byte)0); }
 
@@ -137,6 +147,11 @@ public static class GgufExporter
         meta.U32("llama.attention.value_length", (uint)c.HeadDim);
         meta.F32("llama.attention.layer_norm_rms_epsilon", c.NormEpsilon);
         meta.F32("llama.rope.freq_base", c.RopeTheta);
+        if (c.RopeScaling is { Type: "linear" } linear)
+        {
+            meta.Str("llama.rope.scaling.type", "linear");
+            meta.F32("llama.rope.scaling.factor", (float)linear.Factor);
+        }
         meta.U32("llama.vocab_size", (uint)c.VocabSize);
         GgufTokenizer.Write(meta, c, tok);
         return meta.Entries;

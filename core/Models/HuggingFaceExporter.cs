@@ -54,6 +54,9 @@ public static class HuggingFaceExporter
             ["max_position_embeddings"] = c.ContextLength,
             ["rms_norm_eps"] = c.NormEpsilon,
             ["rope_theta"] = c.RopeTheta,
+            ["rope_scaling"] = c.RopeScaling is not { } r ? null : r.Type == "linear"
+                ? new JsonObject { ["rope_type"] = "linear", ["factor"] = r.Factor }
+                : new JsonObject { ["rope_type"] = r.Type, ["factor"] = r.Factor, ["low_freq_factor"] = r.LowFreqFactor, ["high_freq_factor"] = r.HighFreqFactor, ["original_max_position_embeddings"] = r.OriginalContext },
             ["tie_word_embeddings"] = c.TiedEmbeddings,
             ["bos_token_id"] = c.BosTokenId,
             ["eos_token_id"] = c.EosTokenId,
