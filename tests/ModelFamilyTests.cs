@@ -30,34 +30,59 @@ public class ModelFamilyTests
         BosTokenId = 128000, EosTokenId = 128001, NormEpsilon = 1e-5f,
     };
 
-    [Theory]
-    [InlineData("onnx")]
-    [InlineData("native")]
-    public void Llama32GeneratesWhatLlamaCppGenerates(string engine)
+    /// <summary>Qwen2.5-0.5B's quirks: q/k/v biases, tied embeddings, theta 1,000,000, a padded vocabulary of 151,936.</summary>
+    static DecoderConfig Qwen25() => new()
     {
-        var dir = TestPaths.TempDir("llama32");
+        Dim = 64, HiddenDim = 160, Layers = 2, Heads = 4, KvHeads = 2, VocabSize = 151936, ContextLength = 256,
+        RopeTheta = 1000000f, TiedEmbeddings = true, AttentionBias = true, Architecture = "Qwen2ForCausalLM",
+        BosTokenId = 151643, EosTokenId = 151645, NormEpsilon = 1e-6f,
+    };
+
+    /// <summary>Qwen3's quirks: per-head q/k RMSNorm before rotary, head_dim (32) independent of hidden/heads (16).</summary>
+    static DecoderConfig Qwen3() => new()
+    {
+        Dim = 64, HiddenDim = 192, Layers = 2, Heads = 4, KvHeads = 2, VocabSize = 151936, ContextLength = 256, HeadSize = 32,
+        RopeTheta = 1000000f, TiedEmbeddings = true, QkNorm = true, Architecture = "Qwen3ForCausalLM",
+        BosTokenId = 151643, EosTokenId = 151645, NormEpsilon = 1e-6f,
+    };
+
+    public static TheoryData<string, string> Cases => new()
+    {
+        { "llama3.2", "onnx" }, { "llama3.2", "native" }, { "qwen2.5", "onnx" }, { "qwen2.5", "native" }, { "qwen3", "onnx" }, { "qwen3", "native" },
+    };
+
+    [Theory, MemberData(nameof(Cases))]
+    public void GeneratesWhatLlamaCppGenerates(string family, string engine)
+    {
+        var (config, tokenizer) = family switch
+        {
+            "llama3.2" => (Llama32(), "llama3_1"),
+            "qwen2.5" => (Qwen25(), "qwen3"),
+            _ => (Qwen3(), "qwen3"),
+        };
+        var dir = TestPaths.TempDir("family");
         try
         {
             var hf = Path.Combine(dir, "hf");
-            HuggingFaceExporter.Export(new AttentionHeavy(new SyntheticCheckpoint(Llama32(), 7)), hf, "BF16");
-            foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(NpmReference.ModelFiles("llama3_1"), f), Path.Combine(hf, f));
-            File.WriteAllText(Path.Combine(hf, "generation_config.json"), """{"bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009]}""");
+            HuggingFaceExporter.Export(new AttentionHeavy(new SyntheticCheckpoint(config, 7)), hf, "BF16");
+            foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(NpmReference.ModelFiles(tokenizer), f), Path.Combine(hf, f));
             var modelDir = Path.Combine(dir, "model");
             var manifest = ModelImporter.Import(new ImportRequest { Source = hf }, modelDir);
-            Assert.Equal("llama3", manifest.Config.RopeScaling?.Type);
+            Assert.Equal(config.Architecture, manifest.Architecture);
+            Assert.Equal(config.RopeScaling, manifest.Config.RopeScaling);
             var gguf = Path.Combine(dir, "model.gguf");
             var (exit, _, err) = CliTests.Sio("export", "gguf", modelDir, "--out", gguf);
             Assert.True(exit == 0, err);
 
             using var model = Model.Load(modelDir, new ModelOptions { Engine = engine });
-            // a float32 KV cache: llama.cpp's default float16 cache alone moves these logits by ~0.03
+            // a float32 KV cache, as sio keeps it
             var parameters = new ModelParams(gguf) { ContextSize = 256, GpuLayerCount = 0, Threads = 2, BatchSize = 256, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32 };
             using var weights = LLamaWeights.LoadFromFile(parameters);
             using var context = weights.CreateContext(parameters);
             foreach (var text in Prompts)
             {
                 var prompt = model.Tokenizer.Encode(text);
-                Assert.Equal(prompt, context.Tokenize(text, addBos: true, special: false).Select(t => (int)t));
+                Assert.Equal(prompt, context.Tokenize(text, addBos: model.Tokenizer.AddsBos, special: false).Select(t => (int)t));
                 var options = new GenerationOptions { MaxTokens = Tokens, IgnoreModelStopTokens = true };
                 var sio = TextGeneration.Generate(model, prompt, options).TokenIds;
                 var (llamaCpp, worst) = LlamaCppGreedy(context, prompt, sio, model);
@@ -66,6 +91,37 @@ public class ModelFamilyTests
             }
         }
         finally { Directory.Delete(dir, true); }
+    }
+
+    /// <summary>
+    /// `sio optimize` runs AWQ int4, compile and prompt-lookup speculation stacked on each family's shape, from its
+    /// Hugging Face folder with the real tokenizer and chat template: the chat rows of the dataset are prompted through
+    /// the template, and the speculative variant's greedy output equals plain decoding (the gate checks it). Random
+    /// weights: the gate's perplexity bound is loose, since quality is not what this shows.
+    /// </summary>
+    [Theory]
+    [InlineData("llama3.2"), InlineData("qwen2.5"), InlineData("qwen3")]
+    public void OptimizeStacksAwqCompileAndSpeculation(string family)
+    {
+        var (config, tokenizer) = family switch { "llama3.2" => (Llama32(), "llama3_1"), "qwen2.5" => (Qwen25(), "qwen3"), _ => (Qwen3(), "qwen3") };
+        var root = TestPaths.TempDir("optimize-family");
+        try
+        {
+            var hf = Path.Combine(root, "hf");
+            HuggingFaceExporter.Export(new SyntheticCheckpoint(config with { Layers = 1 }, 3), hf, "BF16");
+            foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(NpmReference.ModelFiles(tokenizer), f), Path.Combine(hf, f));
+            var outDir = Path.Combine(root, "out");
+            var (exit, output, err) = CliTests.Sio("optimize", hf, "--dataset", TestPaths.OpenOrcaDev, "--recipe", "awq-int4,compile,speculative:ngram",
+                "--gate", "max-perplexity-increase=1000,min-speedup=0.01", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",
+                "--store", Path.Combine(root, "store"), "--work-dir", Path.Combine(root, "work"), "--out", outDir, "--json");
+            Assert.True(exit == 0, err + output);
+            var j = JsonNode.Parse(output)!;
+            Assert.Equal("awq-int4+compile+speculative:ngram", j["chosen"]!.GetValue<string>());
+            var served = ModelManifest.Load(Path.Combine(outDir, "model"));
+            Assert.Equal(config.Architecture, served.Architecture);
+            Assert.Equal("int4", served.Dtype);
+        }
+        finally { Directory.Delete(root, true); }
     }
 
     /// <summary>

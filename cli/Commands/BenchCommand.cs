@@ -76,7 +76,7 @@ public static class BenchCommand
             }
             return 0;
         });
-        return new Command("bench", "Micro-benchmarks: decode speed against the bandwidth bound, drafters side by side, cold starts.") { decode, Speculative(), ColdStart() };
+        return new Command("bench", "Micro-benchmarks: decode speed against the bandwidth bound, drafters side by side, cold starts, tokenizer speed.") { decode, Speculative(), ColdStart(), Tokenize() };
     }
 
     static Command ColdStart()
@@ -166,6 +166,36 @@ public static class BenchCommand
                 foreach (var r in results)
                     o.WriteLine($"{r.Drafter,-20} decode {r.DecodeTokensPerSecond,9:F1} tok/s  {r.Speedup,5:F2}x  acceptance {r.Stats.AcceptanceRate,6:P1}  " +
                         $"tokens/step {r.Stats.MeanAcceptedLength,5:F2}  draft length {r.Stats.MeanDraftLength,5:F2}  identical {(r.IdenticalToPlain ? "yes" : "NO")}  ({r.Tokens} tokens, {r.Prompts} prompts)");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static Command Tokenize()
+    {
+        var source = new Argument<string>("tokenizer") { Description = "A sio model folder, a Hugging Face folder or a tokenizer file." };
+        var file = new Option<string>("--file") { Description = "The text to encode, as one string (a long prompt).", Required = true };
+        var repeat = new Option<int>("--repeat") { Description = "Encode the text repeated this many times, to show that time grows linearly with length.", DefaultValueFactory = _ => 1 };
+        var runs = new Option<int>("--runs") { Description = "Measured runs after one warm-up; the median is reported.", DefaultValueFactory = _ => 3 };
+        var cmd = new Command("tokenize", "Encoding speed in MB/s of UTF-8 (special-token markers parsed, as a chat prompt is), median of runs.") { source, file, repeat, runs };
+        cmd.SetAction(p =>
+        {
+            var tokenizer = Tokenization.TokenizerLoader.Open(p.GetValue(source)!, out _);
+            var path = p.GetValue(file)!;
+            if (!File.Exists(path)) throw SioException.InFile(path, "file not found");
+            if (p.GetValue(repeat) < 1 || p.GetValue(runs) < 1) throw new SioException("--repeat and --runs must be ≥ 1");
+            var text = string.Concat(Enumerable.Repeat(File.ReadAllText(path), p.GetValue(repeat)));
+            long bytes = System.Text.Encoding.UTF8.GetByteCount(text);
+            int tokens = tokenizer.EncodeWithSpecialTokens(text, addBos: false).Count;
+            var seconds = new List<double>();
+            for (int r = 0; r < p.GetValue(runs); r++)
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                tokenizer.EncodeWithSpecialTokens(text, addBos: false);
+                seconds.Add(clock.Elapsed.TotalSeconds);
+            }
+            double median = seconds.Order().ElementAt(seconds.Count / 2);
+            p.InvocationConfiguration.Output.WriteLine($"{tokenizer.Format}: {bytes / 1e6:F2} MB, {tokens} tokens, {median * 1000:F0} ms, {bytes / 1e6 / median:F2} MB/s");
             return 0;
         });
         return cmd;

@@ -20,6 +20,10 @@ public sealed record DecoderConfig
     public float NormEpsilon { get; init; } = 1e-5f;
     /// <summary>True when rotary pairs are adjacent (llama2.c, Meta); false for the half-split convention (Hugging Face).</summary>
     public bool RotaryInterleaved { get; init; }
+    /// <summary>q, k and v projections carry biases (Qwen2 / Qwen2.5).</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary>q and k are RMS-normalized per head before rotary (Qwen3).</summary>
+    public bool QkNorm { get; init; }
     /// <summary>True when the classifier shares the token embedding.</summary>
     public bool TiedEmbeddings { get; init; }
     public int BosTokenId { get; init; } = 1;

@@ -80,6 +80,19 @@ public static class DecoderGraph
             return g.Node("MatMul", [x, w], $"/model/layers.{layer}/{module}/MatMul");
         }
 
+        // Qwen2's q/k/v biases, added after the projection
+        string Bias(string x, int layer, string canonical, string module) =>
+            g.Node("Add", [x, Weight(CheckpointNames.Layer(layer, canonical), $"model.layers.{layer}.{module}.bias")], $"/model/layers.{layer}/{module}/Add");
+        // Qwen3's per-head RMSNorm of q and k before rotary: (batch, seq, heads·head) → (…, heads, head) → norm → back
+        string HeadNorm(string x, int layer, string canonical, string module, int heads)
+        {
+            var p = $"/model/layers.{layer}/{module}";
+            var split = g.Node("Reshape", [x, g.Initializer<long>($"{p}/heads_shape", [0, 0, heads, c.HeadDim], DT.Int64, 4)], $"{p}/Reshape");
+            var w = Weight(CheckpointNames.Layer(layer, canonical), $"model.layers.{layer}.{module}.weight");
+            var normed = g.Node("SimplifiedLayerNormalization", [split, w], $"{p}/SimplifiedLayerNormalization", attributes: [Attr("axis", -1L), Attr("epsilon", c.NormEpsilon), Attr("stash_type", 1L)]);
+            return g.Node("Reshape", [normed, g.Initializer<long>($"{p}/model_shape", [0, 0, heads * c.HeadDim], DT.Int64, 3)], $"{p}/Reshape_1");
+        }
+
         var embed = checkpoint.Read("embed");
         var embedName = g.Initializer<float>("model.embed_tokens.weight", embed, DT.Float, c.VocabSize, c.Dim);
         embed = null;
@@ -106,6 +119,8 @@ public static class DecoderGraph
             var q = Linear(x, l, "wq", "attn.q_proj");
             var k = Linear(x, l, "wk", "attn.k_proj");
             var v = Linear(x, l, "wv", "attn.v_proj");
+            if (c.AttentionBias) (q, k, v) = (Bias(q, l, "bq", "attn.q_proj"), Bias(k, l, "bk", "attn.k_proj"), Bias(v, l, "bv", "attn.v_proj"));
+            if (c.QkNorm) (q, k) = (HeadNorm(q, l, "q_norm", "attn.q_norm", c.Heads), HeadNorm(k, l, "k_norm", "attn.k_norm", c.KvHeads));
             if (!fused)
             {
                 q = g.Node("RotaryEmbedding", [q, "position_ids", cosCache, sinCache], $"/model/layers.{l}/attn/q_rotary", "com.microsoft",

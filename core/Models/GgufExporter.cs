@@ -39,11 +39,19 @@ public static class GgufExporter
         {
             int li = l;
             string P(string m) => $"model.layers.{li}.{m}.weight";
-            float[] Rotary(float[] w, int heads) => c.RotaryInterleaved ? w : HalfSplitToInterleaved(w, heads, c.HeadDim, c.Dim);
+            // llama.cpp rotates Llama pairs interleaved and Qwen pairs half-split (its NEOX mode), each as stored
+            float[] Rotary(float[] w, int heads) => Neox(c) == c.RotaryInterleaved
+                ? (Neox(c) ? HuggingFaceExporter.InterleavedToHalfSplit(w, heads, c.HeadDim, c.Dim) : HalfSplitToInterleaved(w, heads, c.HeadDim, c.Dim)) : w;
             tensors.Add(($"blk.{l}.attn_norm.weight", [c.Dim], () => Read(P("input_layernorm")), false));
             tensors.Add(($"blk.{l}.attn_q.weight", [c.Dim, c.QDim], () => Rotary(Linear(P("attn.q_proj"), c.QDim, c.Dim), c.Heads), true));
             tensors.Add(($"blk.{l}.attn_k.weight", [c.Dim, c.KvDim], () => Rotary(Linear(P("attn.k_proj"), c.KvDim, c.Dim), c.KvHeads), true));
             tensors.Add(($"blk.{l}.attn_v.weight", [c.Dim, c.KvDim], () => Linear(P("attn.v_proj"), c.KvDim, c.Dim), true));
+            if (c.AttentionBias)
+                foreach (var (t, module, n) in new[] { ("q", "q_proj", c.QDim), ("k", "k_proj", c.KvDim), ("v", "v_proj", c.KvDim) })
+                    tensors.Add(($"blk.{l}.attn_{t}.bias", [n], () => Read($"model.layers.{li}.attn.{module}.bias"), false));
+            if (c.QkNorm)
+                foreach (var t in new[] { "q", "k" })
+                    tensors.Add(($"blk.{l}.attn_{t}_norm.weight", [c.HeadDim], () => Read(P($"attn.{t}_norm")), false));
             tensors.Add(($"blk.{l}.attn_output.weight", [c.QDim, c.Dim], () => Linear(P("attn.o_proj"), c.Dim, c.QDim), true));
             tensors.Add(($"blk.{l}.ffn_norm.weight", [c.Dim], () => Read(P("post_attention_layernorm")), false));
             tensors.Add(($"blk.{l}.ffn_gate.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), true));
@@ -110,6 +118,12 @@ public static class GgufExporter
         }
     }
 
+    /// <summary>llama.cpp's name for the architecture: Qwen2 (q/k/v biases) and Qwen3 (q/k norms) are its own.</summary>
+    static string ArchitectureName(DecoderConfig c) => c.Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", _ => "llama" };
+
+    /// <summary>Whether llama.cpp rotates this architecture's pairs half-split (NEOX) rather than interleaved.</summary>
+    static bool Neox(DecoderConfig c) => ArchitectureName(c) != "llama";
+
     /// <summary>llama.cpp's rope_freqs: per rotary pair, how much the scaled frequency divides the plain one.</summary>
     static float[] RopeFrequencyFactors(DecoderConfig c)
     {
@@ -132,27 +146,28 @@ public static class GgufExporter
     {
         var c = m.Config;
         var meta = new GgufMetadata();
-        meta.Str("general.architecture", "llama");
+        var arch = ArchitectureName(c);
+        meta.Str("general.architecture", arch);
         meta.Str("general.name", m.Source.Kind + ":" + Path.GetFileName(m.Source.Path));
         meta.U32("general.file_type", type switch { "q8_0" => 7u, "q4_0" => 2u, _ => 0u });
         meta.U32("general.alignment", Alignment);
-        meta.U32("llama.context_length", (uint)c.ContextLength);
-        meta.U32("llama.embedding_length", (uint)c.Dim);
-        meta.U32("llama.block_count", (uint)c.Layers);
-        meta.U32("llama.feed_forward_length", (uint)c.HiddenDim);
-        meta.U32("llama.rope.dimension_count", (uint)c.HeadDim);
-        meta.U32("llama.attention.head_count", (uint)c.Heads);
-        meta.U32("llama.attention.head_count_kv", (uint)c.KvHeads);
-        meta.U32("llama.attention.key_length", (uint)c.HeadDim);
-        meta.U32("llama.attention.value_length", (uint)c.HeadDim);
-        meta.F32("llama.attention.layer_norm_rms_epsilon", c.NormEpsilon);
-        meta.F32("llama.rope.freq_base", c.RopeTheta);
+        meta.U32($"{arch}.context_length", (uint)c.ContextLength);
+        meta.U32($"{arch}.embedding_length", (uint)c.Dim);
+        meta.U32($"{arch}.block_count", (uint)c.Layers);
+        meta.U32($"{arch}.feed_forward_length", (uint)c.HiddenDim);
+        meta.U32($"{arch}.rope.dimension_count", (uint)c.HeadDim);
+        meta.U32($"{arch}.attention.head_count", (uint)c.Heads);
+        meta.U32($"{arch}.attention.head_count_kv", (uint)c.KvHeads);
+        meta.U32($"{arch}.attention.key_length", (uint)c.HeadDim);
+        meta.U32($"{arch}.attention.value_length", (uint)c.HeadDim);
+        meta.F32($"{arch}.attention.layer_norm_rms_epsilon", c.NormEpsilon);
+        meta.F32($"{arch}.rope.freq_base", c.RopeTheta);
         if (c.RopeScaling is { Type: "linear" } linear)
         {
-            meta.Str("llama.rope.scaling.type", "linear");
-            meta.F32("llama.rope.scaling.factor", (float)linear.Factor);
+            meta.Str($"{arch}.rope.scaling.type", "linear");
+            meta.F32($"{arch}.rope.scaling.factor", (float)linear.Factor);
         }
-        meta.U32("llama.vocab_size", (uint)c.VocabSize);
+        meta.U32($"{arch}.vocab_size", (uint)c.VocabSize);
         GgufTokenizer.Write(meta, c, tok);
         return meta.Entries;
     }

@@ -10,7 +10,7 @@ namespace Sio.Models;
 /// </summary>
 public sealed class HuggingFaceCheckpoint : ICheckpoint
 {
-    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM"];
+    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
 
     readonly List<SafetensorsFile> _files = new();
     readonly Dictionary<string, (SafetensorsFile File, string Name)> _index = new();
@@ -32,7 +32,9 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             throw SioException.InFile(configPath, $"unsupported architecture {(archs.Length == 0 ? "(none given)" : string.Join(", ", archs))}; sio imports {string.Join(" and ", SupportedArchitectures)}");
         var ropeScaling = ReadRopeScaling(cfg);
         foreach (var biasFlag in new[] { "attention_bias", "mlp_bias" })
-            if (cfg.Bool(biasFlag, false)) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds bias-free Llama layers");
+            if (cfg.Bool(biasFlag, false)) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds q/k/v biases for Qwen2 only, and no output or feed-forward biases");
+        if (cfg.Bool("use_sliding_window", false))
+            throw SioException.InFile(configPath, "unsupported use_sliding_window=true: sio builds Qwen layers with full attention");
         string act = cfg.String("hidden_act") ?? "silu";
         if (act != "silu") throw SioException.InFile(configPath, $"unsupported hidden_act {act}: sio builds SiLU-gated feed-forward layers");
 
@@ -53,11 +55,14 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             NormEpsilon = (float)cfg.Number("rms_norm_eps", 1e-6, max: 1),
             RotaryInterleaved = false,
             TiedEmbeddings = cfg.Bool("tie_word_embeddings", false),
+            AttentionBias = arch == "Qwen2ForCausalLM",
+            QkNorm = arch == "Qwen3ForCausalLM",
             BosTokenId = cfg.Ids("bos_token_id", vocab).FirstOrDefault(1),
             EosTokenId = cfg.Ids("eos_token_id", vocab).FirstOrDefault(2),
             Architecture = arch,
         }.Validate(configPath);
-        SlidingWindow = cfg.Has("sliding_window") ? cfg.Int("sliding_window", max: int.MaxValue) : 0;
+        // Qwen configs carry a sliding_window that applies only with use_sliding_window (refused above)
+        SlidingWindow = cfg.Has("sliding_window") && !arch.StartsWith("Qwen") ? cfg.Int("sliding_window", max: int.MaxValue) : 0;
         if (SlidingWindow >= Config.ContextLength) SlidingWindow = 0;
 
         try
@@ -99,6 +104,11 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         return layer + p[2] switch
         {
             "attn_norm" => "input_layernorm.weight",
+            "bq" => "self_attn.q_proj.bias",
+            "bk" => "self_attn.k_proj.bias",
+            "bv" => "self_attn.v_proj.bias",
+            "q_norm" => "self_attn.q_norm.weight",
+            "k_norm" => "self_attn.k_norm.weight",
             "ffn_norm" => "post_attention_layernorm.weight",
             "wq" => "self_attn.q_proj.weight",
             "wk" => "self_attn.k_proj.weight",
@@ -115,7 +125,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
     {
         yield return "embed";
         for (int i = 0; i < c.Layers; i++)
-            foreach (var t in CheckpointNames.LayerTensors) yield return CheckpointNames.Layer(i, t);
+            foreach (var t in CheckpointNames.LayerTensorsOf(c)) yield return CheckpointNames.Layer(i, t);
         yield return "norm";
         if (!c.TiedEmbeddings) yield return "lm_head";
     }

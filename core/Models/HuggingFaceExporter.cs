@@ -43,7 +43,7 @@ public static class HuggingFaceExporter
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
-            ["model_type"] = c.Architecture == "MistralForCausalLM" ? "mistral" : "llama",
+            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", _ => "llama" },
             ["hidden_size"] = c.Dim,
             ["intermediate_size"] = c.HiddenDim,
             ["num_hidden_layers"] = c.Layers,

@@ -7,6 +7,8 @@ namespace Sio.Models;
 /// <item><c>embed</c> (vocab, dim); <c>norm</c> (dim); <c>lm_head</c> (vocab, dim), absent when tied</item>
 /// <item><c>layers.{i}.attn_norm</c> (dim); <c>wq</c> (heads*head, dim); <c>wk</c>, <c>wv</c> (kv_heads*head, dim); <c>wo</c> (dim, heads*head)</item>
 /// <item><c>layers.{i}.ffn_norm</c> (dim); <c>w1</c> gate (hidden, dim); <c>w2</c> down (dim, hidden); <c>w3</c> up (hidden, dim)</item>
+/// <item>with <see cref="DecoderConfig.AttentionBias"/>: <c>layers.{i}.bq</c> (heads*head), <c>bk</c>, <c>bv</c> (kv_heads*head);
+/// with <see cref="DecoderConfig.QkNorm"/>: <c>layers.{i}.q_norm</c>, <c>k_norm</c> (head)</item>
 /// </list>
 /// Rotary layout follows <see cref="DecoderConfig.RotaryInterleaved"/>.
 /// </summary>
@@ -23,6 +25,10 @@ public static class CheckpointNames
     public static string Layer(int i, string tensor) => $"layers.{i}.{tensor}";
     public static readonly string[] LayerTensors = ["attn_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w1", "w2", "w3"];
 
+    /// <summary>The tensors of one layer under a config: the Llama set, plus q/k/v biases and q/k norms when it has them.</summary>
+    public static IEnumerable<string> LayerTensorsOf(DecoderConfig c) =>
+        LayerTensors.Concat(c.AttentionBias ? ["bq", "bk", "bv"] : []).Concat(c.QkNorm ? ["q_norm", "k_norm"] : []);
+
     /// <summary>The shape of a canonical tensor under a config.</summary>
     public static long[] Shape(DecoderConfig c, string name)
     {
@@ -31,6 +37,9 @@ public static class CheckpointNames
         {
             "embed" or "lm_head" => [c.VocabSize, c.Dim],
             "norm" or "attn_norm" or "ffn_norm" => [c.Dim],
+            "bq" => [c.QDim],
+            "bk" or "bv" => [c.KvDim],
+            "q_norm" or "k_norm" => [c.HeadDim],
             "wq" => [c.QDim, c.Dim],
             "wk" or "wv" => [c.KvDim, c.Dim],
             "wo" => [c.Dim, c.QDim],

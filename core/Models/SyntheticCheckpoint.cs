@@ -15,10 +15,11 @@ public sealed class SyntheticCheckpoint(DecoderConfig config, int seed) : ICheck
         var shape = CheckpointNames.Shape(Config, name);
         long n = CheckpointNames.Elements(Config, name);
         var values = new float[n];
-        if (shape.Length == 1) { Array.Fill(values, 1f); return values; }
+        bool bias = name.EndsWith(".bq") || name.EndsWith(".bk") || name.EndsWith(".bv");
+        if (shape.Length == 1 && !bias) { Array.Fill(values, 1f); return values; }
         // One stream per tensor, derived from the seed and the name, so tensors can be read in any order.
         ulong state = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)StableHash(name) | 1UL;
-        float scale = 1f / MathF.Sqrt(shape[1]) * (name == "embed" ? 8f : 1f);
+        float scale = bias ? 0.5f : 1f / MathF.Sqrt(shape[1]) * (name == "embed" ? 8f : 1f);
         for (long i = 0; i < n; i++)
         {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17;

@@ -33,12 +33,15 @@ public sealed unsafe class NativeDecoder : IDisposable
     }
 
     /// <summary>Some outputs of a linear (q, k and v share one when fused).</summary>
-    readonly record struct Projection(Linear Linear, int Offset, int Length)
+    /// <summary>A slice of a linear's output, with the bias added after it (Qwen2's q/k/v), if any.</summary>
+    readonly record struct Projection(Linear Linear, int Offset, int Length, float[]? Bias = null)
     {
         public float* Values => Linear.Output + Offset;
     }
 
-    sealed record Layer(float[] AttnNorm, float[] FfnNorm, Projection Q, Projection K, Projection V, Projection O, Projection Gate, Projection Up, Projection Down);
+    /// <summary>A layer's weights; QNorm/KNorm are Qwen3's per-head RMSNorm weights of q and k (null when absent).</summary>
+    sealed record Layer(float[] AttnNorm, float[] FfnNorm, Projection Q, Projection K, Projection V, Projection O, Projection Gate, Projection Up, Projection Down,
+        float[]? QNorm = null, float[]? KNorm = null);
 
     readonly DecoderConfig _c;
     readonly Float32Matrix _embedding;
@@ -145,6 +148,13 @@ public sealed unsafe class NativeDecoder : IDisposable
             Projection ProjectionOf(string tensor)
             {
                 var node = Producer(tensor);
+                if (node.OpType == "Add" && node.Input.Count == 2 && initializers.ContainsKey(node.Input[1]))
+                {
+                    var biased = ProjectionOf(node.Input[0]);
+                    var bias = Floats(node.Input[1]);
+                    if (biased.Bias is not null || bias.Length != biased.Length) throw Unsupported($"{node.Name} is not one bias over its projection");
+                    return biased with { Bias = bias };
+                }
                 if (node.OpType == "Split")
                 {
                     var whole = LinearOf(Producer(node.Input[0]));
@@ -165,6 +175,18 @@ public sealed unsafe class NativeDecoder : IDisposable
                 return Floats(node.Input[^1]);
             }
             string Unrotated(string tensor) => producer.TryGetValue(tensor, out var n) && n.OpType == "RotaryEmbedding" ? n.Input[0] : tensor;
+            // Qwen3: Reshape → per-head SimplifiedLayerNormalization → Reshape between the projection and rotary
+            (string Input, float[]? Weight) Unnormed(string tensor)
+            {
+                if (!producer.TryGetValue(tensor, out var back) || back.OpType != "Reshape") return (tensor, null);
+                var norm = Producer(back.Input[0]);
+                if (norm.OpType != "SimplifiedLayerNormalization") throw Unsupported($"{back.Name} reshapes a {norm.OpType}");
+                var split = Producer(norm.Input[0]);
+                if (split.OpType != "Reshape") throw Unsupported($"{norm.Name} normalizes a {split.OpType}");
+                var weight = Floats(norm.Input[1]);
+                if (weight.Length != c.HeadDim) throw Unsupported($"{norm.Name} normalizes {weight.Length} values, not a head of {c.HeadDim}");
+                return (split.Input[0], weight);
+            }
 
             var gather = graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
             if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
@@ -188,11 +210,14 @@ public sealed unsafe class NativeDecoder : IDisposable
                 if (act.OpType != "Mul" || act.Input.Count != 2 || !producer.TryGetValue(act.Input[1], out var sigmoid) || sigmoid.OpType != "Sigmoid" || sigmoid.Input[0] != act.Input[0])
                     throw Unsupported($"{act.Name}: the feed-forward activation is not SiLU");
                 var nextNorm = l + 1 < c.Layers ? Named($"/model/layers.{l + 1}/input_layernorm") : Named("/model/norm");
+                var (qInput, qNorm) = Unnormed(Unrotated(gqa.Input[0]));
+                var (kInput, kNorm) = Unnormed(Unrotated(gqa.Input[1]));
+                if ((qNorm is null) != (kNorm is null)) throw Unsupported($"layer {l} normalizes only one of q and k");
                 layers[l] = new Layer(
                     NormWeight($"{p}/input_layernorm", out eps), NormWeight($"{p}/post_attention_layernorm", out _),
-                    ProjectionOf(Unrotated(gqa.Input[0])), ProjectionOf(Unrotated(gqa.Input[1])), ProjectionOf(gqa.Input[2]),
+                    ProjectionOf(qInput), ProjectionOf(kInput), ProjectionOf(gqa.Input[2]),
                     ProjectionOf(Named($"{p}/post_attention_layernorm").Input[0]),
-                    ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]));
+                    ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]), qNorm, kNorm);
                 var x = layers[l];
                 if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim || x.Gate.Length != c.HiddenDim
                     || x.Up.Length != c.HiddenDim || x.Down.Length != c.Dim
@@ -237,6 +262,9 @@ public sealed unsafe class NativeDecoder : IDisposable
                 var layer = _layers[l];
                 RmsNorm(_residual, layer.AttnNorm, _normed, dim, _eps);
                 Multiply(_normed, layer.Q, layer.K, layer.V);
+                AddBias(layer.Q); AddBias(layer.K); AddBias(layer.V);
+                if (layer.QNorm is { } qn) NormalizeHeads(layer.Q.Values, _c.Heads, qn);
+                if (layer.KNorm is { } kn) NormalizeHeads(layer.K.Values, _c.KvHeads, kn);
                 Rotate(layer.Q.Values, _c.Heads, position);
                 Rotate(layer.K.Values, _c.KvHeads, position);
                 Attend(layer, cache, l, position);
@@ -465,6 +493,20 @@ public sealed unsafe class NativeDecoder : IDisposable
 
     /// <summary>x · weight / rms(x), into output.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void AddBias(Projection p)
+    {
+        if (p.Bias is not { } bias) return;
+        var values = p.Values;
+        for (int i = 0; i < bias.Length; i++) values[i] += bias[i];
+    }
+
+    /// <summary>RMSNorm of each head of q or k in place (Qwen3), with the layer's epsilon.</summary>
+    void NormalizeHeads(float* x, int heads, float[] weight)
+    {
+        int head = _c.HeadDim;
+        for (int h = 0; h < heads; h++) RmsNorm(x + h * head, weight, x + h * head, head, _eps);
+    }
+
     static void RmsNorm(float* x, float[] weight, float* output, int n, float eps)
     {
         float squares = 0;
