@@ -73,6 +73,13 @@ public class EndOfTurnTests
                 var prompt = template.Tokenize(model.Tokenizer, template.Render([("user", "Hello there.")]));
                 Assert.Equal(prompt.Count, stopped["usage"]!["prompt_tokens"]!.GetValue<int>());
             }
+            // a conversation the template refuses (Gemma's raise_exception) is a 400 naming the template's reason
+            var refused = await s.Http.PostAsJsonAsync("/v1/chat/completions", new { messages = new object[] { new { role = "assistant", content = "Hi" } }, max_tokens = 2 });
+            if (family == "gemma3")
+            {
+                Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
+                Assert.Contains("Conversation roles must alternate", await refused.Content.ReadAsStringAsync());
+            }
             var ignored = await Chat(s, new { messages, max_tokens = 8, temperature = 0, ignore_eos = true });
             Assert.Equal("length", ignored["choices"]![0]!["finish_reason"]!.GetValue<string>());
             Assert.Equal(8, ignored["usage"]!["completion_tokens"]!.GetValue<int>());

@@ -167,3 +167,87 @@ public class ModelFamilyTests
         return (output, worst);
     }
 }
+
+/// <summary>Speculative decoding's vocabulary check compares the real tokenizers; bad tokenizer files are errors naming the file.</summary>
+public class RealVocabularyTests
+{
+    static string Import(string root, string name, string family, int vocab, int seed)
+    {
+        var dir = Path.Combine(root, name);
+        var config = new DecoderConfig { Dim = 32, HiddenDim = 64, Layers = 1, Heads = 2, KvHeads = 1, VocabSize = vocab, ContextLength = 128 };
+        ModelImporter.Import(new ImportRequest { Synthetic = config, Tokenizer = Path.Combine(NpmReference.ModelFiles(family), "tokenizer.json"), Seed = seed }, dir);
+        return dir;
+    }
+
+    [Fact]
+    public void ADraftOfTheSameVocabularyIsAcceptedAndAnotherFamilysIsRefusedByItsFirstDifferingTokens()
+    {
+        var root = TestPaths.TempDir("vocab");
+        try
+        {
+            var target = Import(root, "qwen-target", "qwen3", 151936, 1);
+            var sameFamily = Import(root, "qwen-draft", "qwen3", 151936, 2);
+            var llama = Import(root, "llama-draft", "llama3_1", 151936, 3);
+            var (ok, plain, _) = CliTests.Sio("generate", target, "--prompt", "Hello, world", "--max-tokens", "12", "--json");
+            var (exit, drafted, err) = CliTests.Sio("generate", target, "--prompt", "Hello, world", "--max-tokens", "12", "--speculative", $"draft:{sameFamily}", "--json");
+            Assert.True(ok == 0 && exit == 0, err);
+            Assert.Equal(JsonNode.Parse(plain)!["token_ids"]!.ToJsonString(), JsonNode.Parse(drafted)!["token_ids"]!.ToJsonString());
+            var (refused, _, why) = CliTests.Sio("generate", target, "--prompt", "Hello", "--max-tokens", "4", "--speculative", $"draft:{llama}");
+            Assert.Equal(1, refused);
+            Assert.Matches("the vocabularies differ, first at token \\d+: \".+\" in the draft, \".+\" in the target", why);
+        }
+        finally { Directory.Delete(root, true); }
+    }
+
+    [Fact]
+    public void MalformedTokenizerFilesAreErrorsNamingTheFileAndTheProblem()
+    {
+        var dir = TestPaths.TempDir("badtok");
+        try
+        {
+            var file = Path.Combine(dir, "tokenizer.json");
+            (string Json, string Problem)[] cases =
+            [
+                ("{\"model\": ", "not valid JSON"),
+                ("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "unsupported tokenizer model type Unigram"),
+                ("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", "merges[0] \"a b\" names a piece that is not in the vocabulary"),
+                ("{\"normalizer\": {\"type\": \"Precompiled\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "unsupported normalizer \"Precompiled\""),
+                ("{\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "unsupported pre_tokenizer \"BertPreTokenizer\""),
+                ("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "the regex does not compile"),
+            ];
+            foreach (var (json, problem) in cases)
+            {
+                File.WriteAllText(file, json);
+                var (exit, stdout, err) = CliTests.Sio("tokenize", file, "--text", "a");
+                Assert.Equal(1, exit);
+                Assert.StartsWith($"error: {file}: ", err);
+                Assert.True(err.Contains(problem), err);
+                Assert.DoesNotContain("   at ", err);
+                Assert.Equal("", stdout);
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void TokenizePrintsIdsPiecesAndTheRenderedChat()
+    {
+        var files = NpmReference.ModelFiles("qwen3");
+        var (exit, output, err) = CliTests.Sio("tokenize", files, "--text", "Hello world", "--json");
+        Assert.True(exit == 0, err);
+        var j = JsonNode.Parse(output)!;
+        Assert.Equal("[9707,1879]", j["ids"]!.ToJsonString());
+        Assert.Equal(["Hello", "Ġworld"], j["pieces"]!.AsArray().Select(p => p!.GetValue<string>()));
+        var dir = TestPaths.TempDir("chat");
+        try
+        {
+            var chat = Path.Combine(dir, "chat.json");
+            File.WriteAllText(chat, """[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]""");
+            var (exit2, text, err2) = CliTests.Sio("tokenize", files, "--chat", chat);
+            Assert.True(exit2 == 0, err2);
+            Assert.StartsWith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", text);
+            Assert.Contains("151644 -> '<|im_start|>'", text);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

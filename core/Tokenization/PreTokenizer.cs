@@ -26,7 +26,7 @@ public sealed class PreTokenizer
     public static PreTokenizer Parse(JsonElement node, string source)
     {
         var p = new PreTokenizer();
-        if (node.ValueKind != JsonValueKind.Null) p.Add(node, source);
+        if (node.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)) p.Add(node, source);
         return p;
     }
 

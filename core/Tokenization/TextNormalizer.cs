@@ -16,7 +16,7 @@ public sealed class TextNormalizer
     public static TextNormalizer Parse(JsonElement node, string source)
     {
         var n = new TextNormalizer();
-        if (node.ValueKind != JsonValueKind.Null) n.Add(node, source);
+        if (node.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)) n.Add(node, source);
         return n;
     }
 
