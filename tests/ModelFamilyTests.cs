@@ -46,26 +46,41 @@ public class ModelFamilyTests
         BosTokenId = 151643, EosTokenId = 151645, NormEpsilon = 1e-6f,
     };
 
+    /// <summary>Phi-3-mini's quirks: fused qkv_proj and gate_up_proj, full multi-head attention, 32,064 tokens (Llama 2's SentencePiece vocabulary).</summary>
+    static DecoderConfig Phi3() => new()
+    {
+        Dim = 64, HiddenDim = 160, Layers = 2, Heads = 4, KvHeads = 4, VocabSize = 32064, ContextLength = 256,
+        Architecture = "Phi3ForCausalLM", BosTokenId = 1, EosTokenId = 2,
+    };
+
     public static TheoryData<string, string> Cases => new()
     {
         { "llama3.2", "onnx" }, { "llama3.2", "native" }, { "qwen2.5", "onnx" }, { "qwen2.5", "native" }, { "qwen3", "onnx" }, { "qwen3", "native" },
+        { "phi3", "onnx" }, { "phi3", "native" },
     };
+
+    static (DecoderConfig Config, string[] TokenizerFiles) Family(string family) => family switch
+    {
+        "llama3.2" => (Llama32(), RealTokenizer("llama3_1")),
+        "qwen2.5" => (Qwen25(), RealTokenizer("qwen3")),
+        "qwen3" => (Qwen3(), RealTokenizer("qwen3")),
+        "phi3" => (Phi3(), new[] { Path.Combine(TestPaths.RepoRoot, "samples", "llama2-tokenizer-32k", "tokenizer.model") }),
+        _ => throw new ArgumentException(family),
+    };
+
+    static string[] RealTokenizer(string family) =>
+        new[] { "tokenizer.json", "tokenizer_config.json" }.Select(f => Path.Combine(NpmReference.ModelFiles(family), f)).ToArray();
 
     [Theory, MemberData(nameof(Cases))]
     public void GeneratesWhatLlamaCppGenerates(string family, string engine)
     {
-        var (config, tokenizer) = family switch
-        {
-            "llama3.2" => (Llama32(), "llama3_1"),
-            "qwen2.5" => (Qwen25(), "qwen3"),
-            _ => (Qwen3(), "qwen3"),
-        };
+        var (config, tokenizerFiles) = Family(family);
         var dir = TestPaths.TempDir("family");
         try
         {
             var hf = Path.Combine(dir, "hf");
             HuggingFaceExporter.Export(new AttentionHeavy(new SyntheticCheckpoint(config, 7)), hf, "BF16");
-            foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(NpmReference.ModelFiles(tokenizer), f), Path.Combine(hf, f));
+            foreach (var f in tokenizerFiles) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
             var modelDir = Path.Combine(dir, "model");
             var manifest = ModelImporter.Import(new ImportRequest { Source = hf }, modelDir);
             Assert.Equal(config.Architecture, manifest.Architecture);
@@ -100,16 +115,16 @@ public class ModelFamilyTests
     /// weights: the gate's perplexity bound is loose, since quality is not what this shows.
     /// </summary>
     [Theory]
-    [InlineData("llama3.2"), InlineData("qwen2.5"), InlineData("qwen3")]
+    [InlineData("llama3.2"), InlineData("qwen2.5"), InlineData("qwen3"), InlineData("phi3")]
     public void OptimizeStacksAwqCompileAndSpeculation(string family)
     {
-        var (config, tokenizer) = family switch { "llama3.2" => (Llama32(), "llama3_1"), "qwen2.5" => (Qwen25(), "qwen3"), _ => (Qwen3(), "qwen3") };
+        var (config, tokenizerFiles) = Family(family);
         var root = TestPaths.TempDir("optimize-family");
         try
         {
             var hf = Path.Combine(root, "hf");
             HuggingFaceExporter.Export(new SyntheticCheckpoint(config with { Layers = 1 }, 3), hf, "BF16");
-            foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy(Path.Combine(NpmReference.ModelFiles(tokenizer), f), Path.Combine(hf, f));
+            foreach (var f in tokenizerFiles) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
             var outDir = Path.Combine(root, "out");
             var (exit, output, err) = CliTests.Sio("optimize", hf, "--dataset", TestPaths.OpenOrcaDev, "--recipe", "awq-int4,compile,speculative:ngram",
                 "--gate", "max-perplexity-increase=1000,min-speedup=0.01", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",

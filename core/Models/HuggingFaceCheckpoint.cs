@@ -10,7 +10,7 @@ namespace Sio.Models;
 /// </summary>
 public sealed class HuggingFaceCheckpoint : ICheckpoint
 {
-    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"];
+    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM"];
 
     readonly List<SafetensorsFile> _files = new();
     readonly Dictionary<string, (SafetensorsFile File, string Name)> _index = new();
@@ -35,6 +35,8 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             if (cfg.Bool(biasFlag, false)) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds q/k/v biases for Qwen2 only, and no output or feed-forward biases");
         if (cfg.Bool("use_sliding_window", false))
             throw SioException.InFile(configPath, "unsupported use_sliding_window=true: sio builds Qwen layers with full attention");
+        if (cfg.Has("partial_rotary_factor") && cfg.Number("partial_rotary_factor", 1) != 1)
+            throw SioException.InFile(configPath, $"unsupported partial_rotary_factor {cfg.Number("partial_rotary_factor", 1)}: sio rotates every dimension of a head");
         string act = cfg.String("hidden_act") ?? "silu";
         if (act != "silu") throw SioException.InFile(configPath, $"unsupported hidden_act {act}: sio builds SiLU-gated feed-forward layers");
 
@@ -135,10 +137,11 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         var expected = new HashSet<string>();
         foreach (var canonical in CanonicalNames(Config))
         {
-            var hf = HfName(canonical);
+            var fused = FusedSource(Config, canonical);
+            var hf = fused?.Tensor ?? HfName(canonical);
             expected.Add(hf);
             if (!_index.TryGetValue(hf, out var at)) throw SioException.InFile(Source, $"tensor {hf} is missing");
-            var shape = CheckpointNames.Shape(Config, canonical);
+            var shape = fused?.Shape ?? CheckpointNames.Shape(Config, canonical);
             var actual = at.File.Tensors[hf].Shape;
             if (!shape.SequenceEqual(actual))
                 throw SioException.InFile(at.File.Path, $"tensor {hf} has shape [{string.Join(",", actual)}], config.json implies [{string.Join(",", shape)}]");
@@ -150,8 +153,37 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
     public float[] Read(string name)
     {
         if (name == "lm_head" && Config.TiedEmbeddings) name = "embed";
+        if (FusedSource(Config, name) is { } fused)
+        {
+            if (_lastFused.Name != fused.Tensor) _lastFused = (fused.Tensor, _index[fused.Tensor].File.ReadFloats(fused.Tensor));
+            var shape = CheckpointNames.Shape(Config, name);
+            return _lastFused.Data.AsSpan((int)(fused.FirstRow * shape[1]), (int)(shape[0] * shape[1])).ToArray();
+        }
         var (file, hf) = _index[HfName(name)];
         return file.ReadFloats(hf);
+    }
+
+    (string? Name, float[] Data) _lastFused = (null, []);
+
+    /// <summary>
+    /// Phi-3 stores q, k and v as one qkv_proj and gate and up as one gate_up_proj: such a canonical tensor is a block of
+    /// rows of the stored one, given with the stored tensor's name and shape. Null for tensors stored as they are.
+    /// </summary>
+    public static (string Tensor, long FirstRow, long[] Shape)? FusedSource(DecoderConfig c, string canonical)
+    {
+        if (c.Architecture != "Phi3ForCausalLM" || !canonical.StartsWith("layers.")) return null;
+        var p = canonical.Split('.');
+        var layer = $"model.layers.{p[1]}.";
+        long[] qkv = [c.QDim + 2L * c.KvDim, c.Dim], gateUp = [2L * c.HiddenDim, c.Dim];
+        return p[2] switch
+        {
+            "wq" => (layer + "self_attn.qkv_proj.weight", 0, qkv),
+            "wk" => (layer + "self_attn.qkv_proj.weight", c.QDim, qkv),
+            "wv" => (layer + "self_attn.qkv_proj.weight", c.QDim + c.KvDim, qkv),
+            "w1" => (layer + "mlp.gate_up_proj.weight", 0, gateUp),
+            "w3" => (layer + "mlp.gate_up_proj.weight", c.HiddenDim, gateUp),
+            _ => null,
+        };
     }
 
     /// <summary>rope_scaling: null, "linear" or "llama3" (Llama 3.1–3.3); any other kind is refused by name.</summary>

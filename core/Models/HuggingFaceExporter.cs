@@ -15,14 +15,21 @@ public static class HuggingFaceExporter
         var c = checkpoint.Config;
         Directory.CreateDirectory(folder);
         var tensors = new List<(string, long[], float[])>();
+        var fusedParts = new Dictionary<string, (long[] Shape, SortedList<long, float[]> Parts)>();
         foreach (var name in HuggingFaceCheckpoint.CanonicalNames(c))
         {
             var data = checkpoint.Read(name);
             var kind = name.Split('.')[^1];
             if (c.RotaryInterleaved && kind is "wq" or "wk")
                 data = InterleavedToHalfSplit(data, kind == "wq" ? c.Heads : c.KvHeads, c.HeadDim, c.Dim);
-            tensors.Add((HuggingFaceCheckpoint.HfName(name), CheckpointNames.Shape(c, name), data));
+            if (HuggingFaceCheckpoint.FusedSource(c, name) is { } fused)
+            {
+                if (!fusedParts.TryGetValue(fused.Tensor, out var entry)) fusedParts[fused.Tensor] = entry = (fused.Shape, new());
+                entry.Parts.Add(fused.FirstRow, data);
+            }
+            else tensors.Add((HuggingFaceCheckpoint.HfName(name), CheckpointNames.Shape(c, name), data));
         }
+        foreach (var (name, (shape, parts)) in fusedParts) tensors.Add((name, shape, parts.Values.SelectMany(p => p).ToArray()));
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
         if (shards <= 1) SafetensorsFile.Write(Path.Combine(folder, "model.safetensors"), tensors, meta, dtype);
         else
@@ -43,7 +50,7 @@ public static class HuggingFaceExporter
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
-            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", _ => "llama" },
+            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", _ => "llama" },
             ["hidden_size"] = c.Dim,
             ["intermediate_size"] = c.HiddenDim,
             ["num_hidden_layers"] = c.Layers,

@@ -13,7 +13,8 @@ public sealed class SentencePieceModelTokenizer : Tokenizer
 
     public override string Format => "tokenizer.model";
 
-    public static SentencePieceModelTokenizer Load(string path)
+    /// <param name="vocabSize">The model's vocabulary, when padded beyond the tokenizer's (Phi-3: 32,064 over 32,000): the extra ids decode to nothing.</param>
+    public static SentencePieceModelTokenizer Load(string path, int vocabSize = 0)
     {
         if (!File.Exists(path)) throw SioException.InFile(path, "tokenizer file not found");
         LlamaTokenizer inner;
@@ -27,7 +28,7 @@ public sealed class SentencePieceModelTokenizer : Tokenizer
             throw SioException.InFile(path, $"not a SentencePiece model ({e.Message})");
         }
         var vocab = inner.Vocabulary;
-        var pieces = new string[vocab.Values.Max() + 1];
+        var pieces = new string[Math.Max(vocabSize, vocab.Values.Max() + 1)];
         Array.Fill(pieces, "");
         foreach (var (piece, id) in vocab) pieces[id] = piece.Replace('\u2581', ' ');
         return new SentencePieceModelTokenizer(inner, pieces);

@@ -12,7 +12,7 @@ public static class TokenizerLoader
         if (!File.Exists(path)) throw SioException.InFile(path, "tokenizer file not found");
         var name = Path.GetFileName(path);
         if (name.EndsWith(".json")) return HuggingFaceTokenizer.Load(path, vocabSize, bos, eos);
-        if (name.EndsWith(".model")) return SentencePieceModelTokenizer.Load(path);
+        if (name.EndsWith(".model")) return SentencePieceModelTokenizer.Load(path, vocabSize);
         return SentencePieceBpeTokenizer.FromLlama2c(path, vocabSize, bos, eos);
     }
 
