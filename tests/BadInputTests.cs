@@ -84,8 +84,30 @@ public class BadInputTests : IDisposable
     {
         var hf = HfFolder();
         var config = Path.Combine(hf, "config.json");
-        File.WriteAllText(config, File.ReadAllText(config).Replace("LlamaForCausalLM", "Qwen2ForCausalLM"));
-        AssertRefused(["import", hf, "--out", Out], config, "unsupported architecture Qwen2ForCausalLM");
+        var original = File.ReadAllText(config);
+        File.WriteAllText(config, original.Replace("LlamaForCausalLM", "MixtralForCausalLM"));
+        AssertRefused(["import", hf, "--out", Out], config, "unsupported architecture MixtralForCausalLM");
+        File.WriteAllText(config, original.Replace("LlamaForCausalLM", "Gemma3ForConditionalGeneration"));
+        AssertRefused(["import", hf, "--out", Out], config, "Gemma3ForConditionalGeneration is a multimodal checkpoint");
+        // a Qwen2 config over Llama weights: the biases Qwen2 needs are missing
+        File.WriteAllText(config, original.Replace("LlamaForCausalLM", "Qwen2ForCausalLM"));
+        AssertRefused(["import", hf, "--out", Out], hf, "tensor model.layers.0.self_attn.q_proj.bias is missing");
+    }
+
+    [Theory]
+    [InlineData("{\"rope_type\": \"yarn\", \"factor\": 4}", "unsupported rope_scaling type \"yarn\"")]
+    [InlineData("{\"rope_type\": \"longrope\", \"short_factor\": [1], \"long_factor\": [1]}", "unsupported rope_scaling type \"longrope\"")]
+    [InlineData("{\"rope_type\": \"llama3\", \"factor\": \"32\"}", "\"rope_scaling.factor\" must be a positive number")]
+    [InlineData("{\"rope_type\": \"llama3\", \"factor\": 32, \"low_freq_factor\": 4, \"high_freq_factor\": 1}", "high_freq_factor 1 must exceed low_freq_factor 4")]
+    [InlineData("[1, 2]", "\"rope_scaling\" must be an object")]
+    public void UnsupportedOrMalformedRopeScaling(string scaling, string problem)
+    {
+        var hf = HfFolder();
+        var config = Path.Combine(hf, "config.json");
+        var j = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
+        j["rope_scaling"] = System.Text.Json.Nodes.JsonNode.Parse(scaling);
+        File.WriteAllText(config, j.ToJsonString());
+        AssertRefused(["import", hf, "--out", Out], config, problem);
     }
 
     [Fact]

@@ -28,6 +28,8 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         var cfg = ConfigJson.Load(configPath);
         var archs = cfg.Strings("architectures");
         var arch = archs.FirstOrDefault(SupportedArchitectures.Contains);
+        if (arch is null && archs.FirstOrDefault(a => a.EndsWith("ForConditionalGeneration")) is { } multimodal)
+            throw SioException.InFile(configPath, $"{multimodal} is a multimodal checkpoint whose language model sio cannot separate from it; import a text-only {string.Join(", ", SupportedArchitectures)} folder");
         if (arch is null)
             throw SioException.InFile(configPath, $"unsupported architecture {(archs.Length == 0 ? "(none given)" : string.Join(", ", archs))}; sio imports {string.Join(" and ", SupportedArchitectures)}");
         var ropeScaling = ReadRopeScaling(cfg);
