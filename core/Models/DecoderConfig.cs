@@ -24,6 +24,18 @@ public sealed record DecoderConfig
     public bool AttentionBias { get; init; }
     /// <summary>q and k are RMS-normalized per head before rotary (Qwen3).</summary>
     public bool QkNorm { get; init; }
+    /// <summary>Gemma: the token embedding is multiplied by this (√hidden) before the first layer; 0 for none.</summary>
+    public float EmbeddingScale { get; init; }
+    /// <summary>Gemma: RMSNorms after attention and after the feed-forward too, before each is added to the residual.</summary>
+    public bool SandwichNorms { get; init; }
+    /// <summary>The feed-forward gate's activation: "silu" (SwiGLU) or "gelu_tanh" (Gemma's GeGLU, tanh-approximated GELU).</summary>
+    public string Activation { get; init; } = "silu";
+    /// <summary>Attention's softmax scale; 0 means 1/√head (Gemma: query_pre_attn_scalar^-½).</summary>
+    public float AttentionScale { get; init; }
+    /// <summary>Gemma 3: every Nth layer attends globally with RopeTheta, the others within the sliding window with LocalRopeTheta; 0: every layer alike.</summary>
+    public int GlobalLayerEvery { get; init; }
+    /// <summary>Gemma 3: the rotary base of the sliding-window layers.</summary>
+    public float LocalRopeTheta { get; init; }
     /// <summary>True when the classifier shares the token embedding.</summary>
     public bool TiedEmbeddings { get; init; }
     public int BosTokenId { get; init; } = 1;
@@ -32,6 +44,8 @@ public sealed record DecoderConfig
     public string Architecture { get; init; } = "LlamaForCausalLM";
 
     public int HeadDim => HeadSize > 0 ? HeadSize : Dim / Heads;
+    /// <summary>Whether a layer attends within the sliding window (all layers when one is set and no global pattern is).</summary>
+    public bool IsSlidingLayer(int layer, int slidingWindow) => slidingWindow > 0 && (GlobalLayerEvery == 0 || (layer + 1) % GlobalLayerEvery != 0);
     public int KvDim => KvHeads * HeadDim;
     public int QDim => Heads * HeadDim;
 

@@ -50,20 +50,25 @@ public static class DecoderGraph
         var total64 = g.Node("Gather", [maskShape, g.Scalar("/model/const/index1", 1)], "/model/attn_mask/Gather", attributes: Attr("axis", 0L));
         var totalLen = g.Node("Cast", [total64], "/model/attn_mask/total_seq_len", attributes: Attr("to", (long)DT.Int32));
 
-        // rotary tables (max_pos, head/2): angle = pos * theta^(-2i/head), with the config's frequency scaling
-        int half = c.HeadDim / 2;
-        var cos = new float[c.ContextLength * half];
-        var sin = new float[c.ContextLength * half];
-        var frequencies = RopeScaling.InverseFrequencies(c.RopeTheta, c.HeadDim, c.RopeScaling);
-        for (int p = 0; p < c.ContextLength; p++)
-            for (int i = 0; i < half; i++)
-            {
-                double angle = p * frequencies[i];
-                cos[p * half + i] = (float)Math.Cos(angle);
-                sin[p * half + i] = (float)Math.Sin(angle);
-            }
-        var cosCache = g.Initializer<float>("cos_cache", cos, DT.Float, c.ContextLength, half);
-        var sinCache = g.Initializer<float>("sin_cache", sin, DT.Float, c.ContextLength, half);
+        // rotary tables (max_pos, head/2): angle = pos * theta^(-2i/head), with the config's frequency scaling;
+        // Gemma 3's sliding-window layers rotate with their own base and no scaling
+        (string Cos, string Sin) RotaryTables(string prefix, double theta, RopeScaling? scaling)
+        {
+            int half = c.HeadDim / 2;
+            var cos = new float[c.ContextLength * half];
+            var sin = new float[c.ContextLength * half];
+            var frequencies = RopeScaling.InverseFrequencies(theta, c.HeadDim, scaling);
+            for (int p = 0; p < c.ContextLength; p++)
+                for (int i = 0; i < half; i++)
+                {
+                    double angle = p * frequencies[i];
+                    cos[p * half + i] = (float)Math.Cos(angle);
+                    sin[p * half + i] = (float)Math.Sin(angle);
+                }
+            return (g.Initializer<float>($"{prefix}cos_cache", cos, DT.Float, c.ContextLength, half), g.Initializer<float>($"{prefix}sin_cache", sin, DT.Float, c.ContextLength, half));
+        }
+        var (globalCos, globalSin) = RotaryTables("", c.RopeTheta, c.RopeScaling);
+        var (localCos, localSin) = c.LocalRopeTheta > 0 ? RotaryTables("local_", c.LocalRopeTheta, null) : (globalCos, globalSin);
         bool fused = FusedRotary(c);
 
         string Weight(string canonical, string onnxName)
@@ -93,10 +98,20 @@ public static class DecoderGraph
             return g.Node("Reshape", [normed, g.Initializer<long>($"{p}/model_shape", [0, 0, heads * c.HeadDim], DT.Int64, 3)], $"{p}/Reshape_1");
         }
 
+        // Gemma's softmax scale, query_pre_attn_scalar^-1/2 (GQA's default, 1/sqrt(head), otherwise)
+        global::Onnx.AttributeProto[] AttentionScale() => c.AttentionScale > 0 ? [Attr("scale", c.AttentionScale)] : [];
+
+        // Gemma's norms after attention and after the feed-forward, before the residual add
+        string Norm(string x, int layer, string canonical, string module) =>
+            g.Node("SimplifiedLayerNormalization", [x, Weight(CheckpointNames.Layer(layer, canonical), $"model.layers.{layer}.{module}.weight")],
+                $"/model/layers.{layer}/{module}", attributes: [Attr("axis", -1L), Attr("epsilon", c.NormEpsilon), Attr("stash_type", 1L)]);
+
         var embed = checkpoint.Read("embed");
         var embedName = g.Initializer<float>("model.embed_tokens.weight", embed, DT.Float, c.VocabSize, c.Dim);
         embed = null;
         string hidden = g.Node("Gather", [embedName, "input_ids"], "/model/embed_tokens/Gather", attributes: Attr("axis", 0L));
+        if (c.EmbeddingScale > 0)
+            hidden = g.Node("Mul", [hidden, g.Initializer<float>("/model/embed_tokens/scale", [c.EmbeddingScale], DT.Float)], "/model/embed_tokens/Mul");
         string residual = hidden;
         string? pending = null; // output of the previous block, not yet added to the residual
         var eps = Attr("epsilon", c.NormEpsilon);
@@ -121,6 +136,8 @@ public static class DecoderGraph
             var v = Linear(x, l, "wv", "attn.v_proj");
             if (c.AttentionBias) (q, k, v) = (Bias(q, l, "bq", "attn.q_proj"), Bias(k, l, "bk", "attn.k_proj"), Bias(v, l, "bv", "attn.v_proj"));
             if (c.QkNorm) (q, k) = (HeadNorm(q, l, "q_norm", "attn.q_norm", c.Heads), HeadNorm(k, l, "k_norm", "attn.k_norm", c.KvHeads));
+            bool sliding = c.IsSlidingLayer(l, slidingWindow);
+            var (cosCache, sinCache) = sliding ? (localCos, localSin) : (globalCos, globalSin);
             if (!fused)
             {
                 q = g.Node("RotaryEmbedding", [q, "position_ids", cosCache, sinCache], $"/model/layers.{l}/attn/q_rotary", "com.microsoft",
@@ -133,17 +150,25 @@ public static class DecoderGraph
             var attn = g.Node("GroupQueryAttention", gqaInputs.ToArray(), $"/model/layers.{l}/attn/GroupQueryAttention", "com.microsoft",
                 outputNames: [$"/model/layers.{l}/attn/output", $"present.{l}.key", $"present.{l}.value"],
                 attributes: [Attr("num_heads", (long)c.Heads), Attr("kv_num_heads", (long)c.KvHeads), Attr("do_rotary", fused ? 1L : 0L),
-                    Attr("rotary_interleaved", c.RotaryInterleaved ? 1L : 0L), Attr("local_window_size", slidingWindow > 0 ? slidingWindow : -1L)]);
+                    Attr("rotary_interleaved", c.RotaryInterleaved ? 1L : 0L), Attr("local_window_size", sliding ? slidingWindow : -1L),
+                    .. AttentionScale()]);
             var o = Linear(attn, l, "wo", "attn.o_proj");
+            if (c.SandwichNorms) o = Norm(o, l, "post_attn_norm", "post_attention_layernorm");
 
-            (x, residual) = SkipNorm(o, residual, Weight(CheckpointNames.Layer(l, "ffn_norm"), $"model.layers.{l}.post_attention_layernorm.weight"),
-                $"/model/layers.{l}/post_attention_layernorm");
+            var ffnNorm = c.SandwichNorms ? "pre_feedforward_layernorm" : "post_attention_layernorm";
+            (x, residual) = SkipNorm(o, residual, Weight(CheckpointNames.Layer(l, "ffn_norm"), $"model.layers.{l}.{ffnNorm}.weight"), $"/model/layers.{l}/{ffnNorm}");
             var gate = Linear(x, l, "w1", "mlp.gate_proj");
             var up = Linear(x, l, "w3", "mlp.up_proj");
-            var sig = g.Node("Sigmoid", [gate], $"/model/layers.{l}/mlp/act/Sigmoid");
-            var silu = g.Node("Mul", [gate, sig], $"/model/layers.{l}/mlp/act/Mul");
-            var prod = g.Node("Mul", [silu, up], $"/model/layers.{l}/mlp/Mul");
+            string act;
+            if (c.Activation == "gelu_tanh") act = g.Node("FastGelu", [gate], $"/model/layers.{l}/mlp/act/FastGelu", "com.microsoft");
+            else
+            {
+                var sig = g.Node("Sigmoid", [gate], $"/model/layers.{l}/mlp/act/Sigmoid");
+                act = g.Node("Mul", [gate, sig], $"/model/layers.{l}/mlp/act/Mul");
+            }
+            var prod = g.Node("Mul", [act, up], $"/model/layers.{l}/mlp/Mul");
             pending = Linear(prod, l, "w2", "mlp.down_proj");
+            if (c.SandwichNorms) pending = Norm(pending, l, "post_ffn_norm", "post_feedforward_layernorm");
         }
         var (final, _) = SkipNorm(pending, residual, Weight("norm", "model.norm.weight"), "/model/norm");
         progress?.Report("classifier");

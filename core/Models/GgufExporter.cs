@@ -53,7 +53,13 @@ public static class GgufExporter
                 foreach (var t in new[] { "q", "k" })
                     tensors.Add(($"blk.{l}.attn_{t}_norm.weight", [c.HeadDim], () => Read(P($"attn.{t}_norm")), false));
             tensors.Add(($"blk.{l}.attn_output.weight", [c.QDim, c.Dim], () => Linear(P("attn.o_proj"), c.Dim, c.QDim), true));
-            tensors.Add(($"blk.{l}.ffn_norm.weight", [c.Dim], () => Read(P("post_attention_layernorm")), false));
+            tensors.Add(($"blk.{l}.ffn_norm.weight", [c.Dim], () => Read(P(c.SandwichNorms ? "pre_feedforward_layernorm" : "post_attention_layernorm")), false));
+            if (c.SandwichNorms)
+            {
+                // Gemma: norms stored as the factors applied (1 + w), as llama.cpp's converter stores them too
+                tensors.Add(($"blk.{l}.post_attention_norm.weight", [c.Dim], () => Read(P("post_attention_layernorm")), false));
+                tensors.Add(($"blk.{l}.post_ffw_norm.weight", [c.Dim], () => Read(P("post_feedforward_layernorm")), false));
+            }
             tensors.Add(($"blk.{l}.ffn_gate.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), true));
             tensors.Add(($"blk.{l}.ffn_up.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.up_proj"), c.HiddenDim, c.Dim), true));
             tensors.Add(($"blk.{l}.ffn_down.weight", [c.HiddenDim, c.Dim], () => Linear(P("mlp.down_proj"), c.Dim, c.HiddenDim), true));
@@ -119,7 +125,10 @@ public static class GgufExporter
     }
 
     /// <summary>llama.cpp's name for the architecture: Qwen2 (q/k/v biases) and Qwen3 (q/k norms) are its own.</summary>
-    static string ArchitectureName(DecoderConfig c) => c.Architecture switch { "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", _ => "llama" };
+    static string ArchitectureName(DecoderConfig c) => c.Architecture switch
+    {
+        "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Gemma3ForCausalLM" => "gemma3", _ => "llama",
+    };
 
     /// <summary>Whether llama.cpp rotates this architecture's pairs half-split (NEOX) rather than interleaved.</summary>
     static bool Neox(DecoderConfig c) => ArchitectureName(c) != "llama";
@@ -168,6 +177,11 @@ public static class GgufExporter
             meta.F32($"{arch}.rope.scaling.factor", (float)linear.Factor);
         }
         meta.U32($"{arch}.vocab_size", (uint)c.VocabSize);
+        if (arch == "gemma3")
+        {
+            meta.U32($"{arch}.attention.sliding_window", (uint)(m.SlidingWindow > 0 ? m.SlidingWindow : c.ContextLength));
+            meta.U32($"{arch}.attention.sliding_window_pattern", (uint)c.GlobalLayerEvery);
+        }
         GgufTokenizer.Write(meta, c, tok);
         return meta.Entries;
     }

@@ -10,7 +10,8 @@ namespace Sio.Models;
 /// </summary>
 public sealed class HuggingFaceCheckpoint : ICheckpoint
 {
-    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM"];
+    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma3ForCausalLM"];
+    const string Gemma3 = "Gemma3ForCausalLM";
 
     readonly List<SafetensorsFile> _files = new();
     readonly Dictionary<string, (SafetensorsFile File, string Name)> _index = new();
@@ -39,8 +40,12 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             throw SioException.InFile(configPath, "unsupported use_sliding_window=true: sio builds Qwen layers with full attention");
         if (cfg.Has("partial_rotary_factor") && cfg.Number("partial_rotary_factor", 1) != 1)
             throw SioException.InFile(configPath, $"unsupported partial_rotary_factor {cfg.Number("partial_rotary_factor", 1)}: sio rotates every dimension of a head");
-        string act = cfg.String("hidden_act") ?? "silu";
-        if (act != "silu") throw SioException.InFile(configPath, $"unsupported hidden_act {act}: sio builds SiLU-gated feed-forward layers");
+        bool gemma = arch == Gemma3;
+        string act = cfg.String("hidden_activation") ?? cfg.String("hidden_act") ?? "silu";
+        if (act != (gemma ? "gelu_pytorch_tanh" : "silu"))
+            throw SioException.InFile(configPath, $"unsupported activation {act}: sio builds {(gemma ? "Gemma's tanh-approximated GeGLU" : "SiLU-gated")} feed-forward layers");
+        foreach (var cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
+            if (cfg.Has(cap)) throw SioException.InFile(configPath, $"unsupported {cap}: sio builds no logit soft-capping");
 
         int heads = cfg.Int("num_attention_heads", max: 1 << 12);
         int vocab = cfg.Int("vocab_size", max: 1 << 22);
@@ -58,9 +63,15 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             RopeScaling = ropeScaling,
             NormEpsilon = (float)cfg.Number("rms_norm_eps", 1e-6, max: 1),
             RotaryInterleaved = false,
-            TiedEmbeddings = cfg.Bool("tie_word_embeddings", false),
+            TiedEmbeddings = cfg.Bool("tie_word_embeddings", gemma),
             AttentionBias = arch == "Qwen2ForCausalLM",
-            QkNorm = arch == "Qwen3ForCausalLM",
+            QkNorm = arch is "Qwen3ForCausalLM" or Gemma3,
+            EmbeddingScale = gemma ? MathF.Sqrt(cfg.Int("hidden_size", max: 1 << 16)) : 0,
+            SandwichNorms = gemma,
+            Activation = gemma ? "gelu_tanh" : "silu",
+            AttentionScale = gemma ? (float)(1 / Math.Sqrt(cfg.Number("query_pre_attn_scalar", 256, max: 1 << 20))) : 0,
+            GlobalLayerEvery = gemma ? GlobalLayerEvery(cfg) : 0,
+            LocalRopeTheta = gemma ? (float)cfg.Number("rope_local_base_freq", 10000, max: 1e12) : 0,
             BosTokenId = cfg.Ids("bos_token_id", vocab).FirstOrDefault(1),
             EosTokenId = cfg.Ids("eos_token_id", vocab).FirstOrDefault(2),
             Architecture = arch,
@@ -98,8 +109,10 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
     }
 
     /// <summary>The Hugging Face name of a canonical tensor.</summary>
-    public static string HfName(string canonical)
+    /// <summary>The Hugging Face name of a canonical tensor; Gemma's pre-feed-forward norm has its own name.</summary>
+    public static string HfName(string canonical, DecoderConfig? c = null)
     {
+        if (c is { SandwichNorms: true } && canonical.EndsWith(".ffn_norm")) return $"model.layers.{canonical.Split('.')[1]}.pre_feedforward_layernorm.weight";
         if (canonical == "embed") return "model.embed_tokens.weight";
         if (canonical == "norm") return "model.norm.weight";
         if (canonical == "lm_head") return "lm_head.weight";
@@ -108,6 +121,8 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         return layer + p[2] switch
         {
             "attn_norm" => "input_layernorm.weight",
+            "post_attn_norm" => "post_attention_layernorm.weight",
+            "post_ffn_norm" => "post_feedforward_layernorm.weight",
             "bq" => "self_attn.q_proj.bias",
             "bk" => "self_attn.k_proj.bias",
             "bv" => "self_attn.v_proj.bias",
@@ -140,7 +155,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         foreach (var canonical in CanonicalNames(Config))
         {
             var fused = FusedSource(Config, canonical);
-            var hf = fused?.Tensor ?? HfName(canonical);
+            var hf = fused?.Tensor ?? HfName(canonical, Config);
             expected.Add(hf);
             if (!_index.TryGetValue(hf, out var at)) throw SioException.InFile(Source, $"tensor {hf} is missing");
             var shape = fused?.Shape ?? CheckpointNames.Shape(Config, canonical);
@@ -161,9 +176,14 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             var shape = CheckpointNames.Shape(Config, name);
             return _lastFused.Data.AsSpan((int)(fused.FirstRow * shape[1]), (int)(shape[0] * shape[1])).ToArray();
         }
-        var (file, hf) = _index[HfName(name)];
-        return file.ReadFloats(hf);
+        var (file, hf) = _index[HfName(name, Config)];
+        var values = file.ReadFloats(hf);
+        if (Config.Architecture == Gemma3 && IsNorm(name)) for (int i = 0; i < values.Length; i++) values[i] += 1; // Gemma's RMSNorm scales by 1 + w
+        return values;
     }
+
+    /// <summary>Whether a canonical tensor is an RMSNorm weight.</summary>
+    public static bool IsNorm(string canonical) => canonical == "norm" || canonical.EndsWith("_norm");
 
     (string? Name, float[] Data) _lastFused = (null, []);
 
@@ -186,6 +206,18 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             "w3" => (layer + "mlp.gate_up_proj.weight", c.HiddenDim, gateUp),
             _ => null,
         };
+    }
+
+    /// <summary>Gemma 3: every Nth layer is global, from sliding_window_pattern or from a regular layer_types list.</summary>
+    static int GlobalLayerEvery(ConfigJson cfg)
+    {
+        var types = cfg.Has("layer_types") ? cfg.Strings("layer_types") : [];
+        if (types.Length == 0) return cfg.Int("sliding_window_pattern", 6, max: 1 << 10);
+        int every = Array.IndexOf(types, "full_attention") + 1;
+        for (int i = 0; i < types.Length; i++)
+            if (every == 0 || types[i] != ((i + 1) % every == 0 ? "full_attention" : "sliding_attention"))
+                throw SioException.InFile(cfg.Path, "unsupported layer_types: sio builds every Nth layer global and the others sliding_attention");
+        return every;
     }
 
     /// <summary>rope_scaling: null, "linear" or "llama3" (Llama 3.1–3.3); any other kind is refused by name.</summary>

@@ -27,7 +27,11 @@ public static class HuggingFaceExporter
                 if (!fusedParts.TryGetValue(fused.Tensor, out var entry)) fusedParts[fused.Tensor] = entry = (fused.Shape, new());
                 entry.Parts.Add(fused.FirstRow, data);
             }
-            else tensors.Add((HuggingFaceCheckpoint.HfName(name), CheckpointNames.Shape(c, name), data));
+            else
+            {
+                if (c.Architecture == "Gemma3ForCausalLM" && HuggingFaceCheckpoint.IsNorm(name)) data = data.Select(v => v - 1).ToArray(); // stored as w, applied as 1 + w
+                tensors.Add((HuggingFaceCheckpoint.HfName(name, c), CheckpointNames.Shape(c, name), data));
+            }
         }
         foreach (var (name, (shape, parts)) in fusedParts) tensors.Add((name, shape, parts.Values.SelectMany(p => p).ToArray()));
         var meta = new Dictionary<string, string> { ["format"] = "pt" };
@@ -50,7 +54,7 @@ public static class HuggingFaceExporter
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
-            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", _ => "llama" },
+            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama" },
             ["hidden_size"] = c.Dim,
             ["intermediate_size"] = c.HiddenDim,
             ["num_hidden_layers"] = c.Layers,
@@ -67,9 +71,16 @@ public static class HuggingFaceExporter
             ["tie_word_embeddings"] = c.TiedEmbeddings,
             ["bos_token_id"] = c.BosTokenId,
             ["eos_token_id"] = c.EosTokenId,
-            ["hidden_act"] = "silu",
+            ["hidden_act"] = c.Activation == "gelu_tanh" ? "gelu_pytorch_tanh" : "silu",
             ["torch_dtype"] = dtype switch { "F16" => "float16", "BF16" => "bfloat16", _ => "float32" },
         };
+        if (c.Architecture == "Gemma3ForCausalLM")
+        {
+            config["hidden_activation"] = config["hidden_act"]!.DeepClone();
+            config["query_pre_attn_scalar"] = c.AttentionScale > 0 ? Math.Round(1 / ((double)c.AttentionScale * c.AttentionScale)) : c.HeadDim;
+            config["sliding_window_pattern"] = c.GlobalLayerEvery;
+            config["rope_local_base_freq"] = c.LocalRopeTheta;
+        }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
     }
 

@@ -8,7 +8,9 @@ namespace Sio.Models;
 /// <item><c>layers.{i}.attn_norm</c> (dim); <c>wq</c> (heads*head, dim); <c>wk</c>, <c>wv</c> (kv_heads*head, dim); <c>wo</c> (dim, heads*head)</item>
 /// <item><c>layers.{i}.ffn_norm</c> (dim); <c>w1</c> gate (hidden, dim); <c>w2</c> down (dim, hidden); <c>w3</c> up (hidden, dim)</item>
 /// <item>with <see cref="DecoderConfig.AttentionBias"/>: <c>layers.{i}.bq</c> (heads*head), <c>bk</c>, <c>bv</c> (kv_heads*head);
-/// with <see cref="DecoderConfig.QkNorm"/>: <c>layers.{i}.q_norm</c>, <c>k_norm</c> (head)</item>
+/// with <see cref="DecoderConfig.QkNorm"/>: <c>layers.{i}.q_norm</c>, <c>k_norm</c> (head);
+/// with <see cref="DecoderConfig.SandwichNorms"/>: <c>layers.{i}.post_attn_norm</c>, <c>post_ffn_norm</c> (dim)</item>
+/// <item>Norm weights are the factors applied (Gemma's stored w is read as 1 + w).</item>
 /// </list>
 /// Rotary layout follows <see cref="DecoderConfig.RotaryInterleaved"/>.
 /// </summary>
@@ -27,7 +29,8 @@ public static class CheckpointNames
 
     /// <summary>The tensors of one layer under a config: the Llama set, plus q/k/v biases and q/k norms when it has them.</summary>
     public static IEnumerable<string> LayerTensorsOf(DecoderConfig c) =>
-        LayerTensors.Concat(c.AttentionBias ? ["bq", "bk", "bv"] : []).Concat(c.QkNorm ? ["q_norm", "k_norm"] : []);
+        LayerTensors.Concat(c.AttentionBias ? ["bq", "bk", "bv"] : []).Concat(c.QkNorm ? ["q_norm", "k_norm"] : [])
+            .Concat(c.SandwichNorms ? ["post_attn_norm", "post_ffn_norm"] : []);
 
     /// <summary>The shape of a canonical tensor under a config.</summary>
     public static long[] Shape(DecoderConfig c, string name)
@@ -36,7 +39,7 @@ public static class CheckpointNames
         return t switch
         {
             "embed" or "lm_head" => [c.VocabSize, c.Dim],
-            "norm" or "attn_norm" or "ffn_norm" => [c.Dim],
+            "norm" or "attn_norm" or "ffn_norm" or "post_attn_norm" or "post_ffn_norm" => [c.Dim],
             "bq" => [c.QDim],
             "bk" or "bv" => [c.KvDim],
             "q_norm" or "k_norm" => [c.HeadDim],

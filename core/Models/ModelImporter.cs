@@ -112,8 +112,10 @@ public static class ModelImporter
         {
             var source = r.Tokenizer ?? FindTokenizer(r.Source!, kind);
             tokenizer = TokenizerLoader.LoadFile(source, c.VocabSize, c.BosTokenId, c.EosTokenId);
-            if (tokenizer.VocabSize > c.VocabSize)
-                throw SioException.InFile(source, $"the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocabulary of {c.VocabSize}");
+            // a tokenizer may name special tokens past the model's vocabulary (Gemma 3's <image_soft_token> for its text-only 1B)
+            var loaded = tokenizer;
+            if (Enumerable.Range(c.VocabSize, Math.Max(0, loaded.VocabSize - c.VocabSize)).FirstOrDefault(i => !loaded.IsSpecial(i), -1) is var outside and >= 0)
+                throw SioException.InFile(source, $"the tokenizer has {tokenizer.VocabSize} tokens, more than the model's vocabulary of {c.VocabSize} (token {outside}, \"{tokenizer.Pieces[outside]}\", is not a special token the model could do without)");
             file = Path.Combine(folder, tokenizer.Format);
             File.Copy(source, file);
             // the chat template, special tokens and generation defaults travel with the tokenizer
