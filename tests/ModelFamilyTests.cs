@@ -66,8 +66,18 @@ public class ModelFamilyTests
         BosTokenId = 2, EosTokenId = 1, NormEpsilon = 1e-6f,
     };
 
+    /// <summary>Gemma 2's quirks: attention scores soft-capped at 50 and logits at 30, sliding-window and global layers alternating, (1 + w) sandwich norms, GeGLU, 256,000 tokens (Gemma 3's vocabulary stands in).</summary>
+    static DecoderConfig Gemma2() => new()
+    {
+        Dim = 64, HiddenDim = 192, Layers = 4, Heads = 2, KvHeads = 1, HeadSize = 32, VocabSize = 262144, ContextLength = 256,
+        RopeTheta = 10000f, GlobalLayerEvery = 2, TiedEmbeddings = true, SandwichNorms = true, AttentionSoftcap = 50f, FinalSoftcap = 30f,
+        EmbeddingScale = 8f, Activation = "gelu_tanh", AttentionScale = 1 / MathF.Sqrt(32), Architecture = "Gemma2ForCausalLM",
+        BosTokenId = 2, EosTokenId = 1, NormEpsilon = 1e-6f,
+    };
+
     public static TheoryData<string, string> Cases => new()
     {
+        { "gemma2", "onnx" },
         { "gemma3", "onnx" }, { "gemma3", "native" },
         { "llama3.2", "onnx" }, { "llama3.2", "native" }, { "qwen2.5", "onnx" }, { "qwen2.5", "native" }, { "qwen3", "onnx" }, { "qwen3", "native" },
         { "phi3", "onnx" }, { "phi3", "native" },
@@ -79,6 +89,7 @@ public class ModelFamilyTests
         "qwen2.5" => (Qwen25(), RealTokenizer("qwen3")),
         "qwen3" => (Qwen3(), RealTokenizer("qwen3")),
         "gemma3" => (Gemma3(), RealTokenizer("gemma3")),
+        "gemma2" => (Gemma2(), RealTokenizer("gemma3")),
         "phi3" => (Phi3(), new[] { Path.Combine(TestPaths.RepoRoot, "samples", "llama2-tokenizer-32k", "tokenizer.model") }),
         _ => throw new ArgumentException(family),
     };
@@ -104,7 +115,7 @@ public class ModelFamilyTests
             var hf = Path.Combine(dir, "hf");
             HuggingFaceExporter.Export(new AttentionHeavy(new SyntheticCheckpoint(config, 7)), hf, "BF16");
             foreach (var f in tokenizerFiles) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
-            if (family == "gemma3") SetConfig(hf, "sliding_window", 12);
+            if (family is "gemma2" or "gemma3") SetConfig(hf, "sliding_window", 12);
             var modelDir = Path.Combine(dir, "model");
             var manifest = ModelImporter.Import(new ImportRequest { Source = hf }, modelDir);
             Assert.Equal(config.Architecture, manifest.Architecture);

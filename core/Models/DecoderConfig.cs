@@ -34,6 +34,10 @@ public sealed record DecoderConfig
     public float AttentionScale { get; init; }
     /// <summary>Gemma 3: every Nth layer attends globally with RopeTheta, the others within the sliding window with LocalRopeTheta; 0: every layer alike.</summary>
     public int GlobalLayerEvery { get; init; }
+    /// <summary>Gemma 2: attention scores become cap·tanh(score/cap) before the softmax; 0 for none.</summary>
+    public float AttentionSoftcap { get; init; }
+    /// <summary>Gemma 2: logits become cap·tanh(logit/cap); 0 for none.</summary>
+    public float FinalSoftcap { get; init; }
     /// <summary>Gemma 3: the rotary base of the sliding-window layers.</summary>
     public float LocalRopeTheta { get; init; }
     /// <summary>True when the classifier shares the token embedding.</summary>

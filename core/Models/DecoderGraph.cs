@@ -99,7 +99,10 @@ public static class DecoderGraph
         }
 
         // Gemma's softmax scale, query_pre_attn_scalar^-1/2 (GQA's default, 1/sqrt(head), otherwise)
-        global::Onnx.AttributeProto[] AttentionScale() => c.AttentionScale > 0 ? [Attr("scale", c.AttentionScale)] : [];
+        // and Gemma 2's soft cap on the scores
+        global::Onnx.AttributeProto[] AttentionScale() =>
+            [.. c.AttentionScale > 0 ? [Attr("scale", c.AttentionScale)] : Array.Empty<global::Onnx.AttributeProto>(),
+             .. c.AttentionSoftcap > 0 ? [Attr("softcap", c.AttentionSoftcap)] : Array.Empty<global::Onnx.AttributeProto>()];
 
         // Gemma's norms after attention and after the feed-forward, before the residual add
         string Norm(string x, int layer, string canonical, string module) =>
@@ -173,7 +176,15 @@ public static class DecoderGraph
         var (final, _) = SkipNorm(pending, residual, Weight("norm", "model.norm.weight"), "/model/norm");
         progress?.Report("classifier");
         var head = Weight("lm_head", "lm_head.weight");
-        g.Node("MatMul", [final, head], "/lm_head/MatMul", outputNames: ["logits"]);
+        if (c.FinalSoftcap > 0)
+        {
+            // Gemma 2: logits = cap · tanh(logits / cap)
+            var raw = g.Node("MatMul", [final, head], "/lm_head/MatMul");
+            var cap = g.Initializer<float>("/lm_head/softcap", [c.FinalSoftcap], DT.Float);
+            var tanh = g.Node("Tanh", [g.Node("Div", [raw, cap], "/lm_head/softcap/Div")], "/lm_head/softcap/Tanh");
+            g.Node("Mul", [tanh, cap], "/lm_head/softcap/Mul", outputNames: ["logits"]);
+        }
+        else g.Node("MatMul", [final, head], "/lm_head/MatMul", outputNames: ["logits"]);
         g.Save(Path.Combine(folder, ModelFile), [("producer", "sio"), ("architecture", c.Architecture)]);
     }
 

@@ -67,7 +67,8 @@ public static class GgufExporter
         tensors.Add(("output_norm.weight", [c.Dim], () => Read("model.norm.weight"), false));
         if (c.RopeScaling is { Type: "llama3" })
             tensors.Add(("rope_freqs.weight", [c.HeadDim / 2], () => RopeFrequencyFactors(c), false));
-        tensors.Add(("output.weight", [c.Dim, c.VocabSize], () => Linear("lm_head.weight", c.VocabSize, c.Dim), true));
+        // a tied classifier is token_embd itself, as llama.cpp reads it (Gemma 2 accepts no output.weight at all)
+        if (!c.TiedEmbeddings) tensors.Add(("output.weight", [c.Dim, c.VocabSize], () => Linear("lm_head.weight", c.VocabSize, c.Dim), true));
 
         TensorType TypeOf(long[] ne, bool quantize) =>
             !quantize || type == "f32" || ne[0] % 32 != 0 ? TensorType.F32 : type == "q8_0" ? TensorType.Q8_0 : TensorType.Q4_0;
@@ -127,7 +128,7 @@ public static class GgufExporter
     /// <summary>llama.cpp's name for the architecture: Qwen2 (q/k/v biases) and Qwen3 (q/k norms) are its own.</summary>
     static string ArchitectureName(DecoderConfig c) => c.Architecture switch
     {
-        "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Gemma3ForCausalLM" => "gemma3", _ => "llama",
+        "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3", _ => "llama",
     };
 
     /// <summary>Whether llama.cpp rotates this architecture's pairs half-split (NEOX) rather than interleaved.</summary>
@@ -177,9 +178,11 @@ public static class GgufExporter
             meta.F32($"{arch}.rope.scaling.factor", (float)linear.Factor);
         }
         meta.U32($"{arch}.vocab_size", (uint)c.VocabSize);
-        if (arch == "gemma3")
+        if (arch is "gemma2" or "gemma3")
         {
             meta.U32($"{arch}.attention.sliding_window", (uint)(m.SlidingWindow > 0 ? m.SlidingWindow : c.ContextLength));
+            if (c.AttentionSoftcap > 0) meta.F32($"{arch}.attn_logit_softcapping", c.AttentionSoftcap);
+            if (c.FinalSoftcap > 0) meta.F32($"{arch}.final_logit_softcapping", c.FinalSoftcap);
             meta.U32($"{arch}.attention.sliding_window_pattern", (uint)c.GlobalLayerEvery);
         }
         GgufTokenizer.Write(meta, c, tok);

@@ -10,8 +10,8 @@ namespace Sio.Models;
 /// </summary>
 public sealed class HuggingFaceCheckpoint : ICheckpoint
 {
-    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma3ForCausalLM"];
-    const string Gemma3 = "Gemma3ForCausalLM";
+    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"];
+    const string Gemma2 = "Gemma2ForCausalLM", Gemma3 = "Gemma3ForCausalLM";
 
     readonly List<SafetensorsFile> _files = new();
     readonly Dictionary<string, (SafetensorsFile File, string Name)> _index = new();
@@ -40,12 +40,13 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             throw SioException.InFile(configPath, "unsupported use_sliding_window=true: sio builds Qwen layers with full attention");
         if (cfg.Has("partial_rotary_factor") && cfg.Number("partial_rotary_factor", 1) != 1)
             throw SioException.InFile(configPath, $"unsupported partial_rotary_factor {cfg.Number("partial_rotary_factor", 1)}: sio rotates every dimension of a head");
-        bool gemma = arch == Gemma3;
+        bool gemma = arch is Gemma2 or Gemma3;
         string act = cfg.String("hidden_activation") ?? cfg.String("hidden_act") ?? "silu";
         if (act != (gemma ? "gelu_pytorch_tanh" : "silu"))
             throw SioException.InFile(configPath, $"unsupported activation {act}: sio builds {(gemma ? "Gemma's tanh-approximated GeGLU" : "SiLU-gated")} feed-forward layers");
-        foreach (var cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
-            if (cfg.Has(cap)) throw SioException.InFile(configPath, $"unsupported {cap}: sio builds no logit soft-capping");
+        if (arch != Gemma2)
+            foreach (var cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
+                if (cfg.Has(cap)) throw SioException.InFile(configPath, $"unsupported {cap}: sio builds logit soft-capping for Gemma 2 only");
 
         int heads = cfg.Int("num_attention_heads", max: 1 << 12);
         int vocab = cfg.Int("vocab_size", max: 1 << 22);
@@ -66,12 +67,15 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             TiedEmbeddings = cfg.Bool("tie_word_embeddings", gemma),
             AttentionBias = arch == "Qwen2ForCausalLM",
             QkNorm = arch is "Qwen3ForCausalLM" or Gemma3,
+            AttentionSoftcap = arch == Gemma2 ? (float)cfg.Number("attn_logit_softcapping", 0, max: 1e6, zero: true) : 0,
+            FinalSoftcap = arch == Gemma2 ? (float)cfg.Number("final_logit_softcapping", 0, max: 1e6, zero: true) : 0,
             EmbeddingScale = gemma ? MathF.Sqrt(cfg.Int("hidden_size", max: 1 << 16)) : 0,
             SandwichNorms = gemma,
             Activation = gemma ? "gelu_tanh" : "silu",
             AttentionScale = gemma ? (float)(1 / Math.Sqrt(cfg.Number("query_pre_attn_scalar", 256, max: 1 << 20))) : 0,
-            GlobalLayerEvery = gemma ? GlobalLayerEvery(cfg) : 0,
-            LocalRopeTheta = gemma ? (float)cfg.Number("rope_local_base_freq", 10000, max: 1e12) : 0,
+            // Gemma 2 alternates sliding and global layers, one rotary base; Gemma 3 has a pattern and a local base
+            GlobalLayerEvery = arch == Gemma2 ? 2 : arch == Gemma3 ? GlobalLayerEvery(cfg) : 0,
+            LocalRopeTheta = arch == Gemma3 ? (float)cfg.Number("rope_local_base_freq", 10000, max: 1e12) : 0,
             BosTokenId = cfg.Ids("bos_token_id", vocab).FirstOrDefault(1),
             EosTokenId = cfg.Ids("eos_token_id", vocab).FirstOrDefault(2),
             Architecture = arch,
@@ -178,7 +182,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         }
         var (file, hf) = _index[HfName(name, Config)];
         var values = file.ReadFloats(hf);
-        if (Config.Architecture == Gemma3 && IsNorm(name)) for (int i = 0; i < values.Length; i++) values[i] += 1; // Gemma's RMSNorm scales by 1 + w
+        if (Config.Architecture is Gemma2 or Gemma3 && IsNorm(name)) for (int i = 0; i < values.Length; i++) values[i] += 1; // Gemma's RMSNorm scales by 1 + w
         return values;
     }
 

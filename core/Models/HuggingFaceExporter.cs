@@ -29,7 +29,7 @@ public static class HuggingFaceExporter
             }
             else
             {
-                if (c.Architecture == "Gemma3ForCausalLM" && HuggingFaceCheckpoint.IsNorm(name)) data = data.Select(v => v - 1).ToArray(); // stored as w, applied as 1 + w
+                if (c.SandwichNorms && HuggingFaceCheckpoint.IsNorm(name)) data = data.Select(v => v - 1).ToArray(); // stored as w, applied as 1 + w
                 tensors.Add((HuggingFaceCheckpoint.HfName(name, c), CheckpointNames.Shape(c, name), data));
             }
         }
@@ -54,7 +54,7 @@ public static class HuggingFaceExporter
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
-            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama" },
+            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama" },
             ["hidden_size"] = c.Dim,
             ["intermediate_size"] = c.HiddenDim,
             ["num_hidden_layers"] = c.Layers,
@@ -74,12 +74,20 @@ public static class HuggingFaceExporter
             ["hidden_act"] = c.Activation == "gelu_tanh" ? "gelu_pytorch_tanh" : "silu",
             ["torch_dtype"] = dtype switch { "F16" => "float16", "BF16" => "bfloat16", _ => "float32" },
         };
-        if (c.Architecture == "Gemma3ForCausalLM")
+        if (c.SandwichNorms)
         {
             config["hidden_activation"] = config["hidden_act"]!.DeepClone();
             config["query_pre_attn_scalar"] = c.AttentionScale > 0 ? Math.Round(1 / ((double)c.AttentionScale * c.AttentionScale)) : c.HeadDim;
+        }
+        if (c.Architecture == "Gemma3ForCausalLM")
+        {
             config["sliding_window_pattern"] = c.GlobalLayerEvery;
             config["rope_local_base_freq"] = c.LocalRopeTheta;
+        }
+        if (c.Architecture == "Gemma2ForCausalLM")
+        {
+            config["attn_logit_softcapping"] = c.AttentionSoftcap > 0 ? c.AttentionSoftcap : null;
+            config["final_logit_softcapping"] = c.FinalSoftcap > 0 ? c.FinalSoftcap : null;
         }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
     }
