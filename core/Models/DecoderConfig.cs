@@ -34,6 +34,12 @@ public sealed record DecoderConfig
     public float AttentionScale { get; init; }
     /// <summary>Gemma 3: every Nth layer attends globally with RopeTheta, the others within the sliding window with LocalRopeTheta; 0: every layer alike.</summary>
     public int GlobalLayerEvery { get; init; }
+    /// <summary>Sparse mixture of experts (Mixtral, Qwen3-MoE): experts per layer, 0 for a dense feed-forward; HiddenDim is each expert's width.</summary>
+    public int Experts { get; init; }
+    /// <summary>Experts each token is routed to (top-k of the router's softmax).</summary>
+    public int ExpertsPerToken { get; init; }
+    /// <summary>Whether the top-k routing weights are renormalized to sum to 1 (Mixtral; Qwen3-MoE's norm_topk_prob).</summary>
+    public bool NormalizeExpertWeights { get; init; } = true;
     /// <summary>Gemma 2: attention scores become cap·tanh(score/cap) before the softmax; 0 for none.</summary>
     public float AttentionSoftcap { get; init; }
     /// <summary>Gemma 2: logits become cap·tanh(logit/cap); 0 for none.</summary>

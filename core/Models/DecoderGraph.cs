@@ -104,6 +104,42 @@ public static class DecoderGraph
             [.. c.AttentionScale > 0 ? [Attr("scale", c.AttentionScale)] : Array.Empty<global::Onnx.AttributeProto>(),
              .. c.AttentionSoftcap > 0 ? [Attr("softcap", c.AttentionSoftcap)] : Array.Empty<global::Onnx.AttributeProto>()];
 
+        // gate → SiLU (or Gemma's tanh-GELU) → × up → down: the dense feed-forward, or one expert's
+        string FeedForward(string x, int layer, string module, string canonicalPrefix)
+        {
+            var p = $"/model/layers.{layer}/{module}";
+            var gate = Linear(x, layer, canonicalPrefix + "w1", $"{module}.gate_proj");
+            var up = Linear(x, layer, canonicalPrefix + "w3", $"{module}.up_proj");
+            string act;
+            if (c.Activation == "gelu_tanh") act = g.Node("FastGelu", [gate], $"{p}/act/FastGelu", "com.microsoft");
+            else act = g.Node("Mul", [gate, g.Node("Sigmoid", [gate], $"{p}/act/Sigmoid")], $"{p}/act/Mul");
+            return Linear(g.Node("Mul", [act, up], $"{p}/Mul"), layer, canonicalPrefix + "w2", $"{module}.down_proj");
+        }
+
+        // Mixtral / Qwen3-MoE: softmax over the router's logits, the top k (renormalized when the family does) as a dense
+        // weight per expert, zero for the others; every expert runs and the weighted sum is exact (see ARCHITECTURE.md)
+        string MixtureOfExperts(string x, int layer)
+        {
+            var p = $"/model/layers.{layer}/mlp";
+            var probs = g.Node("Softmax", [Linear(x, layer, "router", "mlp.router")], $"{p}/router/Softmax", attributes: Attr("axis", -1L));
+            g.Node("TopK", [probs, g.Vector($"{p}/router/k", c.ExpertsPerToken)], $"{p}/router/TopK",
+                outputNames: [$"{p}/router/top_weights", $"{p}/router/top_experts"], attributes: Attr("axis", -1L));
+            var top = $"{p}/router/top_weights";
+            if (c.NormalizeExpertWeights)
+                top = g.Node("Div", [top, g.Node("ReduceSum", [top, g.Vector($"{p}/router/axis", -1)], $"{p}/router/ReduceSum", attributes: Attr("keepdims", 1L))], $"{p}/router/Div");
+            var zeros = g.Node("Mul", [probs, g.Initializer<float>($"{p}/router/zero", [0f], DT.Float)], $"{p}/router/zeros");
+            var weights = g.Node("ScatterElements", [zeros, $"{p}/router/top_experts", top], $"{p}/router/weights", attributes: Attr("axis", -1L));
+            string? sum = null;
+            for (int e = 0; e < c.Experts; e++)
+            {
+                var y = FeedForward(x, layer, $"mlp.experts.{e}", $"experts.{e}.");
+                var w = g.Node("Slice", [weights, g.Vector($"{p}/experts.{e}/start", e), g.Vector($"{p}/experts.{e}/end", e + 1), g.Vector($"{p}/experts.{e}/axis", -1)], $"{p}/experts.{e}/weight");
+                var term = g.Node("Mul", [y, w], $"{p}/experts.{e}/weighted");
+                sum = sum is null ? term : g.Node("Add", [sum, term], $"{p}/experts.{e}/sum");
+            }
+            return sum!;
+        }
+
         // Gemma's norms after attention and after the feed-forward, before the residual add
         string Norm(string x, int layer, string canonical, string module) =>
             g.Node("SimplifiedLayerNormalization", [x, Weight(CheckpointNames.Layer(layer, canonical), $"model.layers.{layer}.{module}.weight")],
@@ -160,17 +196,7 @@ public static class DecoderGraph
 
             var ffnNorm = c.SandwichNorms ? "pre_feedforward_layernorm" : "post_attention_layernorm";
             (x, residual) = SkipNorm(o, residual, Weight(CheckpointNames.Layer(l, "ffn_norm"), $"model.layers.{l}.{ffnNorm}.weight"), $"/model/layers.{l}/{ffnNorm}");
-            var gate = Linear(x, l, "w1", "mlp.gate_proj");
-            var up = Linear(x, l, "w3", "mlp.up_proj");
-            string act;
-            if (c.Activation == "gelu_tanh") act = g.Node("FastGelu", [gate], $"/model/layers.{l}/mlp/act/FastGelu", "com.microsoft");
-            else
-            {
-                var sig = g.Node("Sigmoid", [gate], $"/model/layers.{l}/mlp/act/Sigmoid");
-                act = g.Node("Mul", [gate, sig], $"/model/layers.{l}/mlp/act/Mul");
-            }
-            var prod = g.Node("Mul", [act, up], $"/model/layers.{l}/mlp/Mul");
-            pending = Linear(prod, l, "w2", "mlp.down_proj");
+            pending = c.Experts > 0 ? MixtureOfExperts(x, l) : FeedForward(x, l, "mlp", "");
             if (c.SandwichNorms) pending = Norm(pending, l, "post_ffn_norm", "post_feedforward_layernorm");
         }
         var (final, _) = SkipNorm(pending, residual, Weight("norm", "model.norm.weight"), "/model/norm");

@@ -6,10 +6,10 @@ using Sio.Tokenization;
 namespace Sio.Models;
 
 /// <summary>
-/// Writes a float32 sio model folder as a GGUF file (version 3) that llama.cpp runs: llama
-/// architecture metadata, the tokenizer (SentencePiece-style pieces, scores, token types), and the
-/// tensors as F32, Q8_0 or Q4_0 (32-element blocks with an fp16 scale). q and k are written in the
-/// interleaved rotary layout llama.cpp expects (Hugging Face half-split weights are permuted back).
+/// Writes a float32 sio model folder as a GGUF file (version 3) that llama.cpp runs: architecture metadata (llama.cpp's
+/// llama, qwen2, qwen3, gemma2 or gemma3), the tokenizer (<see cref="GgufTokenizer"/>), and the tensors as F32, Q8_0 or
+/// Q4_0 (32-element blocks with an fp16 scale). q and k are written in the rotary layout llama.cpp expects for the
+/// architecture: interleaved for llama (Hugging Face half-split weights are permuted back), half-split for the others.
 /// </summary>
 public static class GgufExporter
 {
@@ -59,6 +59,17 @@ public static class GgufExporter
                 // Gemma: norms stored as the factors applied (1 + w), as llama.cpp's converter stores them too
                 tensors.Add(($"blk.{l}.post_attention_norm.weight", [c.Dim], () => Read(P("post_attention_layernorm")), false));
                 tensors.Add(($"blk.{l}.post_ffw_norm.weight", [c.Dim], () => Read(P("post_feedforward_layernorm")), false));
+            }
+            if (c.Experts > 0)
+            {
+                // the router, then each projection of every expert stacked into one 3-d tensor, as llama.cpp reads a mixture
+                float[] Stacked(string proj, int rows, int cols) =>
+                    Enumerable.Range(0, c.Experts).SelectMany(e => Linear(P($"mlp.experts.{e}.{proj}"), rows, cols)).ToArray();
+                tensors.Add(($"blk.{l}.ffn_gate_inp.weight", [c.Dim, c.Experts], () => Linear(P("mlp.router"), c.Experts, c.Dim), false));
+                tensors.Add(($"blk.{l}.ffn_gate_exps.weight", [c.Dim, c.HiddenDim, c.Experts], () => Stacked("gate_proj", c.HiddenDim, c.Dim), true));
+                tensors.Add(($"blk.{l}.ffn_up_exps.weight", [c.Dim, c.HiddenDim, c.Experts], () => Stacked("up_proj", c.HiddenDim, c.Dim), true));
+                tensors.Add(($"blk.{l}.ffn_down_exps.weight", [c.HiddenDim, c.Dim, c.Experts], () => Stacked("down_proj", c.Dim, c.HiddenDim), true));
+                continue;
             }
             tensors.Add(($"blk.{l}.ffn_gate.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), true));
             tensors.Add(($"blk.{l}.ffn_up.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.up_proj"), c.HiddenDim, c.Dim), true));
@@ -128,7 +139,8 @@ public static class GgufExporter
     /// <summary>llama.cpp's name for the architecture: Qwen2 (q/k/v biases) and Qwen3 (q/k norms) are its own.</summary>
     static string ArchitectureName(DecoderConfig c) => c.Architecture switch
     {
-        "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3", _ => "llama",
+        "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3",
+        "Qwen3MoeForCausalLM" => "qwen3moe", _ => "llama",
     };
 
     /// <summary>Whether llama.cpp rotates this architecture's pairs half-split (NEOX) rather than interleaved.</summary>
@@ -178,6 +190,12 @@ public static class GgufExporter
             meta.F32($"{arch}.rope.scaling.factor", (float)linear.Factor);
         }
         meta.U32($"{arch}.vocab_size", (uint)c.VocabSize);
+        if (c.Experts > 0)
+        {
+            meta.U32($"{arch}.expert_count", (uint)c.Experts);
+            meta.U32($"{arch}.expert_used_count", (uint)c.ExpertsPerToken);
+            if (arch == "qwen3moe") meta.U32($"{arch}.expert_feed_forward_length", (uint)c.HiddenDim);
+        }
         if (arch is "gemma2" or "gemma3")
         {
             meta.U32($"{arch}.attention.sliding_window", (uint)(m.SlidingWindow > 0 ? m.SlidingWindow : c.ContextLength));

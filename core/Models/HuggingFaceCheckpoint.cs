@@ -10,7 +10,7 @@ namespace Sio.Models;
 /// </summary>
 public sealed class HuggingFaceCheckpoint : ICheckpoint
 {
-    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM"];
+    public static readonly string[] SupportedArchitectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "MixtralForCausalLM", "Qwen3MoeForCausalLM"];
     const string Gemma2 = "Gemma2ForCausalLM", Gemma3 = "Gemma3ForCausalLM";
 
     readonly List<SafetensorsFile> _files = new();
@@ -53,7 +53,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         Config = new DecoderConfig
         {
             Dim = cfg.Int("hidden_size", max: 1 << 16),
-            HiddenDim = cfg.Int("intermediate_size", max: 1 << 18),
+            HiddenDim = arch == "Qwen3MoeForCausalLM" ? cfg.Int("moe_intermediate_size", max: 1 << 18) : cfg.Int("intermediate_size", max: 1 << 18),
             Layers = cfg.Int("num_hidden_layers", max: 1 << 10),
             Heads = heads,
             KvHeads = cfg.Int("num_key_value_heads", heads, max: 1 << 12),
@@ -66,7 +66,10 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             RotaryInterleaved = false,
             TiedEmbeddings = cfg.Bool("tie_word_embeddings", gemma),
             AttentionBias = arch == "Qwen2ForCausalLM",
-            QkNorm = arch is "Qwen3ForCausalLM" or Gemma3,
+            QkNorm = arch is "Qwen3ForCausalLM" or "Qwen3MoeForCausalLM" or Gemma3,
+            Experts = ExpertCount(cfg, arch),
+            ExpertsPerToken = arch.EndsWith("MoeForCausalLM") || arch == "MixtralForCausalLM" ? cfg.Int("num_experts_per_tok", 2, max: 1 << 10) : 0,
+            NormalizeExpertWeights = arch != "Qwen3MoeForCausalLM" || cfg.Bool("norm_topk_prob", false),
             AttentionSoftcap = arch == Gemma2 ? (float)cfg.Number("attn_logit_softcapping", 0, max: 1e6, zero: true) : 0,
             FinalSoftcap = arch == Gemma2 ? (float)cfg.Number("final_logit_softcapping", 0, max: 1e6, zero: true) : 0,
             EmbeddingScale = gemma ? MathF.Sqrt(cfg.Int("hidden_size", max: 1 << 16)) : 0,
@@ -117,6 +120,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
     public static string HfName(string canonical, DecoderConfig? c = null)
     {
         if (c is { SandwichNorms: true } && canonical.EndsWith(".ffn_norm")) return $"model.layers.{canonical.Split('.')[1]}.pre_feedforward_layernorm.weight";
+        if (c is { Experts: > 0 } && canonical.StartsWith("layers.") && ExpertName(c, canonical) is { } expert) return expert;
         if (canonical == "embed") return "model.embed_tokens.weight";
         if (canonical == "norm") return "model.norm.weight";
         if (canonical == "lm_head") return "lm_head.weight";
@@ -186,6 +190,18 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         return values;
     }
 
+    /// <summary>A router or expert tensor's name: Mixtral's block_sparse_moe, Qwen3-MoE's mlp.</summary>
+    static string? ExpertName(DecoderConfig c, string canonical)
+    {
+        var p = canonical.Split('.');
+        bool mixtral = c.Architecture == "MixtralForCausalLM";
+        var moe = $"model.layers.{p[1]}.{(mixtral ? "block_sparse_moe" : "mlp")}";
+        if (p[2] == "router") return $"{moe}.gate.weight";
+        if (p[2] != "experts") return null;
+        var w = mixtral ? p[4] : p[4] switch { "w1" => "gate_proj", "w2" => "down_proj", _ => "up_proj" };
+        return $"{moe}.experts.{p[3]}.{w}.weight";
+    }
+
     /// <summary>Whether a canonical tensor is an RMSNorm weight.</summary>
     public static bool IsNorm(string canonical) => canonical == "norm" || canonical.EndsWith("_norm");
 
@@ -210,6 +226,16 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             "w3" => (layer + "mlp.gate_up_proj.weight", c.HiddenDim, gateUp),
             _ => null,
         };
+    }
+
+    /// <summary>Experts per layer: Mixtral's num_local_experts, Qwen3-MoE's num_experts (every layer sparse); 0 for dense models.</summary>
+    static int ExpertCount(ConfigJson cfg, string arch)
+    {
+        if (arch == "MixtralForCausalLM") return cfg.Int("num_local_experts", 8, max: 1 << 12);
+        if (arch != "Qwen3MoeForCausalLM") return 0;
+        if (cfg.Int("decoder_sparse_step", 1, max: 1 << 10) != 1 || (cfg.Has("mlp_only_layers") && cfg["mlp_only_layers"] is System.Text.Json.Nodes.JsonArray { Count: > 0 }))
+            throw SioException.InFile(cfg.Path, "unsupported decoder_sparse_step/mlp_only_layers: sio builds every Qwen3-MoE layer sparse");
+        return cfg.Int("num_experts", max: 1 << 12);
     }
 
     /// <summary>Gemma 3: every Nth layer is global, from sliding_window_pattern or from a regular layer_types list.</summary>

@@ -54,7 +54,8 @@ public static class HuggingFaceExporter
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
-            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text", _ => "llama" },
+            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text",
+                "MixtralForCausalLM" => "mixtral", "Qwen3MoeForCausalLM" => "qwen3_moe", _ => "llama" },
             ["hidden_size"] = c.Dim,
             ["intermediate_size"] = c.HiddenDim,
             ["num_hidden_layers"] = c.Layers,
@@ -83,6 +84,12 @@ public static class HuggingFaceExporter
         {
             config["sliding_window_pattern"] = c.GlobalLayerEvery;
             config["rope_local_base_freq"] = c.LocalRopeTheta;
+        }
+        if (c.Architecture == "MixtralForCausalLM") { config["num_local_experts"] = c.Experts; config["num_experts_per_tok"] = c.ExpertsPerToken; }
+        if (c.Architecture == "Qwen3MoeForCausalLM")
+        {
+            (config["num_experts"], config["num_experts_per_tok"], config["moe_intermediate_size"]) = (c.Experts, c.ExpertsPerToken, c.HiddenDim);
+            config["norm_topk_prob"] = c.NormalizeExpertWeights;
         }
         if (c.Architecture == "Gemma2ForCausalLM")
         {

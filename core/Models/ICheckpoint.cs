@@ -10,6 +10,8 @@ namespace Sio.Models;
 /// <item>with <see cref="DecoderConfig.AttentionBias"/>: <c>layers.{i}.bq</c> (heads*head), <c>bk</c>, <c>bv</c> (kv_heads*head);
 /// with <see cref="DecoderConfig.QkNorm"/>: <c>layers.{i}.q_norm</c>, <c>k_norm</c> (head);
 /// with <see cref="DecoderConfig.SandwichNorms"/>: <c>layers.{i}.post_attn_norm</c>, <c>post_ffn_norm</c> (dim)</item>
+/// <item>with <see cref="DecoderConfig.Experts"/>: <c>layers.{i}.router</c> (experts, dim) and <c>layers.{i}.experts.{e}.w1</c>, <c>w2</c>, <c>w3</c>
+/// in place of w1, w2, w3</item>
 /// <item>Norm weights are the factors applied (Gemma's stored w is read as 1 + w).</item>
 /// </list>
 /// Rotary layout follows <see cref="DecoderConfig.RotaryInterleaved"/>.
@@ -29,17 +31,24 @@ public static class CheckpointNames
 
     /// <summary>The tensors of one layer under a config: the Llama set, plus q/k/v biases and q/k norms when it has them.</summary>
     public static IEnumerable<string> LayerTensorsOf(DecoderConfig c) =>
-        LayerTensors.Concat(c.AttentionBias ? ["bq", "bk", "bv"] : []).Concat(c.QkNorm ? ["q_norm", "k_norm"] : [])
+        (c.Experts > 0 ? LayerTensors.Where(t => t is not ("w1" or "w2" or "w3")).Append("router").Concat(ExpertTensors(c)) : LayerTensors)
+            .Concat(c.AttentionBias ? ["bq", "bk", "bv"] : []).Concat(c.QkNorm ? ["q_norm", "k_norm"] : [])
             .Concat(c.SandwichNorms ? ["post_attn_norm", "post_ffn_norm"] : []);
+
+    /// <summary>A mixture-of-experts layer's expert tensors: experts.{e}.w1 (gate), w2 (down), w3 (up).</summary>
+    static IEnumerable<string> ExpertTensors(DecoderConfig c) =>
+        Enumerable.Range(0, c.Experts).SelectMany(e => new[] { $"experts.{e}.w1", $"experts.{e}.w2", $"experts.{e}.w3" });
 
     /// <summary>The shape of a canonical tensor under a config.</summary>
     public static long[] Shape(DecoderConfig c, string name)
     {
         var t = name.StartsWith("layers.") ? name[(name.IndexOf('.', 7) + 1)..] : name;
+        if (t.StartsWith("experts.")) t = t[(t.LastIndexOf('.') + 1)..];
         return t switch
         {
             "embed" or "lm_head" => [c.VocabSize, c.Dim],
             "norm" or "attn_norm" or "ffn_norm" or "post_attn_norm" or "post_ffn_norm" => [c.Dim],
+            "router" => [c.Experts, c.Dim],
             "bq" => [c.QDim],
             "bk" or "bv" => [c.KvDim],
             "q_norm" or "k_norm" => [c.HeadDim],

@@ -188,6 +188,7 @@ public sealed unsafe class NativeDecoder : IDisposable
                 return (split.Input[0], weight);
             }
 
+            if (graph.Node.Any(n => n.OpType == "TopK")) throw Unsupported("mixture-of-experts layers");
             var gather = graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
             if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
             embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));

@@ -60,6 +60,7 @@ public sealed class LinearGraph
             bool isHead = outputs.Contains(n.Output[0]) || n.Input[1].Contains("lm_head");
             if (isHead) { lmHead = layer; continue; }
             if (config.IsExcluded(layer.Name) || config.IsExcluded(layer.Weight)) continue;
+            if (layer.Weight.EndsWith(".mlp.router.weight")) continue; // a mixture's router stays float: rounding it would send tokens to other experts
             linears.Add(layer);
         }
         LmHead = lmHead;
