@@ -76,7 +76,7 @@ public static class BenchCommand
             }
             return 0;
         });
-        return new Command("bench", "Micro-benchmarks: decode speed against the bandwidth bound, drafters side by side, cold starts, tokenizer speed.") { decode, Speculative(), ColdStart(), Tokenize() };
+        return new Command("bench", "Micro-benchmarks: decode speed against the bandwidth bound, drafters side by side, cold starts, tokenizer speed.") { decode, Speculative(), ColdStart(), Tokenize(), Checkpoint() };
     }
 
     static Command ColdStart()
@@ -196,6 +196,34 @@ public static class BenchCommand
             }
             double median = seconds.Order().ElementAt(seconds.Count / 2);
             p.InvocationConfiguration.Output.WriteLine($"{tokenizer.Format}: {bytes / 1e6:F2} MB, {tokens} tokens, {median * 1000:F0} ms, {bytes / 1e6 / median:F2} MB/s");
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>`sio bench checkpoint`: a synthetic Hugging Face folder of a real model's shape, to measure import and quantization at scale.</summary>
+    static Command Checkpoint()
+    {
+        var shape = new Option<string>("--shape") { Description = "llama3.2-1b: Llama-3.2-1B's shape (16 layers, 2048 wide, 8192 hidden, 32 query / 8 KV heads, 128,256 tokens, llama3 rope scaling, tied embeddings; context cut to 4096).", DefaultValueFactory = _ => "llama3.2-1b" };
+        var dtype = new Option<string>("--dtype") { Description = "F32, F16 or BF16.", DefaultValueFactory = _ => "BF16" };
+        var output = new Option<string>("--out") { Description = "The folder to write (config.json + model.safetensors; random weights).", Required = true };
+        var cmd = new Command("checkpoint", "Write a synthetic Hugging Face checkpoint of a real model's shape (random weights: for speed and memory measurements only).") { shape, dtype, output };
+        cmd.SetAction(p =>
+        {
+            var config = p.GetValue(shape) switch
+            {
+                "llama3.2-1b" => new Models.DecoderConfig
+                {
+                    Dim = 2048, HiddenDim = 8192, Layers = 16, Heads = 32, KvHeads = 8, VocabSize = 128256, ContextLength = 4096, HeadSize = 64,
+                    RopeTheta = 500000f, RopeScaling = new Models.RopeScaling("llama3", 32, 1, 4, 8192), TiedEmbeddings = true,
+                    BosTokenId = 128000, EosTokenId = 128001,
+                },
+                var s => throw new SioException($"--shape must be llama3.2-1b, got '{s}'"),
+            };
+            var dt = p.GetValue(dtype)!.ToUpperInvariant();
+            if (dt is not ("F32" or "F16" or "BF16")) throw new SioException($"--dtype must be F32, F16 or BF16, got '{p.GetValue(dtype)}'");
+            Models.HuggingFaceExporter.Export(new Models.SyntheticCheckpoint(config, 1), p.GetValue(output)!, dt);
+            p.InvocationConfiguration.Output.WriteLine($"{p.GetValue(output)}: {config.ParameterCount / 1e9:F2}B parameters, {dt}");
             return 0;
         });
         return cmd;

@@ -77,7 +77,19 @@ public static class DecoderGraph
             var shape = CheckpointNames.Shape(c, canonical);
             if (shape.Length == 1) return g.Initializer<float>(onnxName, w, DT.Float, shape[0]);
             var t = Transpose(w, (int)shape[0], (int)shape[1]);
-            return g.Initializer<float>(onnxName, t, DT.Float, shape[1], shape[0]);
+            long elements = t.LongLength;
+            w = null!;
+            var name = g.Initializer<float>(onnxName, t, DT.Float, shape[1], shape[0]);
+            t = null!;
+            ReleaseLarge(elements);
+            return name;
+        }
+        // The weights are streamed to the external data file one tensor at a time; a collection after each large one
+        // gives their arrays back at once, so the peak memory stays near two copies of the largest tensor
+        // instead of growing with the garbage the collector has not yet returned.
+        static void ReleaseLarge(long elements)
+        {
+            if (elements >= 16L << 20) GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
         string Linear(string x, int layer, string canonical, string module)
         {
@@ -148,6 +160,7 @@ public static class DecoderGraph
         var embed = checkpoint.Read("embed");
         var embedName = g.Initializer<float>("model.embed_tokens.weight", embed, DT.Float, c.VocabSize, c.Dim);
         embed = null;
+        ReleaseLarge((long)c.VocabSize * c.Dim);
         string hidden = g.Node("Gather", [embedName, "input_ids"], "/model/embed_tokens/Gather", attributes: Attr("axis", 0L));
         if (c.EmbeddingScale > 0)
             hidden = g.Node("Mul", [hidden, g.Initializer<float>("/model/embed_tokens/scale", [c.EmbeddingScale], DT.Float)], "/model/embed_tokens/Mul");
