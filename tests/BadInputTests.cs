@@ -85,8 +85,8 @@ public class BadInputTests : IDisposable
         var hf = HfFolder();
         var config = Path.Combine(hf, "config.json");
         var original = File.ReadAllText(config);
-        File.WriteAllText(config, original.Replace("LlamaForCausalLM", "MixtralForCausalLM"));
-        AssertRefused(["import", hf, "--out", Out], config, "unsupported architecture MixtralForCausalLM");
+        File.WriteAllText(config, original.Replace("LlamaForCausalLM", "Qwen2MoeForCausalLM"));
+        AssertRefused(["import", hf, "--out", Out], config, "unsupported architecture Qwen2MoeForCausalLM");
         File.WriteAllText(config, original.Replace("LlamaForCausalLM", "Gemma3ForConditionalGeneration"));
         AssertRefused(["import", hf, "--out", Out], config, "Gemma3ForConditionalGeneration is a multimodal checkpoint");
         // a Qwen2 config over Llama weights: the biases Qwen2 needs are missing
