@@ -18,6 +18,8 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
 
     public DecoderConfig Config { get; }
     public string Source { get; }
+    /// <summary>config.json's eos_token_id, as a list (Llama 3.1 names several); the first is the config's EOS.</summary>
+    public IReadOnlyList<int> EosTokenIds { get; }
     /// <summary>Mistral's sliding attention window, or 0 for full attention.</summary>
     public int SlidingWindow { get; }
 
@@ -50,6 +52,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
 
         int heads = cfg.Int("num_attention_heads", max: 1 << 12);
         int vocab = cfg.Int("vocab_size", max: 1 << 22);
+        EosTokenIds = cfg.Ids("eos_token_id", vocab);
         Config = new DecoderConfig
         {
             Dim = cfg.Int("hidden_size", max: 1 << 16),
@@ -80,7 +83,7 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             GlobalLayerEvery = arch == Gemma2 ? 2 : arch == Gemma3 ? GlobalLayerEvery(cfg) : 0,
             LocalRopeTheta = arch == Gemma3 ? (float)cfg.Number("rope_local_base_freq", 10000, max: 1e12) : 0,
             BosTokenId = cfg.Ids("bos_token_id", vocab).FirstOrDefault(1),
-            EosTokenId = cfg.Ids("eos_token_id", vocab).FirstOrDefault(2),
+            EosTokenId = EosTokenIds.FirstOrDefault(2),
             Architecture = arch,
         }.Validate(configPath);
         // Qwen configs carry a sliding_window that applies only with use_sliding_window (refused above)

@@ -43,7 +43,7 @@ public static class ModelImporter
             Source = new ModelManifest.ModelSource(kind, request.Source is null ? checkpoint.Source : Path.GetFullPath(request.Source), SourceHash(request, kind)),
             Tokenizer = tokenizer,
             StopOnBos = kind == "llama2c",
-            StopTokens = StopTokens(request, kind, c, loaded),
+            StopTokens = StopTokens(request, kind, checkpoint, loaded),
             Steps = [$"import:{kind}"],
         };
         manifest.Save(temp);
@@ -84,15 +84,16 @@ public static class ModelImporter
     };
 
     /// <summary>EOS and end-of-turn ids: generation_config.json's eos_token_id (an id or a list), config.json's, the tokenizer's.</summary>
-    static List<int> StopTokens(ImportRequest r, string kind, DecoderConfig c, Tokenizer tokenizer)
+    static List<int> StopTokens(ImportRequest r, string kind, ICheckpoint checkpoint, Tokenizer tokenizer)
     {
+        var c = checkpoint.Config;
         var stops = new List<int> { c.EosTokenId };
         if (kind == "llama2c") stops.Add(c.BosTokenId);
         if (kind == "huggingface")
         {
             var generation = Path.Combine(r.Source!, "generation_config.json");
             if (File.Exists(generation)) stops.AddRange(ConfigJson.Load(generation).Ids("eos_token_id", c.VocabSize));
-            stops.AddRange(ConfigJson.Load(Path.Combine(r.Source!, "config.json")).Ids("eos_token_id", c.VocabSize));
+            stops.AddRange(((HuggingFaceCheckpoint)checkpoint).EosTokenIds);
         }
         if (tokenizer.EosTokenId >= 0 && tokenizer.EosTokenId < c.VocabSize) stops.Add(tokenizer.EosTokenId);
         return stops.Distinct().ToList();

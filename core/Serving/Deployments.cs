@@ -31,9 +31,8 @@ public sealed class Deployment : IDisposable
     /// <param name="id">The model id clients see (/v1/models); default the folder's name.</param>
     public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null, string? id = null)
     {
-        var template = ChatTemplate.ForModel(folder);
         var model = Model.Load(folder, (modelOptions ?? new ModelOptions()).ForDrafter(options.Speculative));
-        try { return new Deployment(folder, id, model, new InferenceEngine(model, options), template); }
+        try { return new Deployment(folder, id, model, new InferenceEngine(model, options), model.ChatTemplate); }
         catch { model.Dispose(); throw; }
     }
 

@@ -14,7 +14,7 @@ namespace Sio.Serving;
 public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter? drafter = null) : IChatClient
 {
     readonly SemaphoreSlim _one = new(1, 1); // a drafter serves one request at a time
-    readonly ChatTemplate _template = ChatTemplate.ForModel(model.Folder);
+    ChatTemplate _template => model.ChatTemplate;
 
     public Task<ChatResponse> GetResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, CancellationToken cancellationToken = default) =>
         Task.Run(async () =>
