@@ -1,6 +1,6 @@
 // sio on Azure: storage (uploads, artifacts, reports, deployments), the optimizer Function App (Flex Consumption),
 // Event Grid subscriptions for blob-created events, and the GPU inference app on Container Apps.
-// Every app reaches storage with its managed identity; no keys in app settings.
+// Every app reaches storage with its managed identity; no storage keys in app settings. The API key is a secure parameter.
 targetScope = 'resourceGroup'
 
 @description('Name prefix for every resource.')
@@ -14,6 +14,9 @@ param gpuProfileType string = 'Consumption-GPU-NC8as-T4'
 param recipe string = 'awq-int4,speculative:datastore'
 @description('Dataset (uploads/NAME) for runs started by uploads.')
 param dataset string = 'uploads/dataset.jsonl'
+@secure()
+@description('The API key both apps require (Authorization: Bearer KEY) on every route but /healthz and the console page.')
+param apiKey string
 
 var storageName = toLower(replace('${prefix}${uniqueString(resourceGroup().id)}', '-', ''))
 var containers = [ 'uploads', 'artifacts', 'reports', 'deployments', 'deployment-packages' ]
@@ -95,6 +98,7 @@ resource optimizer 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'SIO_RECIPE', value: recipe }
         { name: 'SIO_DATASET', value: dataset }
+        { name: 'SIO_API_KEY', value: apiKey }
         // transparent huge pages for glibc's large allocations (the prepacked weights): faster session loads and decoding
         { name: 'GLIBC_TUNABLES', value: 'glibc.malloc.hugetlb=1' }
       ]
@@ -129,6 +133,7 @@ resource inference 'Microsoft.App/containerApps@2024-03-01' = {
     workloadProfileName: 'gpu'
     configuration: {
       ingress: { external: true, targetPort: 80, transport: 'auto' }
+      secrets: [ { name: 'sio-api-key', value: apiKey } ]
     }
     template: {
       containers: [
@@ -141,10 +146,12 @@ resource inference 'Microsoft.App/containerApps@2024-03-01' = {
             { name: 'SioStorage__blobServiceUri', value: storage.properties.primaryEndpoints.blob }
             { name: 'SioStorage__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
             { name: 'SIO_PROVIDER', value: 'cuda' }
+            { name: 'SIO_API_KEY', secretRef: 'sio-api-key' }
             { name: 'GLIBC_TUNABLES', value: 'glibc.malloc.hugetlb=1' }
             { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
           ]
-          probes: [ { type: 'Readiness', httpGet: { path: '/api/readyz', port: 80 } } ]
+          // the app loads the live deployment before it listens, so an answer on the public /healthz means ready
+          probes: [ { type: 'Readiness', httpGet: { path: '/healthz', port: 80 } } ]
         }
       ]
       scale: { minReplicas: 1, maxReplicas: 4 }
@@ -211,5 +218,5 @@ resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for
 }]
 
 output optimizerUrl string = 'https://${optimizer.properties.defaultHostName}/api/optimizations'
-output inferenceUrl string = 'https://${inference.properties.configuration.ingress.fqdn}/api/v1/chat/completions'
+output inferenceUrl string = 'https://${inference.properties.configuration.ingress.fqdn}/v1/chat/completions'
 output storageAccount string = storage.name

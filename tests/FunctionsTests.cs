@@ -1,73 +1,106 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Sio.Artifacts;
 using Sio.Functions;
+using Sio.Hosting;
 using Sio.Pipeline;
 
 namespace Sio.Tests;
 
-/// <summary>The optimizer Function App's classes, called directly with real HTTP requests and a client of an in-process task hub over Azurite blobs.</summary>
+/// <summary>
+/// The optimizer Function App's catch-all HTTP trigger, called directly with real HTTP requests and a client of an
+/// in-process task hub over Azurite blobs: the route table of `sio up`, served from one function.
+/// </summary>
 [Collection("azurite")]
 public class FunctionsTests(AzuriteFixture azurite)
 {
-    static HttpRequest Post(string json)
+    /// <summary>One request through the app's Http function; the answer's status and JSON body.</summary>
+    internal static async Task<(int Status, JsonNode? Body, HttpContext Context)> Call(Func<HttpRequest, Task> function, string method, string path, string? json = null)
     {
         var ctx = new DefaultHttpContext();
         ctx.Request.Scheme = "https";
         ctx.Request.Host = new HostString("sio-optimizer.azurewebsites.net");
-        ctx.Request.Method = "POST";
-        ctx.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(json));
-        return ctx.Request;
+        ctx.Request.Method = method;
+        ctx.Request.Path = path;
+        if (json is not null) ctx.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(json));
+        ctx.Response.Body = new MemoryStream();
+        await function(ctx.Request);
+        var text = Encoding.UTF8.GetString(((MemoryStream)ctx.Response.Body).ToArray());
+        return (ctx.Response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text), ctx);
     }
 
-    static HttpRequest Get() => new DefaultHttpContext { Request = { Scheme = "https", Host = new HostString("sio-optimizer.azurewebsites.net") } }.Request;
+    static Task NoMetrics(HttpContext c) { c.Response.StatusCode = 200; return Task.CompletedTask; }
 
     [Fact]
-    public async Task TheHttpStarterAndStatusFunctionsDriveARun()
+    public async Task TheHttpTriggerDrivesARunThroughTheSharedRoutes()
     {
         var options = new PipelineOptions { Store = BlobObjectStore.Connect(azurite.ConnectionString), WorkDir = TestPaths.TempDir("functions"), AllowLocalPaths = false };
         await using var host = await DurableTaskTestHost.StartAsync(PipelineTasks.Register, new DurableTaskTestHostOptions
         {
-            ConfigureServices = s => { s.AddSingleton(options); s.AddSingleton<PipelineSteps>(); },
+            ConfigureServices = s => s.AddSioPipeline(options),
         });
-        var functions = new OptimizerFunctions(host.Services.GetRequiredService<PipelineSteps>());
+        var functions = new OptimizerFunctions(host.Services, OptimizerFunctions.Routes(host.Services, new ApiKeyCheck(null), NoMetrics));
+        Task Http(HttpRequest r) => functions.Http(r, host.Client);
         var hub = Guid.NewGuid().ToString("N")[..8];
         await options.Store.UploadAsync(Containers.Uploads, $"{hub}/stories260K.zip", UpServer.StoriesZip());
         await options.Store.UploadAsync(Containers.Uploads, $"{hub}/data.jsonl", TestPaths.TinyStoriesDev);
 
-        var bad = (ContentResult)await functions.Start(Post("{\"model\": \"uploads/x.zip\", \"dataset\": \"uploads/d.jsonl\", \"recipe\": \"awq-int4,awq-int4\"}"), host.Client);
-        Assert.Equal(400, bad.StatusCode);
-        Assert.Equal("application/problem+json", bad.ContentType);
-        Assert.Contains("repeats", JsonNode.Parse(bad.Content!)!["errors"]!["recipe"]![0]!.GetValue<string>());
+        var bad = await Call(Http, "POST", "/api/optimizations", "{\"model\": \"uploads/x.zip\", \"dataset\": \"uploads/d.jsonl\", \"recipe\": \"awq-int4,awq-int4\"}");
+        Assert.Equal(400, bad.Status);
+        Assert.Equal("application/problem+json", bad.Context.Response.ContentType?.Split(';')[0]);
+        Assert.Contains("repeats", bad.Body!["errors"]!["recipe"]![0]!.GetValue<string>());
 
-        var req = Post($"{{\"model\": \"uploads/{hub}/stories260K.zip\", \"dataset\": \"uploads/{hub}/data.jsonl\", \"recipe\": \"rtn-int4,speculative:ngram\", " +
+        // the routes the app once lacked: uploads, models, validate, deployments, instances
+        var uploads = await Call(Http, "GET", "/api/uploads");
+        Assert.Equal(200, uploads.Status);
+        Assert.Contains(uploads.Body!["uploads"]!.AsArray(), u => u!["name"]!.GetValue<string>() == $"{hub}/stories260K.zip");
+        Assert.Equal(200, (await Call(Http, "GET", "/api/models")).Status);
+        Assert.Equal(200, (await Call(Http, "GET", "/api/deployments")).Status);
+        Assert.Equal(200, (await Call(Http, "GET", "/api/instances")).Status);
+        var valid = await Call(Http, "POST", "/api/optimizations/validate", $"{{\"model\": \"uploads/{hub}/stories260K.zip\", \"dataset\": \"uploads/{hub}/data.jsonl\", \"recipe\": \"rtn-int4\"}}");
+        Assert.Equal(200, valid.Status);
+        Assert.Equal(501, (await Call(Http, "POST", "/v1/completions", "{\"prompt\": \"x\"}")).Status); // this app serves no model
+        Assert.Equal(404, (await Call(Http, "GET", "/api/nothing")).Status);
+        Assert.Equal(405, (await Call(Http, "PUT", "/api/optimizations")).Status);
+
+        var started = await Call(Http, "POST", "/api/optimizations", $"{{\"model\": \"uploads/{hub}/stories260K.zip\", \"dataset\": \"uploads/{hub}/data.jsonl\", \"recipe\": \"rtn-int4,speculative:ngram\", " +
             "\"gates\": {\"maxPerplexityIncreasePercent\": 50, \"minSpeedup\": 0.05}, \"benchmark\": {\"concurrency\": [1], \"requests\": 3, \"maxNewTokens\": 16}}");
-        var started = (ContentResult)await functions.Start(req, host.Client);
-        Assert.Equal(202, started.StatusCode);
-        var id = JsonNode.Parse(started.Content!)!["id"]!.GetValue<string>();
-        Assert.Equal($"https://sio-optimizer.azurewebsites.net/api/optimizations/{id}", req.HttpContext.Response.Headers.Location.ToString());
+        Assert.Equal(202, started.Status);
+        var id = started.Body!["id"]!.GetValue<string>();
+        Assert.Equal($"https://sio-optimizer.azurewebsites.net/api/optimizations/{id}", started.Context.Response.Headers.Location.ToString());
         var done = await host.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token);
         Assert.True(done.RuntimeStatus == OrchestrationRuntimeStatus.Completed, done.FailureDetails?.ErrorMessage);
 
-        var status = (ContentResult)await functions.Get(Get(), host.Client, id);
-        Assert.Equal(200, status.StatusCode);
-        Assert.Equal("rtn-int4+speculative:ngram", JsonNode.Parse(status.Content!)!["output"]!["chosen"]!.GetValue<string>());
-        var report = (ContentResult)await functions.Report(Get(), host.Client, id);
-        Assert.Equal(3, JsonNode.Parse(report.Content!)!["variants"]!.AsArray().Count); // baseline, rtn-int4, rtn-int4+speculative:ngram
-        Assert.Equal(404, ((ContentResult)await functions.Get(Get(), host.Client, "opt-none")).StatusCode);
-        Assert.Equal(409, ((ContentResult)await functions.Cancel(Get(), host.Client, id)).StatusCode);
+        var status = await Call(Http, "GET", $"/api/optimizations/{id}");
+        Assert.Equal(200, status.Status);
+        Assert.Equal("rtn-int4+speculative:ngram", status.Body!["output"]!["chosen"]!.GetValue<string>());
+        var report = await Call(Http, "GET", $"/api/optimizations/{id}/report");
+        Assert.Equal(3, report.Body!["variants"]!.AsArray().Count); // baseline, rtn-int4, rtn-int4+speculative:ngram
+        Assert.Equal(404, (await Call(Http, "GET", "/api/optimizations/opt-none")).Status);
+        Assert.Equal(409, (await Call(Http, "DELETE", $"/api/optimizations/{id}")).Status);
         var current = DeploymentManifest.Parse(await options.Store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current))!;
         Assert.Equal(id, current.Id);
         Assert.Equal("ngram", current.Drafter);
 
-        Assert.True(PipelineSteps.IsModelUpload("team/stories260K.zip"));
-        Assert.False(PipelineSteps.IsModelUpload("team/tok512.bin"));
-        Assert.False(PipelineSteps.IsModelUpload("data.jsonl"));
+        Assert.True(ArtifactRepository.IsModelUpload("team/stories260K.zip"));
+        Assert.False(ArtifactRepository.IsModelUpload("team/tok512.bin"));
+        Assert.False(ArtifactRepository.IsModelUpload("data.jsonl"));
+    }
+
+    [Fact]
+    public async Task TheAppRefusesRequestsWithoutItsKey()
+    {
+        var services = new ServiceCollection().AddSioPipeline(new PipelineOptions { Store = BlobObjectStore.Connect(azurite.ConnectionString), WorkDir = TestPaths.TempDir("functions-key") }).BuildServiceProvider();
+        var functions = new OptimizerFunctions(services, OptimizerFunctions.Routes(services, new ApiKeyCheck("s3cret"), NoMetrics));
+        Task Http(HttpRequest r) => functions.Http(r, null!);
+        var refused = await Call(Http, "GET", "/api/optimizations");
+        Assert.Equal(401, refused.Status);
+        Assert.Equal("authentication_error", refused.Body!["error"]!["type"]!.GetValue<string>());
+        Assert.Equal(200, (await Call(Http, "GET", "/healthz")).Status); // liveness is public
     }
 }
 
@@ -106,7 +139,7 @@ public class RetryTests
         var options = new PipelineOptions { Store = store, WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true };
         await using var host = await DurableTaskTestHost.StartAsync(PipelineTasks.Register, new DurableTaskTestHostOptions
         {
-            ConfigureServices = s => { s.AddSingleton(options); s.AddSingleton<PipelineSteps>(); },
+            ConfigureServices = s => s.AddSioPipeline(options),
         });
         var request = new OptimizationRequest
         {
@@ -137,30 +170,28 @@ public class InferenceFunctionsTests
     public async Task TheDeploymentEventLoadsTheModelAndCompletionsAnswer()
     {
         var root = TestPaths.TempDir("inference");
-        var steps = new PipelineSteps(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
+        var artifacts = new ArtifactRepository(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
         using var deployments = new Serving.Deployments();
-        var live = new LiveDeployment(steps, new DeploymentLoader(deployments, new Serving.ServeOptions { MaxConcurrent = 2 }, new Generation.ModelOptions()) { Steps = steps });
-        var functions = new InferenceFunctions(deployments, live);
+        var live = new LiveDeployment(artifacts.Store, new DeploymentLoader(deployments, new Serving.ServeOptions { MaxConcurrent = 2 }, new Generation.ModelOptions(), artifacts));
+        var functions = new InferenceFunctions(live, InferenceFunctions.Routes(deployments, new ApiKeyCheck(null), c => Task.CompletedTask));
+        Task Http(HttpRequest r) => functions.Http(r);
 
-        var ready = (ObjectResult)functions.Ready(new DefaultHttpContext().Request);
-        Assert.Equal(503, ready.StatusCode);
-        var model = await steps.ImportAsync(new ImportInput(TestPaths.Stories260K, null));
+        Assert.Equal(503, (await FunctionsTests.Call(Http, "GET", "/readyz")).Status);
+        Assert.Equal(200, (await FunctionsTests.Call(Http, "GET", "/healthz")).Status);
+        var model = await new ImportModel(artifacts).RunAsync(new ImportInput(TestPaths.Stories260K, null));
         var manifest = new DeploymentManifest("run-1", "run-1", "baseline+speculative:ngram", model.Key, $"artifacts/models/{model.Key}", "ngram", "reports/run-1/report.json", 1, 0, DateTime.UtcNow);
-        await steps.Options.Store.PutTextAsync(Containers.Deployments, DeploymentManifest.Current, manifest.ToJson());
+        await artifacts.Store.PutTextAsync(Containers.Deployments, DeploymentManifest.Current, manifest.ToJson());
         await functions.OnDeployment(new MemoryStream());
         Assert.NotNull(deployments.Current);
         Assert.Equal("ngram", deployments.Current!.Engine.Options.Speculative.Drafter);
 
-        var ctx = new DefaultHttpContext();
-        ctx.Request.Method = "POST";
-        ctx.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("{\"prompt\": \"Once upon a time\", \"max_tokens\": 20, \"temperature\": 0}"));
-        ctx.Response.Body = new MemoryStream();
-        Assert.IsType<EmptyResult>(await functions.Completions(ctx.Request));
-        Assert.Equal(200, ctx.Response.StatusCode);
-        var body = JsonNode.Parse(Encoding.UTF8.GetString(((MemoryStream)ctx.Response.Body).ToArray()))!;
+        var answer = await FunctionsTests.Call(Http, "POST", "/v1/completions", "{\"prompt\": \"Once upon a time\", \"max_tokens\": 20, \"temperature\": 0}");
+        Assert.Equal(200, answer.Status);
         var expected = Generation.TextGeneration.Generate(deployments.Current.Model, deployments.Current.Model.Tokenizer.Encode("Once upon a time"), new Generation.GenerationOptions { MaxTokens = 20 }).Text;
-        Assert.Equal(expected, body["choices"]![0]!["text"]!.GetValue<string>());
-        Assert.Equal(200, ((JsonResult)functions.Ready(new DefaultHttpContext().Request)).StatusCode ?? 200);
+        Assert.Equal(expected, answer.Body!["choices"]![0]!["text"]!.GetValue<string>());
+        Assert.Equal(200, (await FunctionsTests.Call(Http, "GET", "/readyz")).Status);
+        Assert.Equal(deployments.Current.Id, (await FunctionsTests.Call(Http, "GET", "/v1/models")).Body!["data"]![0]!["id"]!.GetValue<string>());
+        Assert.Equal(501, (await FunctionsTests.Call(Http, "POST", "/api/optimizations", "{}")).Status); // this app runs no pipeline
         deployments.Dispose();
         Directory.Delete(root, true);
     }

@@ -410,19 +410,22 @@ public class PipelineApiTests(Stories260KFixture stories)
     public async Task StepsAreIdempotent()
     {
         var root = TestPaths.TempDir("steps");
-        var steps = new PipelineSteps(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
+        var artifacts = new ArtifactRepository(new PipelineOptions { Store = new FolderObjectStore(Path.Combine(root, "store")), WorkDir = Path.Combine(root, "work"), AllowLocalPaths = true });
+        var (import, quantize) = (new ImportModel(artifacts), new QuantizeModel(artifacts));
         var request = new OptimizationRequest { Model = TestPaths.Stories260K, Dataset = TestPaths.TinyStoriesDev, Recipe = "rtn-int4" };
-        var data = await steps.ValidateAsync(request);
-        var first = await steps.ImportAsync(new ImportInput(request.Model, null));
-        var again = await steps.ImportAsync(new ImportInput(request.Model, null));
+        var data = await new ValidateRequest(artifacts).RunAsync(request);
+        var first = await import.RunAsync(new ImportInput(request.Model, null));
+        var again = await import.RunAsync(new ImportInput(request.Model, null));
         Assert.Equal(first.Key, again.Key);
         Assert.False(first.Reused);
         Assert.True(again.Reused);
-        var q1 = await steps.QuantizeAsync(new QuantizeInput(first, "rtn", 32, data, "rtn-int4"));
-        var q2 = await steps.QuantizeAsync(new QuantizeInput(first, "rtn", 32, data, "rtn-int4"));
+        var rtn = new Quantization.QuantizationConfig { Method = "rtn", GroupSize = 32 };
+        var q1 = await quantize.RunAsync(new QuantizeInput(first, rtn, data, "rtn-int4"));
+        var q2 = await quantize.RunAsync(new QuantizeInput(first, rtn, data, "rtn-int4"));
         Assert.Equal(q1.Key, q2.Key);
         Assert.True(q2.Reused);
-        Assert.NotEqual(q1.Key, (await steps.QuantizeAsync(new QuantizeInput(first, "rtn", 64, data, "rtn-int4:g64"))).Key);
+        Assert.NotEqual(q1.Key, (await quantize.RunAsync(new QuantizeInput(first, rtn with { GroupSize = 64 }, data, "rtn-int4:g64"))).Key);
+        Assert.NotEqual(q1.Key, (await quantize.RunAsync(new QuantizeInput(first, rtn with { LmHead = "int8" }, data, "rtn-int4"))).Key); // every setting is in the key
         Assert.Equal("int4", q1.Dtype);
         Directory.Delete(root, true);
     }

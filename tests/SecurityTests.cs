@@ -56,7 +56,7 @@ public class SecurityTests(Stories260KFixture stories)
                 using (client)
                 {
                     var upload = await TryStatus(client, HttpMethod.Put, "api/uploads/x.jsonl", new StringContent("{\"text\": \"hi\"}\n"));
-                    var swap = await TryStatus(client, HttpMethod.Post, "admin/deployments", new StringContent("{\"model\": \"/tmp\"}"), "application/json");
+                    var swap = await TryStatus(client, HttpMethod.Post, "api/deployments", new StringContent("{\"model\": \"/tmp\"}"), "application/json");
                     var list = await TryStatus(client, HttpMethod.Get, "api/optimizations");
                     var grpc = await TryStatus(client, HttpMethod.Post, "TaskHubSidecarService/GetInstance", new ByteArrayContent([0, 0, 0, 0, 0]), "application/grpc");
                     foreach (var (what, answer) in new[] { ("upload", upload), ("hot swap", swap), ("list", list), ("sidecar gRPC", grpc) })
@@ -287,7 +287,7 @@ public class SecurityTests(Stories260KFixture stories)
         Assert.Equal(detail.Replace("/etc/passwd", "X"), JsonNode.Parse(await missing.Content.ReadAsStringAsync())!["detail"]!.GetValue<string>().Replace("/etc/no-such-file", "X"));
 
         await using var s = new ServerFixture(stories.ModelDir);
-        var swap = await s.Http.PostAsJsonAsync("/admin/deployments", new { model = stories.ModelDir });
+        var swap = await s.Http.PostAsJsonAsync("/api/deployments", new { model = stories.ModelDir });
         Assert.Equal(HttpStatusCode.Forbidden, swap.StatusCode);
         Assert.Contains("--allow-local-paths", await swap.Content.ReadAsStringAsync());
     }

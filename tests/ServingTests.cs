@@ -138,10 +138,16 @@ public class ServingTests(Stories260KFixture stories)
         Assert.Equal(Greedy(first, 60), alone["choices"]![0]!["text"]!.GetValue<string>());
         Assert.True(alone["sio"]!["speculative"]!["proposed"]!.GetValue<long>() > 0); // it drafted with the int4 self-draft
         // a long request starts alone (with its draft model); two more arrive and it moves into the batch mid-answer
-        var longOne = s.Http.PostAsync("/v1/completions", Json(new { prompt = first, max_tokens = 300, temperature = 0 }));
-        await Task.Delay(30);
+        var engine = s.App.Services.GetRequiredService<Deployments>().Current!.Engine;
+        var longOne = await s.Http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json(new { prompt = first, max_tokens = 300, temperature = 0, stream = true }) },
+            HttpCompletionOption.ResponseHeadersRead);
+        var reader = new StreamReader(await longOne.Content.ReadAsStreamAsync());
+        var firstEvent = await reader.ReadLineAsync(); // its first token is out: it is decoding, alone, on its own decoder
+        Assert.Equal(0, engine.MovesToBatch);
         var others = new[] { "The cat", "Tom had a red ball" }.Select(p => (p, s.Http.PostAsync("/v1/completions", Json(new { prompt = p, max_tokens = 40, temperature = 0 })))).ToList();
-        Assert.Equal(Greedy(first, 300), JsonNode.Parse(await (await longOne).Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
+        var events = (firstEvent + "\n" + await reader.ReadToEndAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Where(e => e != "data: [DONE]");
+        Assert.Equal(Greedy(first, 300), string.Concat(events.Select(e => JsonNode.Parse(e["data: ".Length..])!["choices"]![0]!["text"]!.GetValue<string>())));
+        Assert.Equal(1, engine.MovesToBatch); // the engine saw the move, and the answer is still exactly greedy decoding's
         foreach (var (p, reply) in others)
             Assert.Equal(Greedy(p, 40), JsonNode.Parse(await (await reply).Content.ReadAsStringAsync())!["choices"]![0]!["text"]!.GetValue<string>());
     }
@@ -211,7 +217,7 @@ public class ServingTests(Stories260KFixture stories)
             for (int i = 0; i < 500 && first.InFlight == 0; i++) await Task.Delay(10);
             Assert.Equal(1, first.InFlight);
 
-            var swap = await s.Http.PostAsync("/admin/deployments", Json(new { model = next }));
+            var swap = await s.Http.PostAsync("/api/deployments", Json(new { model = next }));
             Assert.Equal(HttpStatusCode.OK, swap.StatusCode);
             Assert.Equal("next", JsonNode.Parse(await s.Http.GetStringAsync("/v1/models"))!["data"]![0]!["id"]!.GetValue<string>());
             var fresh = JsonNode.Parse(await (await s.Http.PostAsync("/v1/completions", Json(new { prompt = "The cat", max_tokens = 5, temperature = 0 }))).Content.ReadAsStringAsync())!;
@@ -230,7 +236,7 @@ public class ServingTests(Stories260KFixture stories)
             for (int i = 0; i < 100 && !first.Disposed; i++) await Task.Delay(20);
             Assert.True(first.Disposed, "the old model was not released after its last request");
 
-            var bad = await s.Http.PostAsync("/admin/deployments", Json(new { model = Path.Combine(dir, "nothing") }));
+            var bad = await s.Http.PostAsync("/api/deployments", Json(new { model = Path.Combine(dir, "nothing") }));
             Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
             Assert.Equal("next", JsonNode.Parse(await s.Http.GetStringAsync("/v1/models"))!["data"]![0]!["id"]!.GetValue<string>());
         }

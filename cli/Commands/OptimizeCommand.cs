@@ -58,7 +58,7 @@ public static class OptimizeCommand
                 throw new SioException($"optimization {id} {m.RuntimeStatus}: {m.FailureDetails?.ErrorMessage}");
             var result = m.ReadOutputAs<OptimizationResult>()!;
             var store = app.Services.GetRequiredService<IObjectStore>();
-            var steps = app.Services.GetRequiredService<PipelineSteps>();
+            var artifacts = app.Services.GetRequiredService<ArtifactRepository>();
             var temp = folder.Temp;
             string? serveDrafter = null;
             await store.DownloadAsync(Containers.Reports, $"{id}/report.json", Path.Combine(temp, "report.json"), ct);
@@ -68,17 +68,17 @@ public static class OptimizeCommand
                 var text = (await store.GetTextAsync(Containers.Deployments, dm[(Containers.Deployments.Length + 1)..], ct))!;
                 await File.WriteAllTextAsync(Path.Combine(temp, "deployment.json"), text, ct);
                 var manifest = DeploymentManifest.Parse(text)!;
-                CopyFolder(await steps.MaterializeAsync(manifest.ModelKey), Path.Combine(temp, "model"));
+                CopyFolder(await artifacts.MaterializeAsync(manifest.ModelKey), Path.Combine(temp, "model"));
                 // The drafter travels with the model: a datastore file or a draft model folder beside it.
                 serveDrafter = manifest.Drafter;
                 if (manifest.Drafter.StartsWith("datastore:" + Containers.Artifacts + "/"))
                 {
-                    File.Copy((await steps.LocalDrafter(manifest.Drafter))["datastore:".Length..], Path.Combine(temp, "datastore.jsonl"));
+                    File.Copy((await artifacts.LocalDrafterAsync(manifest.Drafter))["datastore:".Length..], Path.Combine(temp, "datastore.jsonl"));
                     serveDrafter = "datastore:" + Path.Combine(outDir, "datastore.jsonl");
                 }
                 else if (manifest.Drafter.StartsWith("draft:" + Containers.Artifacts + "/"))
                 {
-                    CopyFolder((await steps.LocalDrafter(manifest.Drafter))["draft:".Length..], Path.Combine(temp, "draft"));
+                    CopyFolder((await artifacts.LocalDrafterAsync(manifest.Drafter))["draft:".Length..], Path.Combine(temp, "draft"));
                     serveDrafter = "draft:" + Path.Combine(outDir, "draft");
                 }
             }

@@ -6,7 +6,7 @@ namespace Sio.Cli;
 /// <summary>The options `sio optimize` and `sio up` share: recipe, dataset, gates, benchmark settings, price, store.</summary>
 public sealed class PipelineOptionsCli
 {
-    public readonly Option<string> Recipe = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => "awq-int4,speculative:datastore" };
+    public readonly Option<string> Recipe = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => Pipeline.Recipe.Default };
     public readonly Option<string?> Gate = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M (default max-perplexity-increase=10,min-speedup=1)." };
     public readonly Option<string> Concurrency = new("--concurrency") { Description = "Concurrency levels each variant is measured at.", DefaultValueFactory = _ => "1,4" };
     public readonly Option<int> Requests = new("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => 8 };

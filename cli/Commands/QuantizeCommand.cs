@@ -5,26 +5,29 @@ namespace Sio.Cli;
 
 public static class QuantizeCommand
 {
+    /// <summary>Every option's default is the pass's own (<see cref="QuantizationConfig"/>): defaults exist once.</summary>
+    static readonly QuantizationConfig Defaults = new();
+
     public static Command Create()
     {
         var dir = new Argument<string>("model") { Description = "A float32 sio model folder." };
-        var method = new Option<string>("--method") { Description = "awq (activation-aware, calibrated on your data) or rtn (round-to-nearest).", DefaultValueFactory = _ => "awq" };
-        var bits = new Option<int>("--bits") { Description = "Weight bits: 4, or 8 (near-lossless, half the saving; fast only with --accuracy-level 4).", DefaultValueFactory = _ => 4 };
-        var group = new Option<int>("--group-size") { Description = "Input elements per scale: 32 (most accurate), 64 or 128 (smallest, and fastest on CPU: 1.35x 32's decode speed at --accuracy-level 4 on the 110M model).", DefaultValueFactory = _ => 32 };
+        var method = new Option<string>("--method") { Description = "awq (activation-aware, calibrated on your data) or rtn (round-to-nearest).", DefaultValueFactory = _ => Defaults.Method };
+        var bits = new Option<int>("--bits") { Description = "Weight bits: 4, or 8 (near-lossless, half the saving; fast only with --accuracy-level 4).", DefaultValueFactory = _ => Defaults.Bits };
+        var group = new Option<int>("--group-size") { Description = "Input elements per scale: 32 (most accurate), 64 or 128 (smallest, and fastest on CPU: 1.35x 32's decode speed at --accuracy-level 4 on the 110M model).", DefaultValueFactory = _ => Defaults.GroupSize };
         var symmetric = new Option<bool>("--symmetric") { Description = "No zero points (smaller, a little less accurate)." };
         var bf16Scales = new Option<bool>("--bf16-scales") { Description = "Round block scales to bfloat16 values (under 0.2 % each): ONNX Runtime runs the same numbers, and --engine native keeps 2-byte scales (4.5 bits per weight at blocks of 32, like llama.cpp's Q4_0)." };
         var calibration = new Option<string?>("--calibration") { Description = "Calibration data for AWQ: JSONL ({text}, prompt/response, OpenOrca, chat messages) or plain text." };
-        var samples = new Option<int>("--calibration-samples") { Description = "Calibration records used.", DefaultValueFactory = _ => 64 };
-        var seqLen = new Option<int>("--calibration-seq-len") { Description = "Tokens per calibration record.", DefaultValueFactory = _ => 256 };
-        var searchRows = new Option<int>("--search-rows") { Description = "Activation rows per layer for AWQ's error searches (more: slower, steadier).", DefaultValueFactory = _ => 2048 };
-        var duo = new Option<bool>("--duo-scaling") { Description = "AWQ scale s = mean|x|^α / mean|w|^(1−α) (AutoAWQ's default; 'false' for the paper's s = mean|x|^α).", DefaultValueFactory = _ => true };
-        var rounding = new Option<string>("--rounding") { Description = "AWQ rounding inside a block: compensate (GPTQ-style: each rounding error spread over the weights not yet rounded, along the layer's inverse Hessian) or nearest (the AWQ paper's).", DefaultValueFactory = _ => "compensate" };
-        var biasCorrection = new Option<bool>("--bias-correction") { Description = "AWQ: add the bias (W − Q)·mean(x) that removes each linear's mean output shift on the calibration data ('false' to leave MatMulNBits without bias).", DefaultValueFactory = _ => true };
-        var refine = new Option<bool>("--refine") { Description = "AWQ: after rounding, move single codes up or down and refit block scales while each layer's output error on the calibration data falls ('false' to skip).", DefaultValueFactory = _ => true };
-        var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => 0 };
+        var samples = new Option<int>("--calibration-samples") { Description = "Calibration records used.", DefaultValueFactory = _ => Defaults.CalibrationSamples };
+        var seqLen = new Option<int>("--calibration-seq-len") { Description = "Tokens per calibration record.", DefaultValueFactory = _ => Defaults.CalibrationSeqLen };
+        var searchRows = new Option<int>("--search-rows") { Description = "Activation rows per layer for AWQ's error searches (more: slower, steadier).", DefaultValueFactory = _ => Defaults.SearchRows };
+        var duo = new Option<bool>("--duo-scaling") { Description = "AWQ scale s = mean|x|^α / mean|w|^(1−α) (AutoAWQ's default; 'false' for the paper's s = mean|x|^α).", DefaultValueFactory = _ => Defaults.DuoScaling };
+        var rounding = new Option<string>("--rounding") { Description = "AWQ rounding inside a block: compensate (GPTQ-style: each rounding error spread over the weights not yet rounded, along the layer's inverse Hessian) or nearest (the AWQ paper's).", DefaultValueFactory = _ => Defaults.Rounding };
+        var biasCorrection = new Option<bool>("--bias-correction") { Description = "AWQ: add the bias (W − Q)·mean(x) that removes each linear's mean output shift on the calibration data ('false' to leave MatMulNBits without bias).", DefaultValueFactory = _ => Defaults.BiasCorrection };
+        var refine = new Option<bool>("--refine") { Description = "AWQ: after rounding, move single codes up or down and refit block scales while each layer's output error on the calibration data falls ('false' to skip).", DefaultValueFactory = _ => Defaults.Refine };
+        var accuracy = new Option<int>("--accuracy-level") { Description = "0: float activations in the kernel (exact); 4: int8 activations (much faster on CPU, error ~1e-2).", DefaultValueFactory = _ => Defaults.AccuracyLevel };
         var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
-        var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4 (int8 is fast only with --accuracy-level 4: at level 0 ONNX Runtime's 8-bit kernel is several times slower than fp32).", DefaultValueFactory = _ => "fp32" };
-        var embedding = new Option<string>("--embedding") { Description = "Token embedding precision: fp32, int8 or int4 (GatherBlockQuantized; saves memory, not decode time).", DefaultValueFactory = _ => "fp32" };
+        var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4 (int8 is fast only with --accuracy-level 4: at level 0 ONNX Runtime's 8-bit kernel is several times slower than fp32).", DefaultValueFactory = _ => Defaults.LmHead };
+        var embedding = new Option<string>("--embedding") { Description = "Token embedding precision: fp32, int8 or int4 (GatherBlockQuantized; saves memory, not decode time).", DefaultValueFactory = _ => Defaults.Embedding };
         var output = new Option<string>("--out") { Description = "The quantized model folder to write.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };
         var cmd = new Command("quantize", "Int4 (or int8) weight quantization (AWQ or RTN) into ONNX Runtime MatMulNBits, with a quantization-report.json.")

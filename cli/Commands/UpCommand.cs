@@ -24,7 +24,7 @@ public static class UpCommand
         var provider = new Option<string>("--provider") { Description = "Execution provider for serving: cpu or cuda.", DefaultValueFactory = _ => "cpu" };
         var maxUpload = new Option<long>("--max-upload-mb") { Description = "Largest upload accepted, in MiB (1–1048576).", DefaultValueFactory = _ => 8192 };
         maxUpload.Validators.Add(r => { if (r.GetValueOrDefault<long>() is < 1 or > 1 << 20) r.AddError($"--max-upload-mb must be from 1 to 1048576, got {r.GetValueOrDefault<long>()}"); });
-        var allowLocal = new Option<bool>("--allow-local-paths") { Description = "Let HTTP requests name local files and folders (models, datasets, POST /admin/deployments); off: they may name only store objects (uploads/NAME, artifacts/models/KEY)." };
+        var allowLocal = new Option<bool>("--allow-local-paths") { Description = "Let HTTP requests name local files and folders (models, datasets, POST /api/deployments {\"model\": DIR}); off: they may name only store objects (uploads/NAME, artifacts/models/KEY)." };
         var shared = new PipelineOptionsCli();
         var cmd = new Command("up", "Self-hosted sio: a web console at /, the optimization API (/api/optimizations, /api/uploads, /api/models, /api/deployments), its Durable Task orchestrations, and OpenAI-compatible serving of the deployed model (/v1/…), on one machine, until stopped.")
         {

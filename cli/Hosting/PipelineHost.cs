@@ -12,9 +12,9 @@ using Microsoft.DurableTask.Testing.Sidecar.Grpc;
 using Microsoft.DurableTask.Worker;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using OpenTelemetry.Metrics;
 using Sio.Artifacts;
 using Sio.Generation;
+using Sio.Hosting;
 using Sio.Pipeline;
 using Sio.Serving;
 
@@ -42,7 +42,7 @@ public sealed record PipelineHostConfig
     public OptimizationRequest? UploadDefaults { get; init; }
     public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(2);
     public long MaxUploadBytes { get; init; } = 8L << 30;
-    /// <summary>Requests over HTTP may name local paths (models, datasets, /admin/deployments folders): off unless the operator opts in
+    /// <summary>Requests over HTTP may name local paths (models, datasets, folders to deploy): off unless the operator opts in
     /// (--allow-local-paths); always on for `sio optimize`, whose paths come from its own command line.</summary>
     public bool AllowLocalPaths { get; init; }
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
@@ -63,9 +63,8 @@ public static class PipelineHost
         var workDir = Path.GetFullPath(config.WorkDir ?? Path.Combine(SioHome.Path, "work"));
         var modelOptions = new ModelOptions { Provider = config.Provider };
         var deployments = new Deployments();
-        var deployer = new DeploymentLoader(deployments, config.Serve, modelOptions);
         bool localPaths = config.AllowLocalPaths || !config.Api;
-        var options = new PipelineOptions { Store = store, WorkDir = workDir, AllowLocalPaths = localPaths, Events = config.Api ? deployer : null, ModelOptions = modelOptions, MaxUploadBytes = config.MaxUploadBytes };
+        var options = new PipelineOptions { Store = store, WorkDir = workDir, AllowLocalPaths = localPaths, ModelOptions = modelOptions, MaxUploadBytes = config.MaxUploadBytes };
 
         // The Durable Task sidecar: a loopback gRPC listener that serves only its gRPC service, only to this process's
         // worker and client, which present a secret made for this process (see AccessPolicy).
@@ -83,14 +82,15 @@ public static class PipelineHost
         services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5)); // the worker's open work-item stream would hold shutdown for 30 s
         services.AddSingleton<IOrchestrationService>(sp => OrchestrationService(config, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(sp => (IOrchestrationServiceClient)sp.GetRequiredService<IOrchestrationService>());
-        services.AddGrpc();
+        services.AddGrpc(o => o.IgnoreUnknownServices = true); // an unknown path gets the route table's 404, not a gRPC answer
         services.AddSingleton<TaskHubGrpcServer>();
-        services.AddSingleton(options);
-        services.AddSingleton<PipelineSteps>();
+        services.AddSioPipeline(options);
         services.AddSingleton(store);
         services.AddSingleton(deployments);
-        services.AddSingleton(deployer);
-        services.AddSingleton(sp => new OptimizationApi(sp.GetRequiredService<DurableTaskClient>(), sp.GetRequiredService<PipelineSteps>(),
+        services.AddSingleton(sp => new DeploymentLoader(deployments, config.Serve, modelOptions, sp.GetRequiredService<ArtifactRepository>()));
+        if (config.Api) services.AddSingleton<IDeploymentEvents>(sp => sp.GetRequiredService<DeploymentLoader>()); // `sio optimize` deploys nothing in-process
+        services.AddSingleton(sp => new OptimizationApi(sp.GetRequiredService<DurableTaskClient>(), sp.GetRequiredService<ArtifactRepository>(),
+            sp.GetRequiredService<ImportModel>(), sp.GetRequiredService<RaiseDeployment>(),
             config.TaskHubConnection is null ? null : RunClaims.ForTaskHub(config.TaskHubConnection, config.TaskHubName)));
         // one channel each: the worker connects while the listener may still be starting, and a shared channel would
         // hold the client in the worker's connection back-off
@@ -100,10 +100,9 @@ public static class PipelineHost
         if (config.UploadDefaults is { } defaults)
             services.AddHostedService(sp => new UploadWatcher(store, sp.GetRequiredService<OptimizationApi>(), defaults, config.WatchInterval,
                 sp.GetRequiredService<ILogger<UploadWatcher>>()));
-        services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
+        services.AddSioMetrics();
 
         var app = builder.Build();
-        deployer.Steps = app.Services.GetRequiredService<PipelineSteps>();
         var orchestration = app.Services.GetRequiredService<IOrchestrationService>();
         orchestration.CreateIfNotExistsAsync().GetAwaiter().GetResult();
         app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
@@ -112,33 +111,17 @@ public static class PipelineHost
         if (config.Api)
         {
             var api = app.Services.GetRequiredService<OptimizationApi>();
-            string Base(HttpContext c) => $"{c.Request.Scheme}://{c.Request.Host}";
-            app.MapPost("/api/optimizations", async (HttpContext c) => await Write(c, await api.StartAsync(c.Request.Body, Base(c), c.RequestAborted)));
-            app.MapGet("/api/optimizations", async (HttpContext c) => await Write(c, await api.ListAsync(Base(c), c.RequestAborted)));
-            app.MapGet("/api/optimizations/{id}", async (HttpContext c, string id) => await Write(c, await api.StatusAsync(id, Base(c), c.RequestAborted)));
-            app.MapDelete("/api/optimizations/{id}", async (HttpContext c, string id) => await Write(c, await api.CancelAsync(id, c.RequestAborted)));
-            app.MapGet("/api/optimizations/{id}/report", async (HttpContext c, string id) => await Write(c, await api.ReportAsync(id, c.RequestAborted)));
-            app.MapPut("/api/uploads/{**name}", async (HttpContext c, string name) =>
+            app.MapApiRoutes(ApiRoutes.Table(new HostServices
             {
-                c.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()!.MaxRequestBodySize = null; // the API enforces --max-upload-mb itself, with a 413 it can explain
-                await Write(c, await api.UploadAsync(name, c.Request.Body, c.Request.ContentLength, c.RequestAborted));
-            });
-            app.MapGet("/api/uploads", async (HttpContext c) => await Write(c, await api.UploadsAsync(c.RequestAborted)));
-            app.MapPost("/api/deployments", async (HttpContext c) => await Write(c, await api.DeployAsync(c.Request.Body, c.RequestAborted)));
-            app.MapGet("/api/deployments", async (HttpContext c) => await Write(c, await api.DeploymentsAsync(c.RequestAborted)));
-            app.MapPost("/api/optimizations/validate", async (HttpContext c) => await Write(c, await api.ValidateAsync(c.Request.Body, c.RequestAborted)));
-            app.MapGet("/api/models", async (HttpContext c) => await Write(c, await api.ModelsAsync(c.RequestAborted)));
-            app.MapPost("/api/models", async (HttpContext c) => await Write(c, await api.ImportAsync(c.Request.Body, c.RequestAborted)));
-            app.MapGet("/api/instances", async (HttpContext c) => await Write(c, OptimizationApi.Instances()));
-            WebConsole.Map(app);
-            app.MapPrometheusScrapingEndpoint("/metrics");
-            OpenAiEndpoints.Map(app, deployments, localPaths ? dir => Deployment.Load(dir, config.Serve, modelOptions) : null);
+                Name = "sio up", Pipeline = _ => api, Deployments = deployments, Metrics = PrometheusMetrics.Handler(() => app.Services),
+                LoadFolder = localPaths ? dir => Deployment.Load(dir, config.Serve, modelOptions) : null,
+            }));
             // A restarted host serves what was live before.
             app.Lifetime.ApplicationStarted.Register(() => _ = Task.Run(async () =>
             {
                 try
                 {
-                    if (DeploymentManifest.Parse(await store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current)) is { } live) await deployer.DeployAsync(live);
+                    if (DeploymentManifest.Parse(await store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current)) is { } live) await app.Services.GetRequiredService<DeploymentLoader>().DeployAsync(live);
                 }
                 catch (Exception e) { app.Logger.LogWarning("could not restore the live deployment: {Error}", e.Message); }
             }));
@@ -163,14 +146,6 @@ public static class PipelineHost
             settings.WorkItemQueueVisibilityTimeout = t;
         }
         return new AzureStorageOrchestrationService(settings);
-    }
-
-    public static async Task Write(HttpContext c, ApiResult r)
-    {
-        c.Response.StatusCode = r.Status;
-        if (r.Location is not null) c.Response.Headers.Location = r.Location;
-        if (r.Body is null) return;
-        await c.Response.WriteAsJsonAsync(r.Body, r.Body.GetType(), OptimizationRequest.Json, r.Problem ? "application/problem+json" : "application/json", c.RequestAborted);
     }
 
     /// <summary>A gRPC channel to the sidecar whose every call carries the process's sidecar secret.</summary>

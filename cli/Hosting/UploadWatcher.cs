@@ -25,7 +25,7 @@ public sealed class UploadWatcher(IObjectStore store, OptimizationApi api, Optim
                 foreach (var o in await store.ListAsync(Containers.Uploads, "", stop))
                 {
                     var sha = o.Metadata.GetValueOrDefault(Containers.Sha256Key, "");
-                    if (!PipelineSteps.IsModelUpload(o.Name) || !_seen.Add(o.Name + "@" + sha)) continue;
+                    if (!ArtifactRepository.IsModelUpload(o.Name) || !_seen.Add(o.Name + "@" + sha)) continue;
                     var request = defaults with { Model = $"{Containers.Uploads}/{o.Name}" };
                     var id = "upload-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{o.Name}\n{sha}\n{request.InstanceId()}")))[..20];
                     var r = await api.StartAsync(request, "", stop, id);

@@ -2,8 +2,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using OpenTelemetry.Metrics;
 using Sio.Generation;
+using Sio.Hosting;
 using Sio.Serving;
 
 namespace Sio.Cli.Serving;
@@ -11,12 +11,12 @@ namespace Sio.Cli.Serving;
 /// <summary>Where and how `sio serve` listens.</summary>
 /// <param name="Spinning">ONNX Runtime's idle threads spin between operators (faster steps; off when a draft model runs
 /// beside the target, whatever this says), or sleep (kinder to other processes on the same cores).</param>
-/// <param name="AllowLocalPaths">POST /admin/deployments may load any local model folder (off: the route answers 403).</param>
+/// <param name="AllowLocalPaths">POST /api/deployments {"model": FOLDER} may load any local model folder (off: the route answers 403).</param>
 public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null, string Provider = "cpu", bool Spinning = true,
     bool AllowLocalPaths = false);
 
 /// <summary>
-/// `sio serve`: core's <see cref="OpenAiEndpoints"/> over one model, with Prometheus metrics at /metrics.
+/// `sio serve`: the route table (<see cref="ApiRoutes"/>) over one model; the pipeline routes answer 501.
 /// On 127.0.0.1 no key is needed; on any other address an API key is required and checked on every endpoint.
 /// </summary>
 public static class SioServer
@@ -32,12 +32,15 @@ public static class SioServer
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(listen.Address, listen.Port));
         builder.Services.AddSingleton(deployments);
-        builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddMeter(ServingMetrics.MeterName).AddPrometheusExporter());
+        builder.Services.AddSioMetrics();
         var app = builder.Build();
         app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
         new Hosting.AccessPolicy(key).Apply(app);
-        app.MapPrometheusScrapingEndpoint("/metrics");
-        OpenAiEndpoints.Map(app, deployments, config.AllowLocalPaths ? dir => Deployment.Load(dir, serve, modelOptions) : null);
+        app.MapApiRoutes(ApiRoutes.Table(new HostServices
+        {
+            Name = "sio serve", Deployments = deployments, Metrics = PrometheusMetrics.Handler(() => app.Services),
+            LoadFolder = config.AllowLocalPaths ? dir => Deployment.Load(dir, serve, modelOptions) : null,
+        }));
         return app;
     }
 }

@@ -9,23 +9,20 @@ namespace Sio.Pipeline;
 /// model with the manifest's drafter (draft models and datastores are artifacts too) and swapped in; in-flight requests
 /// finish on the old model. The deployment event of `sio up`, and the inference app's refresh.
 /// </summary>
-public sealed class DeploymentLoader(Deployments deployments, ServeOptions serve, ModelOptions modelOptions) : IDeploymentEvents
+public sealed class DeploymentLoader(Deployments deployments, ServeOptions serve, ModelOptions modelOptions, ArtifactRepository artifacts) : IDeploymentEvents
 {
     readonly SemaphoreSlim _gate = new(1, 1);
 
-    /// <summary>Where artifacts come from; set once the steps exist (they hold this loader as their event sink).</summary>
-    public PipelineSteps? Steps { get; set; }
     public string? LiveId { get; private set; }
 
     public async Task DeployAsync(DeploymentManifest manifest, CancellationToken ct = default)
     {
-        var steps = Steps ?? throw new InvalidOperationException("the deployment loader has no pipeline steps");
         await _gate.WaitAsync(ct);
         try
         {
             if (LiveId == manifest.Id && deployments.Current is not null) return; // the same event twice
-            var folder = await steps.MaterializeAsync(manifest.ModelKey);
-            var options = serve with { Speculative = new SpeculativeOptions { Drafter = await steps.LocalDrafter(manifest.Drafter) } };
+            var folder = await artifacts.MaterializeAsync(manifest.ModelKey);
+            var options = serve with { Speculative = new SpeculativeOptions { Drafter = await artifacts.LocalDrafterAsync(manifest.Drafter) } };
             deployments.Swap(Deployment.Load(folder, options, modelOptions, $"{DeploymentManifest.SafeName(manifest.Variant)}-{manifest.ModelKey[..8]}"));
             LiveId = manifest.Id;
         }

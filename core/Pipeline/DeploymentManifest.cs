@@ -12,6 +12,11 @@ public sealed record DeploymentManifest(string Id, string RunId, string Variant,
     public const string Current = "current.json";
     /// <summary>A variant's name as a file name or model id: letters, digits, '-' and '.' (the rest become '-').</summary>
     public static string SafeName(string variant) => new(variant.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' ? c : '-').ToArray());
+    /// <summary>The manifest that serves a measured variant (its model artifact and drafter), the one way every deployment is made.</summary>
+    public static DeploymentManifest For(string id, string runId, VariantMeasurement v, double speedup, double pricePerMillionTokens) =>
+        new(id, runId, v.Variant, v.Model.Key, $"{Artifacts.Containers.Artifacts}/{ArtifactRepository.ModelsPrefix}/{v.Model.Key}", v.Drafter,
+            $"{Artifacts.Containers.Reports}/{runId}/report.json", speedup, pricePerMillionTokens, DateTime.UtcNow);
+
     public string ToJson() => JsonSerializer.Serialize(this, OptimizationRequest.Json);
     public static DeploymentManifest? Parse(string? json) => json is null ? null : JsonSerializer.Deserialize<DeploymentManifest>(json, OptimizationRequest.Json);
 }

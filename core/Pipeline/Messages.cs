@@ -8,11 +8,8 @@ public sealed record ModelArtifact(string Key, string Name, string Dtype, long B
 public sealed record ImportInput(string Model, string? Tokenizer);
 /// <summary>The user's dataset, staged and split: even records calibrate (AWQ, the datastore drafter), odd records measure, so no variant is judged on data it was fitted to.</summary>
 public sealed record StagedDataset(string Key, string Sha256, int Records, string CalibrationKey, string EvaluationKey);
-/// <param name="AccuracyLevel">MatMulNBits' accuracy level: 4 (int8 activations, fastest on CPU) unless the model will be
-/// served with speculative decoding, which takes 0: ONNX Runtime's level-4 kernel changes its numerical path with the
-/// number of rows on x64, so a verification pass could pick a token that plain decoding would not. Level 4 comes with an
-/// int8 classifier, level 0 with a float32 one (ONNX Runtime's 8-bit kernel is slow at level 0).</param>
-public sealed record QuantizeInput(ModelArtifact Model, string Method, int GroupSize, StagedDataset Dataset, string Name, int AccuracyLevel = 4);
+/// <param name="Config">The quantization pass's config, as <see cref="Recipe.QuantizationFor"/> derives it from the recipe (no calibration file yet: the step supplies the dataset's calibration half).</param>
+public sealed record QuantizeInput(ModelArtifact Model, Quantization.QuantizationConfig Config, StagedDataset Dataset, string Name);
 public sealed record CompileInput(ModelArtifact Model, string Target, string Name);
 public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour);
 

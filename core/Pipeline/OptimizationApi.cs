@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.DurableTask;
@@ -21,9 +20,10 @@ public sealed record ApiResult(int Status, object? Body, string? Location = null
 /// PUT /api/uploads/{name}, GET /api/uploads, POST /api/deployments, GET /api/deployments.
 /// </summary>
 /// <param name="claims">Cross-process start claims, for task hubs whose backend cannot refuse a concurrent duplicate itself (Azure Storage); null otherwise.</param>
-public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps steps, RunClaims? claims = null)
+public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository artifacts, ImportModel import, RaiseDeployment deploy, RunClaims? claims = null)
 {
-    IObjectStore Store => steps.Options.Store;
+    IObjectStore Store => artifacts.Store;
+    PipelineOptions Options => artifacts.Options;
 
     public async Task<ApiResult> StartAsync(Stream body, string baseUrl, CancellationToken ct = default)
     {
@@ -142,11 +142,8 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
     /// Deploys a published variant: {"runId": "..."} (the variant the gate chose), {"runId": "...", "variant": "NAME"}
     /// (any measured variant of the run), or {"deployment": "deployments/NAME.json"}.
     /// </summary>
-    public async Task<ApiResult> DeployAsync(Stream body, CancellationToken ct = default)
+    public async Task<ApiResult> DeployAsync(JsonNode? node, CancellationToken ct = default)
     {
-        JsonNode? node;
-        try { node = await JsonNode.ParseAsync(body, cancellationToken: ct); }
-        catch (JsonException e) { return ApiResult.Fail(400, "The body is not valid JSON", e.Message, new() { ["body"] = [e.Message] }); }
         string? name = null, run = null, variant = null;
         try
         {
@@ -166,8 +163,7 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
             var m = v.Deserialize<VariantMeasurement>(OptimizationRequest.Json)!;
             var safe = DeploymentManifest.SafeName(variant);
             name = $"{run}--{safe}.json";
-            var manifest = new DeploymentManifest($"{run}--{safe}", run, variant, m.Model.Key, $"{Containers.Artifacts}/{PipelineSteps.ModelsPrefix}/{m.Model.Key}", m.Drafter,
-                $"{Containers.Reports}/{run}/report.json", 0, m.CheapestPricePerMillionTokens, DateTime.UtcNow);
+            var manifest = DeploymentManifest.For($"{run}--{safe}", run, m, 0, m.CheapestPricePerMillionTokens);
             await Store.PutTextAsync(Containers.Deployments, name, manifest.ToJson(), ct);
         }
         if (string.IsNullOrEmpty(name)) return ApiResult.Fail(400, "Nothing to deploy", "send {\"runId\": \"ID\"}, {\"runId\": \"ID\", \"variant\": \"NAME\"} or {\"deployment\": \"deployments/NAME.json\"}", new() { ["runId"] = ["required"] });
@@ -176,7 +172,7 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         catch (SioException e) { return ApiResult.Fail(400, "Bad deployment name", e.Message, new() { ["deployment"] = [e.Message] }); }
         if (!await Store.ExistsAsync(Containers.Deployments, bare, ct))
             return ApiResult.Fail(404, "No such deployment", $"{Containers.Deployments}/{bare} does not exist (a run publishes one when its variant passes the gate)");
-        try { await steps.DeployAsync(bare); }
+        try { await deploy.RunAsync(bare); }
         catch (SioException e) { return ApiResult.Fail(400, "The deployment failed", e.Message); }
         return new ApiResult(200, JsonNode.Parse((await Store.GetTextAsync(Containers.Deployments, bare, ct))!));
     }
@@ -185,16 +181,16 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
     public async Task<ApiResult> ModelsAsync(CancellationToken ct = default)
     {
         var list = new List<object>();
-        foreach (var o in await Store.ListAsync(Containers.Artifacts, PipelineSteps.ModelsPrefix + "/", ct))
+        foreach (var o in await Store.ListAsync(Containers.Artifacts, ArtifactRepository.ModelsPrefix + "/", ct))
         {
             if (!o.Name.EndsWith("/" + ArtifactFolders.ManifestFile)) continue;
             var key = o.Name.Split('/')[1];
-            var m = await ArtifactFolders.FindAsync(Store, Containers.Artifacts, PipelineSteps.ModelsPrefix, key, ct);
-            var sio = await Store.GetTextAsync(Containers.Artifacts, $"{PipelineSteps.ModelsPrefix}/{key}/{Models.ModelManifest.FileName}", ct);
+            var m = await ArtifactFolders.FindAsync(Store, Containers.Artifacts, ArtifactRepository.ModelsPrefix, key, ct);
+            var sio = await Store.GetTextAsync(Containers.Artifacts, $"{ArtifactRepository.ModelsPrefix}/{key}/{Models.ModelManifest.FileName}", ct);
             var tok = sio is null ? null : JsonNode.Parse(sio)?["tokenizer"];
             list.Add(new
             {
-                reference = $"{PipelineSteps.ModelRefPrefix}{key}", key, name = m?.Metadata.GetValueOrDefault("name"), dtype = m?.Metadata.GetValueOrDefault("dtype"),
+                reference = $"{ArtifactRepository.ModelRefPrefix}{key}", key, name = m?.Metadata.GetValueOrDefault("name"), dtype = m?.Metadata.GetValueOrDefault("dtype"),
                 bytes = long.TryParse(m?.Metadata.GetValueOrDefault("bytes"), out var b) ? b : 0, createdUtc = m?.CreatedUtc,
                 vocabSize = tok?["vocab_size"]?.GetValue<int>(), vocabulary = tok?["fingerprint"]?.GetValue<string>(),
             });
@@ -211,8 +207,8 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         if (string.IsNullOrEmpty(input?.Model)) return ApiResult.Fail(400, "Nothing to import", "send {\"model\": \"uploads/NAME\"}", new() { ["model"] = ["required"] });
         try
         {
-            var a = await steps.ImportAsync(input);
-            return new ApiResult(201, new { reference = $"{PipelineSteps.ModelRefPrefix}{a.Key}", a.Key, a.Name, a.Dtype, a.Bytes, a.Reused });
+            var a = await import.RunAsync(input);
+            return new ApiResult(201, new { reference = $"{ArtifactRepository.ModelRefPrefix}{a.Key}", a.Key, a.Name, a.Dtype, a.Bytes, a.Reused });
         }
         catch (SioException e) { return ApiResult.Fail(400, "The model could not be imported", e.Message, new() { ["model"] = [e.Message] }); }
     }
@@ -230,8 +226,8 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
         var errors = request.Problems();
         if (!errors.ContainsKey("recipe") && Recipe.Parse(request.Recipe).FirstOrDefault(t => t.Drafter.StartsWith("draft:")) is { } draft)
         {
-            var draftKey = PipelineSteps.ArtifactKey(draft.Drafter["draft:".Length..]);
-            var targetKey = PipelineSteps.ArtifactKey(request.Model);
+            var draftKey = ArtifactRepository.ArtifactKey(draft.Drafter["draft:".Length..]);
+            var targetKey = ArtifactRepository.ArtifactKey(request.Model);
             if (draftKey is not null && targetKey is not null && await Vocabulary(targetKey, ct) is { } t && await Vocabulary(draftKey, ct) is { } d && t != d)
                 errors["recipe"] = [$"the draft model's vocabulary differs from the target's ({d.Size} tokens, fingerprint {d.Fingerprint[..12]} vs {t.Size} tokens, {t.Fingerprint[..12]}): a draft must propose the target's own tokens; pick a draft of the same family or use speculative:ngram"];
         }
@@ -240,7 +236,7 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
 
     async Task<(int Size, string Fingerprint)?> Vocabulary(string key, CancellationToken ct)
     {
-        var sio = await Store.GetTextAsync(Containers.Artifacts, $"{PipelineSteps.ModelsPrefix}/{key}/{Models.ModelManifest.FileName}", ct);
+        var sio = await Store.GetTextAsync(Containers.Artifacts, $"{ArtifactRepository.ModelsPrefix}/{key}/{Models.ModelManifest.FileName}", ct);
         var tok = sio is null ? null : JsonNode.Parse(sio)?["tokenizer"];
         return tok is null ? null : (tok["vocab_size"]!.GetValue<int>(), tok["fingerprint"]!.GetValue<string>());
     }
@@ -265,9 +261,9 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
     {
         try { Containers.CheckName(name, "upload name"); }
         catch (SioException e) { return ApiResult.Fail(400, "Bad upload name", e.Message, new() { ["name"] = [e.Message] }); }
-        long max = steps.Options.MaxUploadBytes;
+        long max = Options.MaxUploadBytes;
         if (contentLength > max) return ApiResult.Fail(413, "The upload is too large", $"{contentLength} bytes is over the {max}-byte limit");
-        var temp = Path.Combine(steps.Options.WorkDir, "incoming", $"{Guid.NewGuid():N}{Path.GetExtension(name)}");
+        var temp = Path.Combine(Options.WorkDir, "incoming", $"{Guid.NewGuid():N}{Path.GetExtension(name)}");
         Directory.CreateDirectory(Path.GetDirectoryName(temp)!);
         try
         {
@@ -284,10 +280,10 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
                 }
             }
             if (total == 0) return ApiResult.Fail(400, "The upload is empty", $"{name} has no bytes", new() { ["body"] = ["empty"] });
-            var problem = CheckContent(name, temp);
+            var problem = UploadContent.Problem(name, temp);
             if (problem is not null)
             {
-                problem = problem.Replace(temp, name).Replace(steps.Options.WorkDir, "…"); // name no server path
+                problem = problem.Replace(temp, name).Replace(Options.WorkDir, "…"); // name no server path
                 return ApiResult.Fail(415, "The upload is not a model, tokenizer or dataset", problem, new() { ["body"] = [problem] });
             }
             await Store.UploadAsync(Containers.Uploads, name, temp, null, ct);
@@ -295,73 +291,5 @@ public sealed class OptimizationApi(DurableTaskClient client, PipelineSteps step
             return new ApiResult(201, new { name = $"{Containers.Uploads}/{name}", size = total }, location);
         }
         finally { if (File.Exists(temp)) File.Delete(temp); }
-    }
-
-    static string? CheckContent(string name, string file)
-    {
-        var ext = Path.GetExtension(name).ToLowerInvariant();
-        var stem = Path.GetFileName(name).ToLowerInvariant();
-        try
-        {
-            switch (ext)
-            {
-                case ".bin" when stem.StartsWith("tok"):
-                    Tokenization.TokenizerLoader.LoadFile(file, 0, 1, 2);
-                    return null;
-                case ".bin":
-                    using (new Models.Llama2cCheckpoint(file)) return null;
-                case ".zip":
-                    using (var zip = ZipFile.OpenRead(file))
-                    {
-                        var names = zip.Entries.Select(e => e.FullName).ToList();
-                        if (names.Any(n => n.Contains("..") || n.StartsWith('/') || n.Contains('\\'))) return $"{name} has entries with unsafe paths";
-                        bool model = names.Any(n => Path.GetFileName(n) is "sio.json" or "config.json" || (n.EndsWith(".bin") && !Path.GetFileName(n).StartsWith("tok")));
-                        return model ? null : $"{name} holds no model (sio.json, config.json or a llama2.c .bin)";
-                    }
-                case ".json" when stem.StartsWith("tokenizer"):
-                    return TokenizerJsonProblem(name, file);
-                case ".model":
-                    Tokenization.SentencePieceModelTokenizer.Load(file);
-                    return null;
-                case ".jsonl" when !FirstLineIsJsonObject(file):
-                    return $"{name}: a .jsonl dataset holds one JSON object per line (text, prompt/response, question/response or messages)";
-                case ".json" when !IsJson(file):
-                    return $"{name}: not valid JSON";
-                case ".jsonl" or ".json" or ".txt":
-                    return Evaluation.DatasetReader.Read(file).Records.Count > 0 ? null : $"{name} has no usable records";
-                default:
-                    return $"{name}: expected .bin (llama2.c checkpoint or tok*.bin tokenizer), .zip (a model folder), tokenizer.json, .model, or a .jsonl/.json/.txt dataset";
-            }
-        }
-        catch (Exception e) when (e is SioException or InvalidDataException or IOException or JsonException or ArgumentException or FormatException
-            or InvalidOperationException or Google.Protobuf.InvalidProtocolBufferException)
-        {
-            return $"{name}: {e.Message}";
-        }
-    }
-
-    static bool FirstLineIsJsonObject(string file)
-    {
-        var first = File.ReadLines(file).FirstOrDefault(l => l.Trim().Length > 0);
-        try { return first is not null && JsonNode.Parse(first) is JsonObject; }
-        catch (JsonException) { return false; }
-    }
-
-    static bool IsJson(string file)
-    {
-        try { using var s = File.OpenRead(file); using var _ = JsonDocument.Parse(s); return true; }
-        catch (JsonException) { return false; }
-    }
-
-    /// <summary>A tokenizer.json must be a JSON object whose "model" names its type and vocabulary.</summary>
-    static string? TokenizerJsonProblem(string name, string file)
-    {
-        JsonNode? root;
-        try { using var s = File.OpenRead(file); root = JsonNode.Parse(s); }
-        catch (JsonException e) { return $"{name}: not valid JSON ({e.Message})"; }
-        if (root is not JsonObject o || o["model"] is not JsonObject model) return $"{name}: not a tokenizer.json (no \"model\" object)";
-        if (model["type"] is not JsonValue t || t.GetValueKind() != JsonValueKind.String) return $"{name}: not a tokenizer.json (\"model\" has no \"type\")";
-        if (model["vocab"] is not (JsonObject or JsonArray)) return $"{name}: not a tokenizer.json (\"model\" has no \"vocab\")";
-        return null;
     }
 }

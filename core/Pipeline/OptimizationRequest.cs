@@ -16,7 +16,7 @@ public sealed record OptimizationRequest
     /// <summary>A tokenizer that overrides the one found beside the model.</summary>
     public string? Tokenizer { get; init; }
     /// <summary>Techniques in order, comma-separated: awq-int4[:gN], rtn-int4[:gN], compile[:TARGET], speculative:DRAFTER.</summary>
-    public string Recipe { get; init; } = "awq-int4,speculative:datastore";
+    public string Recipe { get; init; } = Pipeline.Recipe.Default;
     /// <summary>The user's own data (JSONL or text): AWQ calibration, benchmark prompts and the perplexity check.</summary>
     public string Dataset { get; init; } = "";
     public QualityGates Gates { get; init; } = new();
@@ -42,7 +42,7 @@ public sealed record OptimizationRequest
         void Ref(string field, string? value, bool required)
         {
             if (string.IsNullOrWhiteSpace(value)) { if (required) Add(field, $"{field} is required"); return; }
-            if (value.StartsWith(Artifacts.Containers.Artifacts + "/") && PipelineSteps.ArtifactKey(value) is null)
+            if (value.StartsWith(Artifacts.Containers.Artifacts + "/") && ArtifactRepository.ArtifactKey(value) is null)
                 Add(field, $"{field}: '{value}' is not an imported model (artifacts/models/KEY)");
             if (value.StartsWith(Artifacts.Containers.Uploads + "/"))
                 try { Artifacts.Containers.CheckName(value[(Artifacts.Containers.Uploads.Length + 1)..], field); }

@@ -38,13 +38,12 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         var variants = new List<(string Name, ModelArtifact Model, string Drafter)>();
         var model = baseline;
         var name = "baseline";
-        // exact speculative output needs kernels whose numbers do not depend on the batch shape (see QuantizeInput)
-        int accuracy = recipe.Any(t => t.Kind == Technique.Speculative) ? 0 : 4;
+        bool speculative = recipe.Any(t => t.Kind == Technique.Speculative);
         foreach (var t in models)
         {
             name = variants.Count == 0 ? t.Spec : $"{name}+{t.Spec}";
             model = t.Kind == Technique.Quantize
-                ? await Run<ModelArtifact>("quantize", nameof(QuantizeModel), new QuantizeInput(model, t.Method!, t.GroupSize, dataset, name, accuracy), t.Spec)
+                ? await Run<ModelArtifact>("quantize", nameof(QuantizeModel), new QuantizeInput(model, Recipe.QuantizationFor(t, speculative), dataset, name), t.Spec)
                 : await Run<ModelArtifact>("compile", nameof(CompileModel), new CompileInput(model, t.Target, name), t.Spec);
             variants.Add((name, model, "none"));
         }

@@ -20,7 +20,23 @@ public sealed record Technique(string Kind, string Spec)
 /// </summary>
 public static class Recipe
 {
+    /// <summary>The recipe a run takes when none is given (the API, `sio optimize`, `sio up` and uploads alike).</summary>
+    public const string Default = "awq-int4,speculative:datastore";
+
     public const string Help = "comma-separated, in order: awq-int4[:gN] or rtn-int4[:gN] (N = 32, 64 or 128), compile[:cpu|cuda|tensorrt], speculative:ngram|self-int4|datastore|draft:PATH (datastore: retrieval drafting from a store self-distilled from the calibration half of your data; draft: a model folder or an imported model, artifacts/models/KEY)";
+
+    /// <summary>
+    /// The one place that turns a quantize technique into its pass config. MatMulNBits' accuracy level is 4 (int8
+    /// activations, fastest on CPU) unless the model will be served with speculative decoding, which takes 0: ONNX
+    /// Runtime's level-4 kernel changes its numerical path with the number of rows on x64, so a verification pass could
+    /// pick a token that plain decoding would not. Level 4 comes with an int8 classifier, level 0 with a float32 one (at
+    /// level 0 ONNX Runtime's 8-bit kernel decoded the 110M model at 10 tok/s against 101 with a float32 classifier).
+    /// </summary>
+    public static Quantization.QuantizationConfig QuantizationFor(Technique t, bool servedSpeculatively) => new()
+    {
+        Method = t.Method ?? throw new ArgumentException($"{t.Spec} is not a quantization", nameof(t)), GroupSize = t.GroupSize,
+        AccuracyLevel = servedSpeculatively ? 0 : 4, LmHead = servedSpeculatively ? "fp32" : "int8",
+    };
 
     public static IReadOnlyList<Technique> Parse(string recipe)
     {

@@ -81,6 +81,9 @@ public sealed record QuantizationConfig
         return this;
     }
 
+    /// <summary>What the pass's output depends on, as text for a content key: every setting but the calibration file's path (the caller keys the data itself).</summary>
+    public string ContentKey() => System.Text.Json.JsonSerializer.Serialize(this with { Calibration = null });
+
     public bool IsExcluded(string name) => Exclude.Any(p => Glob(p, name));
 
     static bool Glob(string pattern, string text)

@@ -5,11 +5,8 @@ namespace Sio.Speculative;
 
 /// <summary>
 /// Decoding with a drafter: each step drafts up to k tokens, runs the pending token and the drafts
-/// through the target in one pass, keeps the longest accepted prefix plus the target's own next
-/// token, and rewinds the target's cache past the rest. Greedy: a draft is accepted when it is the
-/// target's argmax, so the output is exactly plain greedy decoding. Sampling: a draft x is accepted
-/// with probability min(1, p(x)/q(x)), else the token is drawn from norm(max(0, p − q)), so the
-/// output follows the target's distribution. Without a drafter every step is a plain decode step.
+/// through the target in one pass, keeps the prefix <see cref="DraftVerifier"/> accepts plus the target's own next
+/// token, and rewinds the target's cache past the rest. Without a drafter every step is a plain decode step.
 ///
 /// Floating point: logits of a token computed in a batch of k+1 differ from a one-token run in the
 /// last bits, which can flip an argmax where the two best logits are all but tied. A greedy step
@@ -31,7 +28,7 @@ public sealed class SpeculativeDecoder : IDisposable
     /// <summary>Top-2 logit margin, relative to the top logit, under which a batched row does not decide a greedy token.</summary>
     public const float TieMargin = 2e-5f;
     int _firstBatched = int.MaxValue; // cache position of the first generated token computed in a batch
-    readonly float _margin;
+    readonly DraftVerifier _verifier;
 
     public SpeculativeDecoder(Model target, IDrafter? drafter, SamplingOptions sampling, SpeculativeOptions? options = null, int capacity = 0)
     {
@@ -39,7 +36,7 @@ public sealed class SpeculativeDecoder : IDisposable
         _target = new Generator(target, capacity);
         _drafter = drafter;
         _sampler = new Sampler(sampling);
-        _margin = drafter is null || !_sampler.Options.IsGreedy ? TieMargin : ExactnessMargin.For(target);
+        _verifier = new DraftVerifier(drafter is null || !_sampler.Options.IsGreedy ? TieMargin : ExactnessMargin.For(target));
         _controller = drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(target, drafter, options);
         Stats = new SpeculativeStats { Drafter = drafter?.Name ?? "none" };
     }
@@ -86,34 +83,10 @@ public sealed class SpeculativeDecoder : IDisposable
         _target.AppendTokens(feed);
         double verifyMs = clock.Elapsed.TotalMilliseconds;
 
-        int accepted = 0, next = -1;
-        bool greedy = _sampler.Options.IsGreedy;
-        bool tie = greedy && drafts.Length == 0 && _firstBatched < _target.Length && NearTie(_target.Logits(0), Sampler.ArgMax(_target.Logits(0)), _margin);
-        for (int i = 0; i < drafts.Length && next < 0 && !tie; i++)
-        {
-            if (greedy)
-            {
-                var logits = _target.Logits(i);
-                int t = Sampler.ArgMax(logits);
-                if (NearTie(logits, t, _margin)) tie = true;
-                else if (t == drafts[i]) accepted++;
-                else next = t;
-            }
-            else
-            {
-                var p = _sampler.Distribution(_target.Logits(i)).ToArray();
-                int x = drafts[i];
-                float q = proposal.Distributions?[i][x] ?? 1f;
-                if (q > 0 && _sampler.NextUniform() < Math.Min(1.0, p[x] / q)) { accepted++; continue; }
-                next = _sampler.Draw(Residual(p, proposal.Distributions?[i], x));
-            }
-        }
-        if (!tie && next < 0)
-        {
-            var last = _target.Logits(drafts.Length); // every draft accepted: the bonus token
-            if (greedy && drafts.Length > 0 && NearTie(last, Sampler.ArgMax(last), _margin)) tie = true;
-            else next = _sampler.Sample(last);
-        }
+        // a plain step on a cache built one token at a time is plain decoding itself; anything else goes through the verifier
+        bool exact = drafts.Length == 0 && (!_sampler.Options.IsGreedy || _firstBatched >= _target.Length);
+        var (accepted, next, tie) = exact ? new Verdict(0, _sampler.Sample(_target.Logits(0)), false)
+            : _verifier.Verify(drafts, _target.Logits, _sampler, proposal.Distributions);
         if (tie)
         {
             // rebuild, one token at a time, every entry from the first batch-computed one through the
@@ -144,31 +117,6 @@ public sealed class SpeculativeDecoder : IDisposable
         if (drafts.Length > 0) { Stats.DraftSteps++; Stats.Proposed += drafts.Length; Stats.Accepted += accepted; Stats.DraftMs += draftMs; }
         _controller.Observe(k, emitted.Length, step.Elapsed.TotalMilliseconds);
         return emitted;
-    }
-
-    /// <summary>Whether another logit is within <paramref name="relative"/> (of the top logit) of the best: a batch-computed row must not decide that token.</summary>
-    internal static bool NearTie(ReadOnlySpan<float> logits, int best, float relative)
-    {
-        float top = logits[best], margin = relative * MathF.Max(1, MathF.Abs(top));
-        for (int i = 0; i < logits.Length; i++)
-            if (i != best && top - logits[i] < margin) return true;
-        return false;
-    }
-
-    /// <summary>norm(max(0, p − q)); q is one-hot on <paramref name="drafted"/> when the drafter chose deterministically.</summary>
-    static float[] Residual(float[] p, float[]? q, int drafted)
-    {
-        var r = new float[p.Length];
-        double sum = 0;
-        for (int i = 0; i < p.Length; i++)
-        {
-            float qi = q is null ? (i == drafted ? 1f : 0f) : q[i];
-            r[i] = MathF.Max(0, p[i] - qi);
-            sum += r[i];
-        }
-        if (sum <= 0) return p; // p == q: a rejection had probability 0
-        for (int i = 0; i < r.Length; i++) r[i] = (float)(r[i] / sum);
-        return r;
     }
 
     public void Dispose() => _target.Dispose();

@@ -1,37 +1,25 @@
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
+using Sio.Hosting;
 using Sio.Serving;
 
 namespace Sio.Functions;
 
-/// <summary>The inference app's triggers: the same OpenAI-compatible handlers `sio serve` and `sio up` map, and the deployment event.</summary>
-public sealed class InferenceFunctions(Deployments deployments, LiveDeployment live)
+/// <summary>The inference app's triggers: the HTTP surface (the route table of every host) over the deployed model, and the deployment event.</summary>
+public sealed class InferenceFunctions(LiveDeployment live, RouteDispatcher http)
 {
-    [Function("Completions")]
-    public async Task<IActionResult> Completions([HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/completions")] HttpRequest req)
-    {
-        await OpenAiEndpoints.Handle(req.HttpContext, deployments, chat: false);
-        return new EmptyResult();
-    }
+    /// <summary>
+    /// Every HTTP request, dispatched to the route table (host.json sets an empty route prefix, so the paths are those of
+    /// `sio serve`). The app runs no pipeline, so the /api routes answer 501 but for POST /api/deployments of a folder.
+    /// </summary>
+    [Function("Http")]
+    public Task Http([HttpTrigger(AuthorizationLevel.Anonymous, "get", "head", "post", "put", "delete", Route = "{*path}")] HttpRequest req) =>
+        http.DispatchAsync(req.HttpContext);
 
-    [Function("ChatCompletions")]
-    public async Task<IActionResult> ChatCompletions([HttpTrigger(AuthorizationLevel.Function, "post", Route = "v1/chat/completions")] HttpRequest req)
+    public static RouteDispatcher Routes(Deployments deployments, ApiKeyCheck keys, RequestDelegate metrics) => new(ApiRoutes.Table(new HostServices
     {
-        await OpenAiEndpoints.Handle(req.HttpContext, deployments, chat: true);
-        return new EmptyResult();
-    }
-
-    [Function("Models")]
-    public IActionResult Models([HttpTrigger(AuthorizationLevel.Function, "get", Route = "v1/models")] HttpRequest req) => new JsonResult(new
-    {
-        @object = "list",
-        data = deployments.Current is { } d ? new[] { new { id = d.Id, @object = "model", created = d.Created, owned_by = "sio" } } : [],
-    });
-
-    [Function("Ready")]
-    public IActionResult Ready([HttpTrigger(AuthorizationLevel.Anonymous, "get", Route = "readyz")] HttpRequest req) =>
-        deployments.Current is { } d ? new JsonResult(new { status = "ready", model = d.Id }) : new ObjectResult(new { status = "no model deployed" }) { StatusCode = 503 };
+        Name = "the inference Function App", Deployments = deployments, Metrics = metrics,
+    }), keys);
 
     /// <summary>The deployment event: deployments/current.json was written (Event Grid blob-created).</summary>
     [Function("OnDeployment")]

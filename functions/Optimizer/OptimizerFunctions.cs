@@ -1,59 +1,61 @@
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Sio.Artifacts;
+using Sio.Hosting;
 using Sio.Pipeline;
 
 namespace Sio.Functions;
 
 /// <summary>
-/// The optimizer app's triggers, each a thin wrapper over core: the HTTP API (same routes and answers
-/// as `sio up`), the uploads blob trigger, and the orchestrator and activities.
+/// The optimizer app's triggers, each a thin wrapper: the HTTP surface (the route table of every host), the uploads
+/// blob trigger, and the orchestrator and activities.
 /// </summary>
-public sealed class OptimizerFunctions(PipelineSteps steps)
+public sealed class OptimizerFunctions(IServiceProvider services, RouteDispatcher http)
 {
-    static string Base(HttpRequest r) => $"{r.Scheme}://{r.Host}";
+    /// <summary>
+    /// Every HTTP request: the route table every sio host serves (<see cref="ApiRoutes"/>), dispatched from one catch-all
+    /// trigger (host.json sets an empty route prefix, so the paths are those of `sio up`). The Durable client of the
+    /// request backs the pipeline routes; the app serves no model, so the OpenAI routes answer 501.
+    /// </summary>
+    [Function("Http")]
+    public Task Http([HttpTrigger(AuthorizationLevel.Anonymous, "get", "head", "post", "put", "delete", Route = "{*path}")] HttpRequest req,
+        [DurableClient] DurableTaskClient client)
+    {
+        req.HttpContext.Items[ClientKey] = client;
+        return http.DispatchAsync(req.HttpContext);
+    }
 
-    [Function("StartOptimization")]
-    public async Task<IActionResult> Start([HttpTrigger(AuthorizationLevel.Function, "post", Route = "optimizations")] HttpRequest req, [DurableClient] DurableTaskClient client) =>
-        Result(req, await new OptimizationApi(client, steps).StartAsync(req.Body, Base(req), req.HttpContext.RequestAborted));
+    const string ClientKey = "sio.durable-client";
 
-    [Function("ListOptimizations")]
-    public async Task<IActionResult> List([HttpTrigger(AuthorizationLevel.Function, "get", Route = "optimizations")] HttpRequest req, [DurableClient] DurableTaskClient client) =>
-        Result(req, await new OptimizationApi(client, steps).ListAsync(Base(req), req.HttpContext.RequestAborted));
+    /// <summary>The app's HTTP surface, given the key check of the app's SIO_API_KEY.</summary>
+    public static RouteDispatcher Routes(IServiceProvider services, ApiKeyCheck keys, RequestDelegate metrics) => new(ApiRoutes.Table(new HostServices
+    {
+        Name = "the optimizer Function App", Metrics = metrics,
+        Pipeline = c => c.Items[ClientKey] is DurableTaskClient client ? Api(services, client) : null,
+    }), keys);
 
-    [Function("GetOptimization")]
-    public async Task<IActionResult> Get([HttpTrigger(AuthorizationLevel.Function, "get", Route = "optimizations/{id}")] HttpRequest req, [DurableClient] DurableTaskClient client, string id) =>
-        Result(req, await new OptimizationApi(client, steps).StatusAsync(id, Base(req), req.HttpContext.RequestAborted));
+    static OptimizationApi Api(IServiceProvider services, DurableTaskClient client) => new(client, services.GetRequiredService<ArtifactRepository>(),
+        services.GetRequiredService<ImportModel>(), services.GetRequiredService<RaiseDeployment>());
 
-    [Function("CancelOptimization")]
-    public async Task<IActionResult> Cancel([HttpTrigger(AuthorizationLevel.Function, "delete", Route = "optimizations/{id}")] HttpRequest req, [DurableClient] DurableTaskClient client, string id) =>
-        Result(req, await new OptimizationApi(client, steps).CancelAsync(id, req.HttpContext.RequestAborted));
-
-    [Function("GetReport")]
-    public async Task<IActionResult> Report([HttpTrigger(AuthorizationLevel.Function, "get", Route = "optimizations/{id}/report")] HttpRequest req, [DurableClient] DurableTaskClient client, string id) =>
-        Result(req, await new OptimizationApi(client, steps).ReportAsync(id, req.HttpContext.RequestAborted));
-
-    [Function("Deploy")]
-    public async Task<IActionResult> Deploy([HttpTrigger(AuthorizationLevel.Function, "post", Route = "deployments")] HttpRequest req, [DurableClient] DurableTaskClient client) =>
-        Result(req, await new OptimizationApi(client, steps).DeployAsync(req.Body, req.HttpContext.RequestAborted));
+    T Step<T>() where T : notnull => services.GetRequiredService<T>();
 
     /// <summary>A model landing in the uploads container starts a run with the app's default recipe (SIO_RECIPE, SIO_DATASET, SIO_GATE_*).</summary>
     [Function("OnUpload")]
     public async Task OnUpload([BlobTrigger("uploads/{name}", Source = BlobTriggerSource.EventGrid, Connection = "SioStorage")] Stream blob, string name,
         [DurableClient] DurableTaskClient client)
     {
-        if (!PipelineSteps.IsModelUpload(name)) return;
+        if (!ArtifactRepository.IsModelUpload(name)) return;
         var request = DefaultRequest() with { Model = $"{Containers.Uploads}/{name}" };
-        await new OptimizationApi(client, steps).StartAsync(request, "");
+        await Api(services, client).StartAsync(request, "");
     }
 
     public static OptimizationRequest DefaultRequest() => new()
     {
         Model = "uploads/placeholder",
-        Recipe = Environment.GetEnvironmentVariable("SIO_RECIPE") ?? "awq-int4,speculative:datastore",
+        Recipe = Environment.GetEnvironmentVariable("SIO_RECIPE") ?? Pipeline.Recipe.Default,
         Dataset = Environment.GetEnvironmentVariable("SIO_DATASET") ?? "uploads/dataset.jsonl",
         Gates = new QualityGates
         {
@@ -66,23 +68,11 @@ public sealed class OptimizerFunctions(PipelineSteps steps)
     public static Task<OptimizationResult> Orchestrate([OrchestrationTrigger] TaskOrchestrationContext context) =>
         new OptimizeModel().RunAsync(context, context.GetInput<OptimizationRequest>()!);
 
-    [Function(nameof(ValidateRequest))] public Task<StagedDataset> Validate([ActivityTrigger] OptimizationRequest input) => steps.ValidateAsync(input);
-    [Function(nameof(ImportModel))] public Task<ModelArtifact> Import([ActivityTrigger] ImportInput input) => steps.ImportAsync(input);
-    [Function(nameof(QuantizeModel))] public Task<ModelArtifact> Quantize([ActivityTrigger] QuantizeInput input) => steps.QuantizeAsync(input);
-    [Function(nameof(CompileModel))] public Task<ModelArtifact> Compile([ActivityTrigger] CompileInput input) => steps.CompileAsync(input);
-    [Function(nameof(BenchmarkVariant))] public Task<VariantMeasurement> Benchmark([ActivityTrigger] BenchmarkInput input) => steps.BenchmarkAsync(input);
-    [Function(nameof(PublishResult))] public Task<Published> Publish([ActivityTrigger] PublishInput input) => steps.PublishAsync(input);
-    [Function(nameof(RaiseDeployment))] public Task<bool> RaiseDeployment([ActivityTrigger] string manifest) => steps.DeployAsync(manifest);
-
-    /// <summary>Writes an <see cref="ApiResult"/> as the function's answer (problem details for errors).</summary>
-    static IActionResult Result(HttpRequest req, ApiResult r)
-    {
-        if (r.Location is not null) req.HttpContext.Response.Headers.Location = r.Location;
-        return new ContentResult
-        {
-            StatusCode = r.Status,
-            ContentType = r.Problem ? "application/problem+json" : "application/json",
-            Content = r.Body is null ? "" : System.Text.Json.JsonSerializer.Serialize(r.Body, r.Body.GetType(), OptimizationRequest.Json),
-        };
-    }
+    [Function(nameof(ValidateRequest))] public Task<StagedDataset> Validate([ActivityTrigger] OptimizationRequest input) => Step<ValidateRequest>().RunAsync(input);
+    [Function(nameof(ImportModel))] public Task<ModelArtifact> Import([ActivityTrigger] ImportInput input) => Step<ImportModel>().RunAsync(input);
+    [Function(nameof(QuantizeModel))] public Task<ModelArtifact> Quantize([ActivityTrigger] QuantizeInput input) => Step<QuantizeModel>().RunAsync(input);
+    [Function(nameof(CompileModel))] public Task<ModelArtifact> Compile([ActivityTrigger] CompileInput input) => Step<CompileModel>().RunAsync(input);
+    [Function(nameof(BenchmarkVariant))] public Task<VariantMeasurement> Benchmark([ActivityTrigger] BenchmarkInput input) => Step<BenchmarkVariant>().RunAsync(input);
+    [Function(nameof(PublishResult))] public Task<Published> Publish([ActivityTrigger] PublishInput input) => Step<PublishResult>().RunAsync(input);
+    [Function(nameof(RaiseDeployment))] public Task<bool> RaiseDeployment([ActivityTrigger] string manifest) => Step<RaiseDeployment>().RunAsync(manifest);
 }

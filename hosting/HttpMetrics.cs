@@ -1,6 +1,8 @@
 using System.Diagnostics.Metrics;
 
-namespace Sio.Serving;
+using Sio.Serving;
+
+namespace Sio.Hosting;
 
 /// <summary>Every HTTP answer a host gives, counted by status class (2xx, 4xx, 5xx) and status (429 and 401 stand out in the code label).</summary>
 public static class HttpMetrics

@@ -1,10 +1,9 @@
 using System.Reflection;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 
-namespace Sio.Cli.Hosting;
+namespace Sio.Hosting;
 
-/// <summary>The web console: three static files embedded in the sio binary, served from the API's origin at /.</summary>
+/// <summary>The web console: three static files embedded in the hosting assembly, served from the API's origin at /.</summary>
 public static class WebConsole
 {
     static readonly Dictionary<string, (byte[] Bytes, string Type)> Files = Load();
@@ -27,12 +26,11 @@ public static class WebConsole
         return files;
     }
 
-    public static void Map(WebApplication app)
+    public static RequestDelegate Serve(string file) => ctx =>
     {
-        app.MapGet("/", () => Serve("index.html"));
-        app.MapGet("/console.css", () => Serve("console.css"));
-        app.MapGet("/console.js", () => Serve("console.js"));
-    }
-
-    static IResult Serve(string file) => Files.TryGetValue(file, out var f) ? Results.Bytes(f.Bytes, f.Type) : Results.NotFound();
+        if (!Files.TryGetValue(file, out var f)) { ctx.Response.StatusCode = 404; return Task.CompletedTask; }
+        ctx.Response.ContentType = f.Type;
+        ctx.Response.ContentLength = f.Bytes.Length;
+        return HttpMethods.IsHead(ctx.Request.Method) ? Task.CompletedTask : ctx.Response.Body.WriteAsync(f.Bytes).AsTask();
+    };
 }

@@ -1,0 +1,15 @@
+using System.Threading.Channels;
+using Sio.Generation;
+
+namespace Sio.Serving;
+
+/// <summary>One request: its prompt and options, where its tokens go, and how it ends.</summary>
+public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions options, CancellationToken cancellation)
+{
+    public IReadOnlyList<int> Prompt { get; } = prompt;
+    public GenerationOptions Options { get; } = options;
+    public CancellationToken Cancellation { get; } = cancellation;
+    /// <summary>Text pieces as they are decoded (completed when the job ends).</summary>
+    public Channel<string> Pieces { get; } = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    public TaskCompletionSource<GenerationResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
