@@ -18,7 +18,7 @@ public static class ApiRoutes
             new("GET", "/", "Console", WebConsole.Serve("index.html")),
             new("GET", "/console.css", "ConsoleStyles", WebConsole.Serve("console.css")),
             new("GET", "/console.js", "ConsoleScript", WebConsole.Serve("console.js")),
-            new("GET", "/healthz", "Health", openAi.Health),
+            new("GET", "/healthz", "Health", OpenAiRoutes.Health),
             new("GET", "/readyz", "Ready", openAi.Ready),
             new("GET", "/metrics", "Metrics", host.Metrics),
 
@@ -38,7 +38,7 @@ public static class ApiRoutes
             new("POST", "/api/models", "ImportModel", pipeline.Import),
             new("GET", "/api/deployments", "ListDeployments", pipeline.Deployments),
             new("POST", "/api/deployments", "Deploy", pipeline.Deploy),
-            new("GET", "/api/instances", "ListInstances", pipeline.Instances),
+            new("GET", "/api/instances", "ListInstances", PipelineRoutes.Instances),
         ];
     }
 

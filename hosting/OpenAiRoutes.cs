@@ -15,7 +15,7 @@ sealed class OpenAiRoutes(HostServices host)
 {
     ApiError NotServing => ApiError.NotOnThisHost(host.Name, "serve models", "send OpenAI requests to `sio serve`, `sio up` or the inference Function App");
 
-    public Task Health(HttpContext c) => c.Response.WriteAsJsonAsync(new { status = "ok" });
+    public static Task Health(HttpContext c) => c.Response.WriteAsJsonAsync(new { status = "ok" });
 
     public Task Ready(HttpContext c)
     {

@@ -28,7 +28,7 @@ sealed class PipelineRoutes(HostServices host)
     public Task Models(HttpContext c) => Run(c, api => api.ModelsAsync(c.RequestAborted));
     public Task Import(HttpContext c) => Run(c, api => api.ImportAsync(c.Request.Body, c.RequestAborted));
     public Task Deployments(HttpContext c) => Run(c, api => api.DeploymentsAsync(c.RequestAborted));
-    public Task Instances(HttpContext c) => ApiResults.Write(c, OptimizationApi.Instances());
+    public static Task Instances(HttpContext c) => ApiResults.Write(c, OptimizationApi.Instances());
 
     public Task Upload(HttpContext c)
     {

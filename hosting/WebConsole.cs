@@ -20,7 +20,10 @@ public static class WebConsole
             var file = name["console/".Length..];
             files[file] = (m.ToArray(), Path.GetExtension(file) switch
             {
-                ".html" => "text/html; charset=utf-8", ".css" => "text/css; charset=utf-8", ".js" => "text/javascript; charset=utf-8", _ => "application/octet-stream",
+                ".html" => "text/html; charset=utf-8",
+                ".css" => "text/css; charset=utf-8",
+                ".js" => "text/javascript; charset=utf-8",
+                _ => "application/octet-stream",
             });
         }
         return files;

@@ -1,7 +1,7 @@
+using System.Text.Json.Nodes;
 using LLama;
 using LLama.Common;
 using LLama.Native;
-using System.Text.Json.Nodes;
 using Sio.Generation;
 using Sio.Models;
 

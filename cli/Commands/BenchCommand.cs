@@ -28,12 +28,16 @@ public static class BenchCommand
             };
             bool[] spins = p.GetValue(spinning) switch
             {
-                "on" => [true], "off" => [false], "both" => [false, true],
+                "on" => [true],
+                "off" => [false],
+                "both" => [false, true],
                 var v => throw new SioException($"--spinning must be on, off or both, got '{v}'"),
             };
             string[] engines = p.GetValue(engine) switch
             {
-                "onnx" => ["onnx"], "native" => ["native"], "both" => ["onnx", "native"],
+                "onnx" => ["onnx"],
+                "native" => ["native"],
+                "both" => ["onnx", "native"],
                 var v => throw new SioException($"--engine must be onnx, native or both, got '{v}'"),
             };
             var results = new List<(string Model, bool Spinning, string Engine, DecodeBenchmarkResult Result)>();

@@ -38,7 +38,7 @@ public static class OptimizeCommand
             await app.StartAsync(ct);
             var client = app.Services.GetRequiredService<DurableTaskClient>();
             var api = app.Services.GetRequiredService<OptimizationApi>();
-            var started = await api.StartAsync(request, "", ct);
+            var started = await api.StartAsync(request, "", ct: ct);
             if (started.Status != 202) throw new SioException(JsonSerializer.Serialize(started.Body));
             var id = request.InstanceId();
             string last = "";

@@ -6,15 +6,18 @@ namespace Sio.Cli;
 /// <summary>The options `sio optimize` and `sio up` share: recipe, dataset, gates, benchmark settings, price, store.</summary>
 public sealed class PipelineOptionsCli
 {
-    public readonly Option<string> Recipe = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => Pipeline.Recipe.Default };
-    public readonly Option<string?> Gate = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M (default max-perplexity-increase=10,min-speedup=1)." };
-    public readonly Option<string> Concurrency = new("--concurrency") { Description = "Concurrency levels each variant is measured at.", DefaultValueFactory = _ => "1,4" };
-    public readonly Option<int> Requests = new("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => 8 };
-    public readonly Option<int> MaxNew = new("--max-new-tokens") { Description = "New tokens per benchmark request.", DefaultValueFactory = _ => 64 };
-    public readonly Option<string?> Instance = new("--instance") { Description = "Instance from the price catalogue (default: its first entry)." };
-    public readonly Option<double?> Price = new("--price-per-hour") { Description = "Instance price in $/hour (overrides the catalogue)." };
-    public readonly Option<string?> Store = new("--store") { Description = "Artifact store: a folder or a Blob Storage connection string (UseDevelopmentStorage=true for Azurite); default $SIO_STORE, else $SIO_HOME/store. Prefer $SIO_STORE for a connection string: a command line is visible to every local user." };
-    public readonly Option<string?> WorkDir = new("--work-dir") { Description = "Local folder for materialized artifacts (default $SIO_HOME/work)." };
+    /// <summary>Defaults are the request's own (<see cref="BenchmarkSettings"/>, <see cref="Pipeline.Recipe.Default"/>): they exist once.</summary>
+    static readonly BenchmarkSettings Bench = new();
+
+    public Option<string> Recipe { get; } = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => Pipeline.Recipe.Default };
+    public Option<string?> Gate { get; } = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M (default max-perplexity-increase=10,min-speedup=1)." };
+    public Option<string> Concurrency { get; } = new("--concurrency") { Description = "Concurrency levels each variant is measured at.", DefaultValueFactory = _ => string.Join(",", Bench.Concurrency) };
+    public Option<int> Requests { get; } = new("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => Bench.Requests };
+    public Option<int> MaxNew { get; } = new("--max-new-tokens") { Description = "New tokens per benchmark request.", DefaultValueFactory = _ => Bench.MaxNewTokens };
+    public Option<string?> Instance { get; } = new("--instance") { Description = "Instance from the price catalogue (default: its first entry)." };
+    public Option<double?> Price { get; } = new("--price-per-hour") { Description = "Instance price in $/hour (overrides the catalogue)." };
+    public Option<string?> Store { get; } = new("--store") { Description = "Artifact store: a folder or a Blob Storage connection string (UseDevelopmentStorage=true for Azurite); default $SIO_STORE, else $SIO_HOME/store. Prefer $SIO_STORE for a connection string: a command line is visible to every local user." };
+    public Option<string?> WorkDir { get; } = new("--work-dir") { Description = "Local folder for materialized artifacts (default $SIO_HOME/work)." };
 
     public IEnumerable<Option> All => [Recipe, Gate, Concurrency, Requests, MaxNew, Instance, Price, Store, WorkDir];
 

@@ -16,24 +16,24 @@ public sealed class UploadWatcher(IObjectStore store, OptimizationApi api, Optim
 {
     readonly HashSet<string> _seen = [];
 
-    protected override async Task ExecuteAsync(CancellationToken stop)
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stop.IsCancellationRequested)
+        while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                foreach (var o in await store.ListAsync(Containers.Uploads, "", stop))
+                foreach (var o in await store.ListAsync(Containers.Uploads, "", stoppingToken))
                 {
                     var sha = o.Metadata.GetValueOrDefault(Containers.Sha256Key, "");
                     if (!ArtifactRepository.IsModelUpload(o.Name) || !_seen.Add(o.Name + "@" + sha)) continue;
                     var request = defaults with { Model = $"{Containers.Uploads}/{o.Name}" };
                     var id = "upload-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"{o.Name}\n{sha}\n{request.InstanceId()}")))[..20];
-                    var r = await api.StartAsync(request, "", stop, id);
+                    var r = await api.StartAsync(request, "", id, stoppingToken);
                     log.LogInformation("upload {Name}: optimization {Status} {Body}", o.Name, r.Status, System.Text.Json.JsonSerializer.Serialize(r.Body));
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException) { log.LogWarning("uploads watcher: {Error}", e.Message); }
-            try { await Task.Delay(interval, stop); } catch (OperationCanceledException) { }
+            try { await Task.Delay(interval, stoppingToken); } catch (OperationCanceledException) { }
         }
     }
 }

@@ -11,6 +11,7 @@ namespace Sio.Artifacts;
 public static class ArtifactFolders
 {
     public const string ManifestFile = "manifest.json";
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     public sealed record Manifest(string Key, Dictionary<string, string> Files, Dictionary<string, string> Metadata, DateTime CreatedUtc);
 
@@ -35,7 +36,7 @@ public static class ArtifactFolders
             files[rel] = Models.ModelManifest.Sha256File(file);
         }
         var manifest = new Manifest(key, files, metadata ?? [], DateTime.UtcNow);
-        await store.PutTextAsync(container, Name(prefix, key, ManifestFile), JsonSerializer.Serialize(manifest, new JsonSerializerOptions { WriteIndented = true }), ct);
+        await store.PutTextAsync(container, Name(prefix, key, ManifestFile), JsonSerializer.Serialize(manifest, Indented), ct);
         return manifest;
     }
 

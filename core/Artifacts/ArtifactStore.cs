@@ -11,6 +11,7 @@ namespace Sio.Artifacts;
 public sealed class ArtifactStore(string root)
 {
     public const string EntryFile = "entry.json";
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
     public string Root { get; } = Path.GetFullPath(root);
 
     /// <summary>The default store: $SIO_HOME/artifacts, else ~/.sio/artifacts.</summary>
@@ -58,7 +59,7 @@ public sealed class ArtifactStore(string root)
         var files = Directory.GetFiles(folder).Where(f => Path.GetFileName(f) != EntryFile)
             .ToDictionary(f => Path.GetFileName(f), Models.ModelManifest.Sha256File);
         var entry = new Entry(key, kind, files, metadata, DateTime.UtcNow);
-        File.WriteAllText(Path.Combine(folder, EntryFile), JsonSerializer.Serialize(entry, new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(folder, EntryFile), JsonSerializer.Serialize(entry, Indented));
         var dir = PathOf(kind, key);
         Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
         if (Directory.Exists(dir) && !File.Exists(Path.Combine(dir, EntryFile))) Directory.Delete(dir, true); // debris of an older layout

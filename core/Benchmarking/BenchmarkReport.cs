@@ -1,6 +1,6 @@
-using Sio.Artifacts;
 using System.Text;
 using System.Text.Json;
+using Sio.Artifacts;
 using Sio.Evaluation;
 using Sio.Generation;
 using Sio.Models;

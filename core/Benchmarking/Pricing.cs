@@ -13,6 +13,8 @@ public sealed record Instance(string Name, string Kind, double PricePerHour, str
 /// </summary>
 public static class Pricing
 {
+    static readonly JsonSerializerOptions SnakeCase = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
     public static double TotalTokensPerSecond(double itlP50Ms, int concurrency) => itlP50Ms > 0 ? 1000.0 / itlP50Ms * concurrency : 0;
 
     public static double BlendedPricePerMillionTokens(double pricePerHour, double discount, double totalTokensPerSecond) =>
@@ -22,7 +24,7 @@ public static class Pricing
     public static IReadOnlyList<Instance> Catalogue()
     {
         using var s = Assembly.GetExecutingAssembly().GetManifestResourceStream("Sio.Benchmarking.instances.json")!;
-        return JsonSerializer.Deserialize<List<Instance>>(s, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower })!;
+        return JsonSerializer.Deserialize<List<Instance>>(s, SnakeCase)!;
     }
 
     /// <summary>The instance to price with: a catalogue entry, optionally with its price overridden, or a custom price.</summary>

@@ -40,7 +40,7 @@ public static class TextGeneration
     /// <param name="onToken">Called with each new id and the text it completes (streaming).</param>
     /// <param name="drafter">Proposes tokens for the target to verify; null for plain decoding.</param>
     public static GenerationResult Generate(Model model, IReadOnlyList<int> promptIds, GenerationOptions options,
-        Action<int, string>? onToken = null, CancellationToken cancellation = default, IDrafter? drafter = null)
+        Action<int, string>? onToken = null, IDrafter? drafter = null, CancellationToken cancellation = default)
     {
         if (promptIds.Count == 0) throw new SioException("the prompt has no tokens");
         if (options.MaxTokens < 0) throw new SioException($"max tokens must be ≥ 0, got {options.MaxTokens}");

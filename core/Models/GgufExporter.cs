@@ -139,8 +139,12 @@ public static class GgufExporter
     /// <summary>llama.cpp's name for the architecture: Qwen2 (q/k/v biases) and Qwen3 (q/k norms) are its own.</summary>
     static string ArchitectureName(DecoderConfig c) => c.Architecture switch
     {
-        "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3",
-        "Qwen3MoeForCausalLM" => "qwen3moe", _ => "llama",
+        "Qwen2ForCausalLM" => "qwen2",
+        "Qwen3ForCausalLM" => "qwen3",
+        "Gemma2ForCausalLM" => "gemma2",
+        "Gemma3ForCausalLM" => "gemma3",
+        "Qwen3MoeForCausalLM" => "qwen3moe",
+        _ => "llama",
     };
 
     /// <summary>Whether llama.cpp rotates this architecture's pairs half-split (NEOX) rather than interleaved.</summary>

@@ -54,8 +54,18 @@ public static class HuggingFaceExporter
         var config = new JsonObject
         {
             ["architectures"] = new JsonArray(c.Architecture),
-            ["model_type"] = c.Architecture switch { "MistralForCausalLM" => "mistral", "Qwen2ForCausalLM" => "qwen2", "Qwen3ForCausalLM" => "qwen3", "Phi3ForCausalLM" => "phi3", "Gemma2ForCausalLM" => "gemma2", "Gemma3ForCausalLM" => "gemma3_text",
-                "MixtralForCausalLM" => "mixtral", "Qwen3MoeForCausalLM" => "qwen3_moe", _ => "llama" },
+            ["model_type"] = c.Architecture switch
+            {
+                "MistralForCausalLM" => "mistral",
+                "Qwen2ForCausalLM" => "qwen2",
+                "Qwen3ForCausalLM" => "qwen3",
+                "Phi3ForCausalLM" => "phi3",
+                "Gemma2ForCausalLM" => "gemma2",
+                "Gemma3ForCausalLM" => "gemma3_text",
+                "MixtralForCausalLM" => "mixtral",
+                "Qwen3MoeForCausalLM" => "qwen3_moe",
+                _ => "llama"
+            },
             ["hidden_size"] = c.Dim,
             ["intermediate_size"] = c.HiddenDim,
             ["num_hidden_layers"] = c.Layers,

@@ -1,5 +1,5 @@
-using Sio.Artifacts;
 using System.Text;
+using Sio.Artifacts;
 using Sio.Tokenization;
 
 namespace Sio.Models;
@@ -23,6 +23,8 @@ public sealed record ImportRequest
 /// </summary>
 public static class ModelImporter
 {
+    static readonly string[] TokenizerExtras = ["tokenizer_config.json", "special_tokens_map.json"];
+
     public static ModelManifest Import(ImportRequest request, string outDir, IProgress<string>? progress = null)
     {
         using var output = OutputFolder.Begin(outDir, [request.Source, request.Tokenizer], CheckDestination);
@@ -121,7 +123,7 @@ public static class ModelImporter
             File.Copy(source, file);
             // the chat template, special tokens and generation defaults travel with the tokenizer
             var tokenizerFolder = Path.GetDirectoryName(Path.GetFullPath(source))!;
-            var extras = tokenizer.Format == "tokenizer.bin" ? [] : new[] { "tokenizer_config.json", "special_tokens_map.json" }.Select(f => Path.Combine(tokenizerFolder, f));
+            var extras = tokenizer.Format == "tokenizer.bin" ? [] : TokenizerExtras.Select(f => Path.Combine(tokenizerFolder, f));
             if (kind == "huggingface") extras = extras.Append(Path.Combine(r.Source!, "generation_config.json"));
             foreach (var e in extras.Where(File.Exists)) File.Copy(e, Path.Combine(folder, Path.GetFileName(e)));
         }

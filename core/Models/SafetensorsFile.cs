@@ -84,7 +84,11 @@ public sealed class SafetensorsFile : IDisposable
 
     static int ElementSize(string dtype) => dtype switch
     {
-        "F32" or "I32" or "U32" => 4, "F16" or "BF16" or "I16" or "U16" => 2, "F64" or "I64" or "U64" => 8, "I8" or "U8" or "BOOL" => 1, _ => 0,
+        "F32" or "I32" or "U32" => 4,
+        "F16" or "BF16" or "I16" or "U16" => 2,
+        "F64" or "I64" or "U64" => 8,
+        "I8" or "U8" or "BOOL" => 1,
+        _ => 0,
     };
 
     /// <summary>Reads a tensor as float32, converting F16 and BF16.</summary>

@@ -9,7 +9,7 @@ namespace Sio.Pipeline;
 /// model with the manifest's drafter (draft models and datastores are artifacts too) and swapped in; in-flight requests
 /// finish on the old model. The deployment event of `sio up`, and the inference app's refresh.
 /// </summary>
-public sealed class DeploymentLoader(Deployments deployments, ServeOptions serve, ModelOptions modelOptions, ArtifactRepository artifacts) : IDeploymentEvents
+public sealed class DeploymentLoader(Deployments deployments, ServeOptions serve, ModelOptions modelOptions, ArtifactRepository artifacts) : IDeploymentEvents, IDisposable
 {
     readonly SemaphoreSlim _gate = new(1, 1);
 
@@ -28,4 +28,6 @@ public sealed class DeploymentLoader(Deployments deployments, ServeOptions serve
         }
         finally { _gate.Release(); }
     }
+
+    public void Dispose() => _gate.Dispose();
 }

@@ -35,11 +35,11 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
             return ApiResult.Fail(400, "The request is not valid JSON for an optimization", e.Message, new() { [field] = [e.Message] });
         }
         if (request is null) return ApiResult.Fail(400, "The request body is empty", "send a JSON optimization request", new() { ["body"] = ["required"] });
-        return await StartAsync(request, baseUrl, ct);
+        return await StartAsync(request, baseUrl, ct: ct);
     }
 
     /// <summary>Starts (or finds) the run of a request; the id is derived from the request, so a duplicate does not start a second run.</summary>
-    public async Task<ApiResult> StartAsync(OptimizationRequest request, string baseUrl, CancellationToken ct = default, string? instanceId = null)
+    public async Task<ApiResult> StartAsync(OptimizationRequest request, string baseUrl, string? instanceId = null, CancellationToken ct = default)
     {
         var problems = request.Problems();
         if (problems.Count > 0)

@@ -1,7 +1,7 @@
+using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
 using Sio.Evaluation;
-using Google.Protobuf;
 using Sio.Tokenization;
 
 namespace Sio.Quantization;

@@ -26,7 +26,7 @@ sealed class GraphRewrite
     readonly Dictionary<string, LinearGroup> _fusedOf;
     readonly Dictionary<LinearGroup, Dictionary<string, RoundedLinear>> _stashed = new();
     readonly HashSet<string> _biased = new();
-    GraphBuilder _g = null!;
+    readonly GraphBuilder _g;
 
     public List<QuantizationReport.LayerReport> Layers { get; } = new();
     public long Fp32Bytes { get; private set; }
@@ -34,9 +34,10 @@ sealed class GraphRewrite
     public QuantizationReport.TensorReport LmHead { get; private set; } = new("fp32", 0, 0);
     public QuantizationReport.TensorReport Embedding { get; private set; } = new("fp32", 0, 0);
 
-    public GraphRewrite(QuantizationPlan plan, BlockQuantizer q, IProgress<string>? progress)
+    /// <summary>A rewrite into <paramref name="g"/>, which the caller owns (its data file is the new folder's).</summary>
+    public GraphRewrite(QuantizationPlan plan, BlockQuantizer q, GraphBuilder g, IProgress<string>? progress)
     {
-        (_plan, _config, _q, _progress) = (plan, plan.Config, q, progress);
+        (_plan, _config, _q, _g, _progress) = (plan, plan.Config, q, g, progress);
         _rounding = new LinearRounding(_config, plan.Graph);
         _quantized = plan.Graph.Linears.ToDictionary(l => l.Weight);
         _lmHead8 = _config.LmHead == "int8" && plan.Graph.LmHead is not null ? plan.Graph.LmHead : null;
@@ -45,10 +46,10 @@ sealed class GraphRewrite
         _fusedOf = (_config.FuseSharedInputs ? FusedGroups() : []).SelectMany(gr => gr.Layers.Select(l => (l.Weight, gr))).ToDictionary(x => x.Weight, x => x.gr);
     }
 
-    /// <summary>Writes model.onnx and its external data into <paramref name="dir"/>.</summary>
+    /// <summary>Writes the graph and saves it as <paramref name="dir"/>/model.onnx beside the builder's data file.</summary>
     public void Write(string dir)
     {
-        using var g = _g = new GraphBuilder(Path.Combine(dir, DecoderGraph.DataFile));
+        var g = _g;
         var og = _plan.Model.Graph;
         g.Graph.Input.AddRange(og.Input);
         g.Graph.Output.AddRange(og.Output);

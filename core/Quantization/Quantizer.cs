@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Sio.Artifacts;
 using Sio.Models;
+using Sio.Onnx;
 
 namespace Sio.Quantization;
 
@@ -21,19 +22,29 @@ public static class Quantizer
         using var output = OutputFolder.Begin(outDir, [inputDir, config.Calibration], ModelImporter.CheckDestination);
         var q = new BlockQuantizer(config.Bits, config.GroupSize, config.Symmetric);
         plan.Calibrate(q, progress);
-        var rewrite = new GraphRewrite(plan, q, progress);
-        rewrite.Write(output.Temp);
+        var rewrite = WriteGraph(plan, q, output.Temp, progress);
         CopyTokenizer(inputDir, output.Temp);
         var tag = $"{config.Method}-int{config.Bits}-g{config.GroupSize}{(config.Symmetric ? "-sym" : "")}-acc{config.AccuracyLevel}";
         var manifest = plan.Manifest;
         (manifest with
         {
-            Dtype = config.FoldOnly ? manifest.Dtype : $"int{config.Bits}", ModelFile = DecoderGraph.ModelFile, Steps = [.. manifest.Steps, $"quantize:{tag}"], CreatedUtc = DateTime.UtcNow,
+            Dtype = config.FoldOnly ? manifest.Dtype : $"int{config.Bits}",
+            ModelFile = DecoderGraph.ModelFile,
+            Steps = [.. manifest.Steps, $"quantize:{tag}"],
+            CreatedUtc = DateTime.UtcNow,
         }).Save(output.Temp);
         var report = Report(config, plan, rewrite, inputDir, output.Temp, clock.Elapsed.TotalSeconds);
         File.WriteAllText(Path.Combine(output.Temp, QuantizationReport.FileName), JsonSerializer.Serialize(report, ModelManifest.Json));
         output.Commit();
         return report;
+    }
+
+    static GraphRewrite WriteGraph(QuantizationPlan plan, BlockQuantizer q, string dir, IProgress<string>? progress)
+    {
+        using var g = new GraphBuilder(Path.Combine(dir, DecoderGraph.DataFile));
+        var rewrite = new GraphRewrite(plan, q, g, progress);
+        rewrite.Write(dir);
+        return rewrite;
     }
 
     static void CopyTokenizer(string inputDir, string dir)

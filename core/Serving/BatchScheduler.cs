@@ -56,8 +56,8 @@ sealed class BatchScheduler : IRowSink
 
     bool WaitForWork(CancellationToken stop)
     {
-        try { _queue.Reader.WaitToReadAsync(stop).AsTask().Wait(); return true; }
-        catch (AggregateException) { return false; }
+        try { _queue.Reader.WaitToReadAsync(stop).AsTask().Wait(stop); return true; }
+        catch (Exception e) when (e is AggregateException or OperationCanceledException) { return false; }
     }
 
     /// <summary>Waiting requests into free rows: each prefilled (its first chunk), or, alone on an idle engine with a draft model, started on its own decoder.</summary>

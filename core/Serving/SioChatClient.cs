@@ -33,7 +33,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
                     {
                         text.Append(matcher.Feed(piece));
                         if (matcher.Stopped) cts.Cancel();
-                    }, cts.Token, drafter);
+                    }, drafter, cts.Token);
                 }
                 catch (OperationCanceledException) when (matcher.Stopped) { }
                 text.Append(matcher.Flush());
@@ -64,7 +64,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
                     var safe = matcher.Feed(piece);
                     if (safe.Length > 0) pieces.Writer.TryWrite(safe);
                     if (matcher.Stopped) cts.Cancel();
-                }, cts.Token, drafter);
+                }, drafter, cts.Token);
             }
             catch (OperationCanceledException) when (matcher.Stopped || cts.IsCancellationRequested) { return null; }
             finally

@@ -27,11 +27,11 @@ public sealed class DatastoreDrafter : ILearningDrafter
     }
 
     /// <summary>Adds a sequence to the store (thread-safe against concurrent drafting is not needed: one decoder uses a drafter at a time).</summary>
-    public void Learn(IReadOnlyList<int> s)
+    public void Learn(IReadOnlyList<int> sequence)
     {
         {
             int start = _store.Count;
-            _store.AddRange(s);
+            _store.AddRange(sequence);
             _store.Add(-1);
             for (int end = start + 1; end < _store.Count - 1; end++) // an n-gram ending before position `end`
                 for (int n = MinN; n <= MaxN && end - n >= start; n++)

@@ -17,6 +17,7 @@ public sealed class DraftLengthController
 {
     static readonly ConditionalWeakTable<Generation.Model, Dictionary<string, DraftLengthController>> Shared = new();
     const double Decay = 0.97;
+    static readonly int[] Arms = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
     const int TriesEach = 4, FirstRetry = 8, LastRetry = 1024, RetrySteps = 3;
 
     readonly int? _fixed;
@@ -30,7 +31,7 @@ public sealed class DraftLengthController
     public DraftLengthController(int? fixedK, int maxK)
     {
         _fixed = fixedK;
-        _arms = new[] { 0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32 }.Where(k => k <= maxK).ToArray();
+        _arms = Arms.Where(k => k <= maxK).ToArray();
         _tokens = new double[_arms.Length];
         _ms = new double[_arms.Length];
         _steps = new double[_arms.Length];

@@ -32,7 +32,13 @@ public sealed record SpeculativeStats
 
     public SpeculativeStats Add(SpeculativeStats o) => this with
     {
-        Proposed = Proposed + o.Proposed, Accepted = Accepted + o.Accepted, TargetSteps = TargetSteps + o.TargetSteps, Emitted = Emitted + o.Emitted,
-        TargetMs = TargetMs + o.TargetMs, DraftMs = DraftMs + o.DraftMs, DraftSteps = DraftSteps + o.DraftSteps, ExactReplays = ExactReplays + o.ExactReplays,
+        Proposed = Proposed + o.Proposed,
+        Accepted = Accepted + o.Accepted,
+        TargetSteps = TargetSteps + o.TargetSteps,
+        Emitted = Emitted + o.Emitted,
+        TargetMs = TargetMs + o.TargetMs,
+        DraftMs = DraftMs + o.DraftMs,
+        DraftSteps = DraftSteps + o.DraftSteps,
+        ExactReplays = ExactReplays + o.ExactReplays,
     };
 }

@@ -293,8 +293,15 @@ internal sealed partial class TemplateLexer
         }
         return e switch
         {
-            'n' => "\n", 't' => "\t", 'r' => "\r", 'b' => "\b", 'f' => "\f", 'v' => "\v",
-            '\'' => "'", '"' => "\"", '\\' => "\\",
+            'n' => "\n",
+            't' => "\t",
+            'r' => "\r",
+            'b' => "\b",
+            'f' => "\f",
+            'v' => "\v",
+            '\'' => "'",
+            '"' => "\"",
+            '\\' => "\\",
             _ => throw Error($"unexpected escape sequence '\\{e}'"),
         };
     }

@@ -48,7 +48,8 @@ sealed class BpeModel
             ? vocab.TryGetValue(u.GetString()!, out var uid) ? uid : throw SioException.InFile(source, $"model.unk_token \"{u.GetString()}\" is not in the vocabulary")
             : -1;
         return new BpeModel(vocab, merges, unk, TokenizerJson.Bool(model, "byte_fallback", false),
-            TokenizerJson.Bool(model, "fuse_unk", false), TokenizerJson.Bool(model, "ignore_merges", false)) { Merges = ordered };
+            TokenizerJson.Bool(model, "fuse_unk", false), TokenizerJson.Bool(model, "ignore_merges", false))
+        { Merges = ordered };
     }
 
     static Dictionary<long, (int, int)> ParseMerges(JsonElement model, Dictionary<string, int> vocab, string source, out List<(string, string)> ordered)

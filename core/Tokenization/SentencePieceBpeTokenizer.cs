@@ -81,7 +81,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         return new SentencePieceBpeTokenizer(pieces, scores, bos, eos, [0, bos, eos], true);
     }
 
-    protected override void EncodeText(string text, List<int> tokens)
+    protected override void EncodeText(string text, List<int> output)
     {
         // 1. one symbol per character, or its UTF-8 bytes when the character is not a piece
         var symbols = new List<int>(text.Length + 1);
@@ -96,7 +96,7 @@ public sealed class SentencePieceBpeTokenizer : Tokenizer
         }
 
         // 2. merge the best-ranked adjacent pair until no pair merges (ties: leftmost)
-        BpeMerger.Merge(symbols, TryMerge, tokens);
+        BpeMerger.Merge(symbols, TryMerge, output);
     }
 
     bool TryMerge(int a, int b, out int merged, out double rank)

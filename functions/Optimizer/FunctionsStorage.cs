@@ -2,8 +2,8 @@ using Azure.Identity;
 using Azure.Storage.Blobs;
 using Sio.Artifacts;
 using Sio.Hosting;
-using Sio.Serving;
 using Sio.Pipeline;
+using Sio.Serving;
 
 namespace Sio.Functions;
 
