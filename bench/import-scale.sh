@@ -15,5 +15,5 @@ du -b "$work/hf/model.safetensors" | awk '{printf "checkpoint: %.2f GB\n", $1/1e
 rm -rf "$work/model" "$work/rtn" "$work/awq"
 measure import $sio import "$work/hf" --out "$work/model"
 measure rtn-int4 $sio quantize "$work/model" --method rtn --symmetric --bf16-scales --out "$work/rtn"
-calib=../shared/datasets/tinystories-dev.jsonl; [ -f "$calib" ] || calib=samples/data/tinystories-sample.jsonl
+calib=samples/data/tinystories-dev.jsonl
 measure awq-int4 $sio quantize "$work/model" --method awq --calibration "$calib" --calibration-samples 16 --calibration-seq-len 128 --search-rows 512 --out "$work/awq"

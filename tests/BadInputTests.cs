@@ -4,6 +4,7 @@ using Sio.Models;
 namespace Sio.Tests;
 
 /// <summary>Each bad input gives one clear error naming the file and the problem, exit 1, and no output folder.</summary>
+[Trait("Category", "e2e")]
 public class BadInputTests : IDisposable
 {
     readonly string _dir = TestPaths.TempDir("bad");

@@ -3,6 +3,7 @@ using Sio.Generation;
 namespace Sio.Tests;
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class BatchGeneratorTests(Stories260KFixture stories)
 {
     [Theory]

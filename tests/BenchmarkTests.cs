@@ -5,6 +5,7 @@ using Sio.Speculative;
 namespace Sio.Tests;
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class BenchmarkTests(Stories260KFixture stories) : IDisposable
 {
     readonly string _dir = TestPaths.TempDir("bench");

@@ -9,6 +9,7 @@ namespace Sio.Tests;
 /// and Gemma 3 (from their npm packages) and of other families (from the reference's own end-to-end tests), each over
 /// several conversations, plus synthetic templates for every construct. A case the reference refuses, sio refuses.
 /// </summary>
+[Trait("Category", "fast")]
 public class ChatTemplateReferenceTests
 {
     static readonly string Cases = Path.Combine(TestPaths.RepoRoot, "tests", "Reference", "chat-template-cases.json");

@@ -5,6 +5,7 @@ namespace Sio.Tests;
 
 /// <summary>The command-line contract, run in-process with captured output.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class CliTests(Stories260KFixture stories)
 {
     internal static (int Exit, string Out, string Err) Sio(params string[] args)

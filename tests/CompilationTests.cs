@@ -6,6 +6,7 @@ using Sio.Generation;
 namespace Sio.Tests;
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class CompilationTests(Stories260KFixture stories) : IDisposable
 {
     readonly string _dir = TestPaths.TempDir("compile");

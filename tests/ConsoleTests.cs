@@ -9,6 +9,7 @@ namespace Sio.Tests;
 /// 127.0.0.1: upload stories260K, optimize with AWQ and prompt lookup, watch the run, see the charts, deploy, stream an
 /// answer. A screenshot of each main view goes to TestResults/console/.
 /// </summary>
+[Trait("Category", "e2e")]
 public class ConsoleTests
 {
     const string Chromium = "/usr/bin/chromium";

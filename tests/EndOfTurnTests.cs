@@ -13,6 +13,7 @@ namespace Sio.Tests;
 /// token: Llama 3's is named only by generation_config.json's eos_token_id list, Qwen3's only by tokenizer_config.json's
 /// eos_token, so stopping at it shows that import reads them. A check of the stopping rule, not of any model's quality.
 /// </summary>
+[Trait("Category", "e2e")]
 public class EndOfTurnTests
 {
     sealed class EmitsOneToken(DecoderConfig config, int token) : ICheckpoint

@@ -16,6 +16,7 @@ namespace Sio.Tests;
 /// in-process task hub over Azurite blobs: the route table of `sio up`, served from one function.
 /// </summary>
 [Collection("azurite")]
+[Trait("Category", "e2e")]
 public class FunctionsTests(AzuriteFixture azurite)
 {
     /// <summary>One request through the app's Http function; the answer's status and JSON body.</summary>
@@ -105,6 +106,7 @@ public class FunctionsTests(AzuriteFixture azurite)
 }
 
 /// <summary>Activities retry transient faults with backoff and fail bad input at once: a store that fails its first writes.</summary>
+[Trait("Category", "e2e")]
 public class RetryTests
 {
     /// <summary>A real folder store whose first <paramref name="failures"/> uploads throw an IOException, as a flaky network would.</summary>
@@ -164,6 +166,7 @@ public class RetryTests
 }
 
 /// <summary>The inference Function App's classes: the deployment event loads what deployments/current.json names, and the completion function answers with the shared handler.</summary>
+[Trait("Category", "e2e")]
 public class InferenceFunctionsTests
 {
     [Fact]

@@ -5,6 +5,7 @@ namespace Sio.Tests;
 
 /// <summary>The same model folder runs in ONNX Runtime GenAI 0.18 with identical greedy tokens.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class GenAiTests(Stories260KFixture stories)
 {
     [Theory]

@@ -7,6 +7,7 @@ namespace Sio.Tests;
 
 /// <summary>The GGUF export runs in llama.cpp (through LLamaSharp) with sio's tokens.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class GgufTests(Stories260KFixture stories)
 {
     static List<int> LlamaCppGreedy(string gguf, IReadOnlyList<int> prompt, int tokens, out int[] tokenized)

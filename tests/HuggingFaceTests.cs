@@ -6,6 +6,7 @@ namespace Sio.Tests;
 
 /// <summary>stories260K exported as a Hugging Face folder and imported back gives the same model.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class HuggingFaceTests(Stories260KFixture stories)
 {
     static float[][] LogitsOf(string modelDir, IReadOnlyList<int> ids)

@@ -4,6 +4,7 @@ namespace Sio.Tests;
 
 /// <summary>Token-by-token and multi-token steps on top of a past agree with a full recompute; rewinding is exact.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class KvCacheTests(Stories260KFixture stories)
 {
     static void Close(ReadOnlySpan<float> a, ReadOnlySpan<float> b, string where)

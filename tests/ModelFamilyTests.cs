@@ -13,6 +13,7 @@ namespace Sio.Tests;
 /// imported from a Hugging Face folder, exported to GGUF, and llama.cpp's greedy tokens and logits on the same weights
 /// are compared with sio's (ONNX Runtime and the native engine) on several prompts. Random weights show exactness only.
 /// </summary>
+[Trait("Category", "e2e")]
 public class ModelFamilyTests
 {
     const int Tokens = 24;
@@ -245,6 +246,7 @@ public class ModelFamilyTests
 }
 
 /// <summary>Speculative decoding's vocabulary check compares the real tokenizers; bad tokenizer files are errors naming the file.</summary>
+[Trait("Category", "e2e")]
 public class RealVocabularyTests
 {
     static string Import(string root, string name, string family, int vocab, int seed)

@@ -7,6 +7,7 @@ namespace Sio.Tests;
 
 /// <summary>sio's own decode step against ONNX Runtime on the same folders, and its kernels against plain arithmetic.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class NativeDecoderTests(Stories260KFixture stories)
 {
     /// <summary>What the kernels see: x rounded to int8 in groups of 32 (scale amax / 127, ties to even), as floats.</summary>

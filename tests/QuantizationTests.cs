@@ -9,6 +9,7 @@ using DT = Onnx.TensorProto.Types.DataType;
 namespace Sio.Tests;
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class QuantizationTests(Stories260KFixture stories)
 {
     static float[] Random(int n, int seed, float scale = 1f)

@@ -7,6 +7,7 @@ namespace Sio.Tests;
 
 /// <summary>The ONNX path against the independent llama2.c-math reference.</summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class ReferenceAgreementTests(Stories260KFixture stories)
 {
     const string PublishedSample = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";

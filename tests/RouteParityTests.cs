@@ -17,6 +17,7 @@ namespace Sio.Tests;
 /// trigger; and a request no route takes gets the same 404 or 405 answer everywhere.
 /// </summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class RouteParityTests(Stories260KFixture stories)
 {
     static SortedSet<string> Endpoints(WebApplication app) =>

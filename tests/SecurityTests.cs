@@ -15,6 +15,7 @@ namespace Sio.Tests;
 /// each test fails on the build the review attacked.
 /// </summary>
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class SecurityTests(Stories260KFixture stories)
 {
     static HttpClient H2c(int port) => new(new SocketsHttpHandler())
@@ -344,6 +345,7 @@ public class SecurityTests(Stories260KFixture stories)
 
 /// <summary>Item 3: two identical optimization requests at once start exactly one run, on every backend.</summary>
 [Collection("azurite")]
+[Trait("Category", "e2e")]
 public class AtomicStartTests(AzuriteFixture azurite)
 {
     [Theory]

@@ -39,6 +39,7 @@ public sealed class ServerFixture : IAsyncDisposable
 }
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class ServingTests(Stories260KFixture stories)
 {
     static StringContent Json(object o) => JsonContent.Create(o) is var c ? new StringContent(c.ReadAsStringAsync().Result, System.Text.Encoding.UTF8, "application/json") : null!;
@@ -400,6 +401,7 @@ public class ServingTests(Stories260KFixture stories)
 }
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class ChatClientTests(Stories260KFixture stories)
 {
     [Fact]

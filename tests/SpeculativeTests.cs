@@ -7,6 +7,7 @@ using Sio.Speculative;
 namespace Sio.Tests;
 
 [Collection("stories260K")]
+[Trait("Category", "e2e")]
 public class SpeculativeTests(Stories260KFixture stories)
 {
     /// <summary>Plain greedy decoding, one token per run, with nothing of the speculative machinery.</summary>

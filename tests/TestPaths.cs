@@ -14,18 +14,19 @@ public static class TestPaths
         return dir ?? throw new InvalidOperationException("repository root (Serverless.sln) not found");
     }
 
-    public static string Stories260K => Path.Combine(RepoRoot, "samples", "stories260K", "stories260K.bin");
-    public static string Tok512 => Path.Combine(RepoRoot, "samples", "stories260K", "tok512.bin");
+    public static string Stories260K => Sample("stories260K", "stories260K.bin");
+    public static string Tok512 => Sample("stories260K", "tok512.bin");
 
-    /// <summary>The full dev sets from ../shared when present, else the samples copied into the repository.</summary>
-    public static string TinyStoriesDev => Shared("tinystories-dev.jsonl", "tinystories-sample.jsonl");
-    public static string OpenOrcaDev => Shared("openorca-qa-dev.jsonl", "openorca-sample.jsonl");
-    public static string AiDreams => Path.Combine(RepoRoot, "samples", "aidreams260K", "aidreams260K.bin");
+    /// <summary>The dev sets, copied into the repository (samples/data): every run reads the same data.</summary>
+    public static string TinyStoriesDev => Sample("data", "tinystories-dev.jsonl");
+    public static string OpenOrcaDev => Sample("data", "openorca-qa-dev.jsonl");
+    public static string AiDreams => Sample("aidreams260K", "aidreams260K.bin");
 
-    static string Shared(string name, string sample)
+    /// <summary>A file under samples/; a missing one fails the test that needs it, naming it, rather than let another file stand in.</summary>
+    static string Sample(params string[] parts)
     {
-        var shared = Path.Combine(RepoRoot, "..", "shared", "datasets", name);
-        return File.Exists(shared) ? Path.GetFullPath(shared) : Path.Combine(RepoRoot, "samples", "data", sample);
+        var path = Path.Combine([RepoRoot, "samples", .. parts]);
+        return File.Exists(path) ? path : throw new FileNotFoundException($"test data {path} is missing: it is part of the repository (samples/README.md)", path);
     }
 
     /// <summary>This test run's own temporary root, removed when the run ends (and, if a run was killed, by the next run).</summary>

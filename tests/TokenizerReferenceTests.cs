@@ -9,6 +9,7 @@ namespace Sio.Tests;
 /// decode token for token as @lenml/tokenizers does, on the shared datasets plus code, CJK, emoji, runs of spaces and
 /// newlines, text that spells special tokens, lone surrogates and invalid bytes.
 /// </summary>
+[Trait("Category", "fast")]
 public class TokenizerReferenceTests
 {
     public static TheoryData<string> Families => new(NpmReference.Families);
@@ -126,6 +127,7 @@ public class TokenizerReferenceTests
 /// corpus (special-token markers parsed, as a chat prompt is). Byte-level vocabularies go out as llama.cpp's "gpt2"
 /// model with the pre-tokenizer its split regex names; Gemma's as its "llama" (SentencePiece) model, no dummy prefix.
 /// </summary>
+[Trait("Category", "fast")]
 public class GgufTokenizerTests
 {
     public static TheoryData<string, int> Families => new() { { "llama3", 128256 }, { "llama3_1", 128256 }, { "qwen3", 151936 }, { "gemma3", 262208 } };

@@ -3,6 +3,7 @@ using Sio.Tokenization;
 
 namespace Sio.Tests;
 
+[Trait("Category", "fast")]
 public class TokenizerTests
 {
     static SentencePieceBpeTokenizer Tok512() => SentencePieceBpeTokenizer.FromLlama2c(TestPaths.Tok512, 512);

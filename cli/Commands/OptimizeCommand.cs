@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Sio.Artifacts;
 using Sio.Cli.Hosting;
 using Sio.Pipeline;
+using Sio.Speculative;
 
 namespace Sio.Cli;
 
@@ -70,16 +71,15 @@ public static class OptimizeCommand
                 var manifest = DeploymentManifest.Parse(text)!;
                 CopyFolder(await artifacts.MaterializeAsync(manifest.ModelKey), Path.Combine(temp, "model"));
                 // The drafter travels with the model: a datastore file or a draft model folder beside it.
+                var drafter = DrafterSpec.Parse(manifest.Drafter, "the deployment's drafter");
                 serveDrafter = manifest.Drafter;
-                if (manifest.Drafter.StartsWith("datastore:" + Containers.Artifacts + "/"))
+                if (drafter.Path is { } stored && ArtifactRepository.IsArtifactFile(stored))
                 {
-                    File.Copy((await artifacts.LocalDrafterAsync(manifest.Drafter))["datastore:".Length..], Path.Combine(temp, "datastore.jsonl"));
-                    serveDrafter = "datastore:" + Path.Combine(outDir, "datastore.jsonl");
-                }
-                else if (manifest.Drafter.StartsWith("draft:" + Containers.Artifacts + "/"))
-                {
-                    CopyFolder((await artifacts.LocalDrafterAsync(manifest.Drafter))["draft:".Length..], Path.Combine(temp, "draft"));
-                    serveDrafter = "draft:" + Path.Combine(outDir, "draft");
+                    var local = DrafterSpec.Parse(await artifacts.LocalDrafterAsync(manifest.Drafter)).Path!;
+                    var beside = drafter.Kind == DrafterKind.Datastore ? "datastore.jsonl" : "draft";
+                    if (drafter.Kind == DrafterKind.Datastore) File.Copy(local, Path.Combine(temp, beside));
+                    else CopyFolder(local, Path.Combine(temp, beside));
+                    serveDrafter = drafter.At(Path.Combine(outDir, beside)).ToString();
                 }
             }
             folder.Commit();

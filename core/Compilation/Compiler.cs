@@ -114,16 +114,16 @@ public static class Compiler
         return new CompileResult(key, hit, artifact!, outDir, format, originalMs, compiledMs, lookup == ArtifactStore.Lookup.Corrupt ? problem : null);
     }
 
-    /// <summary>sha256 over the model files' hashes, the target, the ONNX Runtime version, the session options and the hardware.</summary>
-    public static string Key(IEnumerable<string> modelFiles, string target)
-    {
-        var parts = modelFiles.Select(f => $"{Path.GetFileName(f)}={ModelManifest.Sha256File(f)}").ToList();
-        parts.Add($"target={target}");
-        parts.Add($"ort={OrtVersion}");
-        parts.Add($"options={SessionOptionsDescription}");
-        parts.Add($"hardware={HardwareFingerprint.Hash}");
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", parts))));
-    }
+    /// <summary>The local compile cache's key: the content address of the model files' hashes and <see cref="Settings"/>.</summary>
+    public static string Key(IEnumerable<string> modelFiles, string target) =>
+        ContentAddress.Of([KeyKind, .. modelFiles.Select(f => $"{Path.GetFileName(f)}={ModelManifest.Sha256File(f)}"), .. Settings(target)]);
+
+    /// <summary>The kind and version of a compiled artifact's key.</summary>
+    public const string KeyKind = "compile/2";
+
+    /// <summary>What else a compiled graph depends on: the target, the ONNX Runtime version, the session options and the hardware.</summary>
+    public static string[] Settings(string target) =>
+        [$"target={target}", $"ort={OrtVersion}", $"options={SessionOptionsDescription}", $"hardware={HardwareFingerprint.Hash}"];
 
     const string SessionOptionsDescription = "level=all;prepacked=external;min_external=1024";
 

@@ -18,7 +18,7 @@ namespace Sio.Native;
 /// Per layer: x = RMSNorm(residual) → q,k,v → rotary → attention over the cache → o → residual += o →
 /// RMSNorm → SiLU(gate)·up → down → residual += down. Then RMSNorm and the classifier.
 /// </summary>
-public sealed unsafe class NativeDecoder : IDisposable
+public sealed unsafe partial class NativeDecoder : IDisposable
 {
     sealed class Linear(BlockQuantizedMatrix? quantized, Float32Matrix? fp32, float[]? inputScale) : IDisposable
     {
@@ -92,154 +92,11 @@ public sealed unsafe class NativeDecoder : IDisposable
     /// <summary>Loads the decoder of a model folder, or explains what in the graph the native engine cannot run.</summary>
     public static NativeDecoder Load(string folder, ModelManifest manifest, int threads, bool spin = true)
     {
-        var path = Path.Combine(folder, manifest.ModelFile);
-        var model = OnnxModelFile.Read(path);
-        var graph = model.Graph;
-        var c = manifest.Config;
-        var producer = new Dictionary<string, NodeProto>();
-        foreach (var n in graph.Node) foreach (var o in n.Output) if (o.Length > 0) producer[o] = n;
-        var initializers = graph.Initializer.ToDictionary(t => t.Name);
-        var byName = graph.Node.Where(n => n.Name.Length > 0).GroupBy(n => n.Name).ToDictionary(g => g.Key, g => g.First());
-        SioException Unsupported(string what) => SioException.InFile(path, $"the native engine cannot run this graph: {what} (use --engine onnx)");
-        NodeProto Named(string name) => byName.TryGetValue(name, out var n) ? n : throw Unsupported($"no node {name}");
-        NodeProto Producer(string tensor) => producer.TryGetValue(tensor, out var n) ? n : throw Unsupported($"nothing produces {tensor}");
-        TensorProto Initializer(string name) => initializers.TryGetValue(name, out var t) ? t : throw Unsupported($"{(name.Length == 0 ? "an empty input" : name)} is not a constant");
-        float[] Floats(string name)
-        {
-            var t = Initializer(name);
-            return t.DataType == (int)TensorProto.Types.DataType.Float ? OnnxModelFile.ReadFloats(t, folder) : throw Unsupported($"{name} is not float32");
-        }
-        long IntAttr(NodeProto n, string name, long fallback) => n.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? fallback;
-
-        var linears = new Dictionary<string, Linear>();
-        Float32Matrix? embedding = null;
-        try
-        {
-            Linear LinearOf(NodeProto node)
-            {
-                if (linears.TryGetValue(node.Name, out var known)) return known;
-                float[]? inputScale = null;
-                if (producer.TryGetValue(node.Input[0], out var mul) && mul.OpType == "Mul" && initializers.ContainsKey(mul.Input[1]))
-                    inputScale = Floats(mul.Input[1]);
-                Linear linear;
-                if (node.OpType == "MatMulNBits")
-                {
-                    int k = (int)IntAttr(node, "K", 0), n = (int)IntAttr(node, "N", 0), bits = (int)IntAttr(node, "bits", 4), block = (int)IntAttr(node, "block_size", 0);
-                    if (bits is not (4 or 8)) throw Unsupported($"{node.Name} has {bits}-bit weights (4 or 8 only)");
-                    string Input(int i) => node.Input.Count > i ? node.Input[i] : "";
-                    if (Input(4).Length > 0) throw Unsupported($"{node.Name} reorders its blocks (g_idx)");
-                    var codes = OnnxModelFile.ReadBytes(Initializer(Input(1)), folder);
-                    var zeros = Input(3).Length > 0 ? OnnxModelFile.ReadBytes(Initializer(Input(3)), folder) : [];
-                    var bias = Input(5).Length > 0 ? Floats(Input(5)) : null;
-                    BlockQuantizedMatrix matrix;
-                    try { matrix = new BlockQuantizedMatrix(bits, n, k, block, codes, Floats(Input(2)), zeros, bias); }
-                    catch (SioException e) when (!e.Message.StartsWith(path)) { throw Unsupported($"{node.Name}: {e.Message}"); }
-                    linear = new Linear(matrix, null, inputScale);
-                }
-                else if (node.OpType == "MatMul" && initializers.TryGetValue(node.Input[1], out var w) && w.Dims.Count == 2)
-                {
-                    int k = (int)w.Dims[0], n = (int)w.Dims[1];
-                    linear = new Linear(null, Float32Matrix.FromInputMajor(k, n, Floats(w.Name)), inputScale);
-                }
-                else throw Unsupported($"{node.Name} ({node.OpType}) is not a linear layer it knows");
-                if (inputScale is not null && inputScale.Length != linear.K) throw Unsupported($"{node.Name}'s input scale has {inputScale.Length} values for {linear.K} inputs");
-                return linears[node.Name] = linear;
-            }
-            Projection ProjectionOf(string tensor)
-            {
-                var node = Producer(tensor);
-                if (node.OpType == "Add" && node.Input.Count == 2 && initializers.ContainsKey(node.Input[1]))
-                {
-                    var biased = ProjectionOf(node.Input[0]);
-                    var bias = Floats(node.Input[1]);
-                    if (biased.Bias is not null || bias.Length != biased.Length) throw Unsupported($"{node.Name} is not one bias over its projection");
-                    return biased with { Bias = bias };
-                }
-                if (node.OpType == "Split")
-                {
-                    var whole = LinearOf(Producer(node.Input[0]));
-                    var sizes = initializers.TryGetValue(node.Input.Count > 1 ? node.Input[1] : "", out var t)
-                        ? MemoryMarshal.Cast<byte, long>(OnnxModelFile.ReadBytes(t, folder)).ToArray() : throw Unsupported($"{node.Name} has no split sizes");
-                    int index = node.Output.IndexOf(tensor);
-                    if (sizes.Length != node.Output.Count || sizes.Any(v => v <= 0) || sizes.Sum() != whole.N) throw Unsupported($"{node.Name}'s sizes do not split {whole.N} outputs");
-                    return new Projection(whole, (int)sizes.Take(index).Sum(), (int)sizes[index]);
-                }
-                var linear = LinearOf(node);
-                return new Projection(linear, 0, linear.N);
-            }
-            float[] NormWeight(string name, out float eps)
-            {
-                var node = Named(name);
-                if (node.OpType is not ("SimplifiedLayerNormalization" or "SkipSimplifiedLayerNormalization")) throw Unsupported($"{name} is a {node.OpType}");
-                eps = node.Attribute.FirstOrDefault(a => a.Name == "epsilon")?.F ?? 1e-5f;
-                return Floats(node.Input[^1]);
-            }
-            string Unrotated(string tensor) => producer.TryGetValue(tensor, out var n) && n.OpType == "RotaryEmbedding" ? n.Input[0] : tensor;
-            // Qwen3: Reshape → per-head SimplifiedLayerNormalization → Reshape between the projection and rotary
-            (string Input, float[]? Weight) Unnormed(string tensor)
-            {
-                if (!producer.TryGetValue(tensor, out var back) || back.OpType != "Reshape") return (tensor, null);
-                var norm = Producer(back.Input[0]);
-                if (norm.OpType != "SimplifiedLayerNormalization") throw Unsupported($"{back.Name} reshapes a {norm.OpType}");
-                var split = Producer(norm.Input[0]);
-                if (split.OpType != "Reshape") throw Unsupported($"{norm.Name} normalizes a {split.OpType}");
-                var weight = Floats(norm.Input[1]);
-                if (weight.Length != c.HeadDim) throw Unsupported($"{norm.Name} normalizes {weight.Length} values, not a head of {c.HeadDim}");
-                return (split.Input[0], weight);
-            }
-
-            if (graph.Node.Any(n => n.OpType == "TopK")) throw Unsupported("mixture-of-experts layers");
-            var gather = graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
-            if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
-            embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));
-
-            var layers = new Layer[c.Layers];
-            bool interleaved = c.RotaryInterleaved;
-            float eps = c.NormEpsilon;
-            for (int l = 0; l < c.Layers; l++)
-            {
-                var p = $"/model/layers.{l}";
-                var gqa = Named($"{p}/attn/GroupQueryAttention");
-                if (IntAttr(gqa, "local_window_size", -1) > 0) throw Unsupported("sliding-window attention");
-                if (gqa.Attribute.Any(a => a.Name is "scale" or "softcap" && a.F != 0)) throw Unsupported("attention with a custom scale or soft cap");
-                if (IntAttr(gqa, "do_rotary", 0) == 1) interleaved = IntAttr(gqa, "rotary_interleaved", 0) == 1;
-                else if (producer.TryGetValue(gqa.Input[0], out var rot) && rot.OpType == "RotaryEmbedding") interleaved = IntAttr(rot, "interleaved", 0) == 1;
-                else throw Unsupported($"{gqa.Name} has no rotary embedding");
-                if (gqa.Input.Count < 3 || gqa.Input[1].Length == 0 || gqa.Input[2].Length == 0) throw Unsupported($"{gqa.Name} takes packed q/k/v");
-                var mlp = Named($"{p}/mlp/Mul");
-                var act = Producer(mlp.Input[0]);   // SiLU(gate) = gate · Sigmoid(gate)
-                if (act.OpType != "Mul" || act.Input.Count != 2 || !producer.TryGetValue(act.Input[1], out var sigmoid) || sigmoid.OpType != "Sigmoid" || sigmoid.Input[0] != act.Input[0])
-                    throw Unsupported($"{act.Name}: the feed-forward activation is not SiLU");
-                var nextNorm = l + 1 < c.Layers ? Named($"/model/layers.{l + 1}/input_layernorm") : Named("/model/norm");
-                var (qInput, qNorm) = Unnormed(Unrotated(gqa.Input[0]));
-                var (kInput, kNorm) = Unnormed(Unrotated(gqa.Input[1]));
-                if ((qNorm is null) != (kNorm is null)) throw Unsupported($"layer {l} normalizes only one of q and k");
-                layers[l] = new Layer(
-                    NormWeight($"{p}/input_layernorm", out eps), NormWeight($"{p}/post_attention_layernorm", out _),
-                    ProjectionOf(qInput), ProjectionOf(kInput), ProjectionOf(gqa.Input[2]),
-                    ProjectionOf(Named($"{p}/post_attention_layernorm").Input[0]),
-                    ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]), qNorm, kNorm);
-                var x = layers[l];
-                if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim || x.Gate.Length != c.HiddenDim
-                    || x.Up.Length != c.HiddenDim || x.Down.Length != c.Dim
-                    || x.Q.Linear.K != c.Dim || x.K.Linear.K != c.Dim || x.V.Linear.K != c.Dim || x.O.Linear.K != c.QDim
-                    || x.Gate.Linear.K != c.Dim || x.Up.Linear.K != c.Dim || x.Down.Linear.K != c.HiddenDim)
-                    throw Unsupported($"layer {l}'s projections do not have the manifest's shapes");
-            }
-            var finalNorm = NormWeight("/model/norm", out _);
-            var classifier = ProjectionOf("logits");
-            if (classifier.Length != c.VocabSize || classifier.Linear.K != c.Dim) throw Unsupported($"the classifier is ({classifier.Linear.K} → {classifier.Length}), not ({c.Dim} → {c.VocabSize})");
-            var cos = Floats("cos_cache");
-            var sin = Floats("sin_cache");
-            if (cos.Length != c.ContextLength * (c.HeadDim / 2) || sin.Length != cos.Length) throw Unsupported("the rotary tables do not match the manifest's context and head size");
-            return new NativeDecoder(c, embedding, layers, finalNorm, classifier, linears.Values.ToList(), cos, sin, interleaved, eps,
-                threads > 0 ? threads : Environment.ProcessorCount, spin);
-        }
+        var reader = new GraphReader(folder, manifest);
+        try { return reader.Build(threads > 0 ? threads : Environment.ProcessorCount, spin); }
         catch
         {
-            // free what was built before the part it cannot run
-            embedding?.Dispose();
-            foreach (var l in linears.Values) l.Dispose();
+            reader.DisposeBuilt(); // free what was built before the part it cannot run
             throw;
         }
     }

@@ -1,8 +1,7 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Text;
 using Sio.Artifacts;
 using Sio.Models;
+using Sio.Speculative;
 
 namespace Sio.Pipeline;
 
@@ -21,9 +20,8 @@ public sealed class ArtifactRepository(PipelineOptions options)
     public PipelineOptions Options => options;
     public IObjectStore Store => options.Store;
 
-    /// <summary>sio's one content address: SHA-256 of the parts, one per line, as 32 hex digits (the first part names the kind and its version).</summary>
-    public static string Key(params object?[] parts) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", parts.Select(p => p?.ToString() ?? "")))))[..32];
+    /// <summary>An artifact's key: <see cref="ContentAddress.Of"/> what it was made from.</summary>
+    public static string Key(params object?[] parts) => ContentAddress.Of(parts);
 
     /// <summary>Runs <paramref name="work"/> alone among this process's callers with the same key.</summary>
     public async Task<T> Locked<T>(string key, Func<Task<T>> work)
@@ -97,14 +95,16 @@ public sealed class ArtifactRepository(PipelineOptions options)
     /// <summary>A drafter as the engine takes it: draft:artifacts/models/KEY becomes draft:LOCAL-FOLDER, datastore:artifacts/… a local file.</summary>
     public async Task<string> LocalDrafterAsync(string drafter)
     {
-        const string datastore = $"datastore:{Containers.Artifacts}/";
-        if (drafter.StartsWith(datastore)) return "datastore:" + await ArtifactFileAsync(drafter[datastore.Length..]);
-        if (!drafter.StartsWith("draft:")) return drafter;
-        var reference = drafter["draft:".Length..];
-        if (ArtifactKey(reference) is { } key) return "draft:" + await MaterializeAsync(key);
+        var spec = DrafterSpec.Parse(drafter, "drafter");
+        if (spec is { Kind: DrafterKind.Datastore, Path: { } file } && IsArtifactFile(file)) return spec.At(await ArtifactFileAsync(file[(Containers.Artifacts.Length + 1)..])).ToString();
+        if (spec is not { Kind: DrafterKind.DraftModel, Path: { } reference }) return drafter;
+        if (ArtifactKey(reference) is { } key) return spec.At(await MaterializeAsync(key)).ToString();
         if (!options.AllowLocalPaths) throw new SioException($"speculative:draft needs an imported model (draft:{ModelRefPrefix}KEY), got '{reference}'");
         return drafter;
     }
+
+    /// <summary>Whether a reference names a file staged in the artifacts container (artifacts/NAME).</summary>
+    public static bool IsArtifactFile(string reference) => reference.StartsWith(Containers.Artifacts + "/");
 
     /// <summary>The model artifact stored under <paramref name="key"/>, or null.</summary>
     public async Task<ModelArtifact?> FindModelAsync(string key, string name)

@@ -35,7 +35,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         VariantMeasurement m;
         try
         {
-            if (input.Drafter == "datastore") input = input with { Drafter = await DatastoreAsync(input.Model, folder, input.Dataset) };
+            if (DrafterSpec.Parse(input.Drafter) is { Kind: DrafterKind.Datastore, Path: null }) input = input with { Drafter = await DatastoreAsync(input.Model, folder, input.Dataset) };
             m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, dataFile, instance) with { Drafter = input.Drafter };
         }
         finally { MeasurementLock.Release(); }
@@ -60,7 +60,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
             await artifacts.Store.UploadAsync(Containers.Artifacts, name, file.Path);
             return true;
         });
-        return $"datastore:{Containers.Artifacts}/{name}";
+        return new DrafterSpec(DrafterKind.Datastore, $"{Containers.Artifacts}/{name}").ToString();
     }
 
     VariantMeasurement Measure(BenchmarkInput input, string folder, string dataFile, Instance instance)
@@ -80,7 +80,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         var levels = LoadBenchmark.Sweep(model, prompts, config, instance, 0);
         var ppl = Perplexity.Evaluate(model, data with { Records = data.Records.Take(s.PerplexityRecords).ToList() }, maxTokensPerRecord: 256);
         var spec = levels.FirstOrDefault(l => l.AcceptanceRate is not null);
-        var (exactChecked, exact) = input.Drafter == "none" ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, speculative, s.MaxNewTokens);
+        var (exactChecked, exact) = !speculative.Enabled ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, speculative, s.MaxNewTokens);
         return new VariantMeasurement(input.Variant, input.Model, input.Drafter,
             levels.Select(l => new LevelMeasurement(l.Concurrency, Math.Round(l.OutputTokensPerSecond, 2), Math.Round(l.TtftMs.P50, 3), Math.Round(l.ItlMs.P50, 3),
                 Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,

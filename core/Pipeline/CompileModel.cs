@@ -11,7 +11,7 @@ public sealed class CompileModel(ArtifactRepository artifacts) : TaskActivity<Co
     public async Task<ModelArtifact> RunAsync(CompileInput input)
     {
         Compiler.RequireProvider(input.Target);
-        var key = ArtifactRepository.Key("compile/1", input.Model.Key, input.Target, Compiler.OrtVersion, HardwareFingerprint.Hash);
+        var key = ArtifactRepository.Key([Compiler.KeyKind, input.Model.Key, .. Compiler.Settings(input.Target)]);
         return await artifacts.GetOrBuildModelAsync(key, input.Name, async outDir =>
         {
             var source = await artifacts.MaterializeAsync(input.Model.Key);

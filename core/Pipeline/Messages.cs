@@ -8,7 +8,7 @@ public sealed record ModelArtifact(string Key, string Name, string Dtype, long B
 public sealed record ImportInput(string Model, string? Tokenizer);
 /// <summary>The user's dataset, staged and split: even records calibrate (AWQ, the datastore drafter), odd records measure, so no variant is judged on data it was fitted to.</summary>
 public sealed record StagedDataset(string Key, string Sha256, int Records, string CalibrationKey, string EvaluationKey);
-/// <param name="Config">The quantization pass's config, as <see cref="Recipe.QuantizationFor"/> derives it from the recipe (no calibration file yet: the step supplies the dataset's calibration half).</param>
+/// <param name="Config">The quantization pass's config, as <see cref="Recipe.Parse"/> derives it from the recipe (no calibration file yet: the step supplies the dataset's calibration half).</param>
 public sealed record QuantizeInput(ModelArtifact Model, Quantization.QuantizationConfig Config, StagedDataset Dataset, string Name);
 public sealed record CompileInput(ModelArtifact Model, string Target, string Name);
 public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Sio.Artifacts;
+using Sio.Speculative;
 
 namespace Sio.Pipeline;
 
@@ -224,9 +225,9 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
         catch (JsonException e) { return new ApiResult(200, new { valid = false, errors = new Dictionary<string, string[]> { ["body"] = [e.Message] } }); }
         if (request is null) return new ApiResult(200, new { valid = false, errors = new Dictionary<string, string[]> { ["body"] = ["empty"] } });
         var errors = request.Problems();
-        if (!errors.ContainsKey("recipe") && Recipe.Parse(request.Recipe).FirstOrDefault(t => t.Drafter.StartsWith("draft:")) is { } draft)
+        if (!errors.ContainsKey("recipe") && Recipe.Parse(request.Recipe).OfType<SpeculativePass>().FirstOrDefault() is { Drafter: { Kind: DrafterKind.DraftModel } draft })
         {
-            var draftKey = ArtifactRepository.ArtifactKey(draft.Drafter["draft:".Length..]);
+            var draftKey = ArtifactRepository.ArtifactKey(draft.Path!);
             var targetKey = ArtifactRepository.ArtifactKey(request.Model);
             if (draftKey is not null && targetKey is not null && await Vocabulary(targetKey, ct) is { } t && await Vocabulary(draftKey, ct) is { } d && t != d)
                 errors["recipe"] = [$"the draft model's vocabulary differs from the target's ({d.Size} tokens, fingerprint {d.Fingerprint[..12]} vs {t.Size} tokens, {t.Fingerprint[..12]}): a draft must propose the target's own tokens; pick a draft of the same family or use speculative:ngram"];

@@ -19,7 +19,7 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
     public override async Task<OptimizationResult> RunAsync(TaskOrchestrationContext context, OptimizationRequest request)
     {
         var recipe = Recipe.Parse(request.Recipe);
-        var models = recipe.Where(t => t.Kind != Technique.Speculative).ToList();
+        var models = recipe.Where(t => t is not SpeculativePass).ToList();
         int steps = 5 + models.Count + (request.Deploy ? 1 : 0), step = 0;
         string current = "";
 
@@ -38,17 +38,19 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         var variants = new List<(string Name, ModelArtifact Model, string Drafter)>();
         var model = baseline;
         var name = "baseline";
-        bool speculative = recipe.Any(t => t.Kind == Technique.Speculative);
         foreach (var t in models)
         {
             name = variants.Count == 0 ? t.Spec : $"{name}+{t.Spec}";
-            model = t.Kind == Technique.Quantize
-                ? await Run<ModelArtifact>("quantize", nameof(QuantizeModel), new QuantizeInput(model, Recipe.QuantizationFor(t, speculative), dataset, name), t.Spec)
-                : await Run<ModelArtifact>("compile", nameof(CompileModel), new CompileInput(model, t.Target, name), t.Spec);
+            model = t switch
+            {
+                QuantizePass q => await Run<ModelArtifact>("quantize", nameof(QuantizeModel), new QuantizeInput(model, q.Config, dataset, name), t.Spec),
+                CompilePass c => await Run<ModelArtifact>("compile", nameof(CompileModel), new CompileInput(model, c.Target, name), t.Spec),
+                _ => throw new InvalidOperationException($"no activity runs {t.Spec}"),
+            };
             variants.Add((name, model, "none"));
         }
-        if (recipe.FirstOrDefault(t => t.Kind == Technique.Speculative) is { } spec)
-            variants.Add((variants.Count == 0 ? spec.Spec : $"{name}+{spec.Spec}", model, spec.Drafter));
+        if (recipe.OfType<SpeculativePass>().FirstOrDefault() is { } spec)
+            variants.Add((variants.Count == 0 ? spec.Spec : $"{name}+{spec.Spec}", model, spec.Drafter.ToString()));
 
         current = "benchmark";
         int benchStep = ++step, total = variants.Count + 1;

@@ -1,17 +1,7 @@
-namespace Sio.Pipeline;
+using Sio.Quantization;
+using Sio.Speculative;
 
-/// <summary>One technique of a recipe, with its parameters.</summary>
-public sealed record Technique(string Kind, string Spec)
-{
-    public const string Quantize = "quantize", Compile = "compile", Speculative = "speculative";
-    /// <summary>Quantize: awq or rtn.</summary>
-    public string? Method { get; init; }
-    public int GroupSize { get; init; } = 32;
-    /// <summary>Compile: cpu, cuda or tensorrt.</summary>
-    public string Target { get; init; } = "cpu";
-    /// <summary>Speculative: the drafter (ngram, self-int4, datastore, draft:PATH).</summary>
-    public string Drafter { get; init; } = "none";
-}
+namespace Sio.Pipeline;
 
 /// <summary>
 /// A recipe: techniques applied in order, e.g. "awq-int4:g64,compile,speculative:ngram". At most one of
@@ -26,38 +16,36 @@ public static class Recipe
     public const string Help = "comma-separated, in order: awq-int4[:gN] or rtn-int4[:gN] (N = 32, 64 or 128), compile[:cpu|cuda|tensorrt], speculative:ngram|self-int4|datastore|draft:PATH (datastore: retrieval drafting from a store self-distilled from the calibration half of your data; draft: a model folder or an imported model, artifacts/models/KEY)";
 
     /// <summary>
-    /// The one place that turns a quantize technique into its pass config. MatMulNBits' accuracy level is 4 (int8
-    /// activations, fastest on CPU) unless the model will be served with speculative decoding, which takes 0: ONNX
-    /// Runtime's level-4 kernel changes its numerical path with the number of rows on x64, so a verification pass could
-    /// pick a token that plain decoding would not. Level 4 comes with an int8 classifier, level 0 with a float32 one (at
-    /// level 0 ONNX Runtime's 8-bit kernel decoded the 110M model at 10 tok/s against 101 with a float32 classifier).
+    /// Parses a recipe into its passes, checks their order, and decides the policy that depends on the whole recipe (in
+    /// this one place): MatMulNBits' accuracy level is 4 (int8 activations, fastest on CPU) unless the model will be
+    /// served with speculative decoding, which takes 0: ONNX Runtime's level-4 kernel changes its numerical path with
+    /// the number of rows on x64, so a verification pass could pick a token that plain decoding would not. Level 4
+    /// comes with an int8 classifier, level 0 with a float32 one (at level 0 ONNX Runtime's 8-bit kernel decoded the
+    /// 110M model at 10 tok/s against 101 with a float32 classifier).
     /// </summary>
-    public static Quantization.QuantizationConfig QuantizationFor(Technique t, bool servedSpeculatively) => new()
-    {
-        Method = t.Method ?? throw new ArgumentException($"{t.Spec} is not a quantization", nameof(t)), GroupSize = t.GroupSize,
-        AccuracyLevel = servedSpeculatively ? 0 : 4, LmHead = servedSpeculatively ? "fp32" : "int8",
-    };
-
-    public static IReadOnlyList<Technique> Parse(string recipe)
+    public static IReadOnlyList<PassConfig> Parse(string recipe)
     {
         if (string.IsNullOrWhiteSpace(recipe)) throw new SioException($"the recipe is empty; give {Help}");
-        var list = new List<Technique>();
+        var list = new List<PassConfig>();
         foreach (var raw in recipe.Split(',', StringSplitOptions.TrimEntries))
         {
-            var t = ParseOne(raw);
-            if (list.Any(x => x.Kind == t.Kind)) throw new SioException($"recipe: '{raw}' repeats a {t.Kind} step; give at most one of each");
-            if (t.Kind == Technique.Quantize && list.Any(x => x.Kind == Technique.Compile))
+            var pass = ParseOne(raw);
+            if (list.Any(x => x.GetType() == pass.GetType())) throw new SioException($"recipe: '{raw}' repeats a {KindOf(pass)} step; give at most one of each");
+            if (pass is QuantizePass && list.Any(x => x is CompilePass))
                 throw new SioException($"recipe: '{raw}' comes after compile; quantize first, so that the compiled graph is the quantized one");
-            if (t.Kind != Technique.Speculative && list.Any(x => x.Kind == Technique.Speculative))
+            if (pass is not SpeculativePass && list.Any(x => x is SpeculativePass))
                 throw new SioException($"recipe: '{raw}' comes after speculative; speculative decoding is the last step (it is a serving setting of the final model)");
-            list.Add(t);
+            list.Add(pass);
         }
-        if (list.FirstOrDefault(t => t.Kind == Technique.Speculative) is { Drafter: "self-int4" } && list.Any(t => t.Kind == Technique.Quantize))
+        var speculative = list.OfType<SpeculativePass>().FirstOrDefault();
+        if (speculative?.Drafter.Kind == DrafterKind.SelfInt4 && list.Any(t => t is QuantizePass))
             throw new SioException("recipe: speculative:self-int4 drafts with an int4 copy of a float32 target, but this recipe already quantizes the target; use speculative:ngram or speculative:datastore with a quantized target");
-        return list;
+        return [.. list.Select(p => p is QuantizePass q ? q with { Config = q.Config with { AccuracyLevel = speculative is null ? 4 : 0, LmHead = speculative is null ? "int8" : "fp32" } } : p)];
     }
 
-    static Technique ParseOne(string raw)
+    static string KindOf(PassConfig p) => p switch { QuantizePass => "quantize", CompilePass => "compile", _ => "speculative" };
+
+    static PassConfig ParseOne(string raw)
     {
         var parts = raw.Split(':', 2);
         string name = parts[0], arg = parts.Length > 1 ? parts[1] : "";
@@ -67,15 +55,19 @@ public static class Recipe
                 int g = 32;
                 if (arg != "" && !(arg.StartsWith('g') && int.TryParse(arg[1..], out g) && g is 32 or 64 or 128))
                     throw new SioException($"recipe: '{raw}' has a bad group size; write {name}:g32, :g64 or :g128");
-                return new Technique(Technique.Quantize, raw) { Method = name[..3], GroupSize = g };
+                return new QuantizePass(raw, new QuantizationConfig { Method = name[..3], GroupSize = g });
             case "compile":
                 var target = arg == "" ? "cpu" : arg;
                 if (target is not ("cpu" or "cuda" or "tensorrt")) throw new SioException($"recipe: '{raw}' names an unknown target; use compile:cpu, compile:cuda or compile:tensorrt");
-                return new Technique(Technique.Compile, raw) { Target = target };
+                return new CompilePass(raw, target);
             case "speculative":
-                if (arg is not ("ngram" or "self-int4" or "datastore") && !(arg.StartsWith("draft:") && arg.Length > 6))
-                    throw new SioException($"recipe: '{raw}' names an unknown drafter; use speculative:ngram, speculative:self-int4, speculative:datastore or speculative:draft:PATH");
-                return new Technique(Technique.Speculative, raw) { Drafter = arg };
+                const string forms = "speculative:ngram, speculative:self-int4, speculative:datastore or speculative:draft:PATH";
+                DrafterSpec drafter;
+                try { drafter = DrafterSpec.Parse(arg, $"recipe: '{raw}'"); }
+                catch (SioException) { throw new SioException($"recipe: '{raw}' names an unknown drafter; use {forms}"); }
+                if (drafter.Kind == DrafterKind.None || (drafter.Kind == DrafterKind.Datastore && drafter.Path is not null))
+                    throw new SioException($"recipe: '{raw}' names an unknown drafter; use {forms}");
+                return new SpeculativePass(raw, drafter);
             default:
                 throw new SioException($"recipe: unknown technique '{raw}'; give {Help}");
         }

@@ -1,4 +1,5 @@
 using System.Text;
+using Sio.Speculative;
 
 namespace Sio.Pipeline;
 
@@ -29,7 +30,7 @@ public static class RunReport
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var v in input.Variants)
             foreach (var l in v.Levels)
-                sb.AppendLine($"| {v.Variant} | {(v.Drafter.StartsWith("datastore:") ? "datastore" : v.Drafter)} | {v.Perplexity:F4} | {l.Concurrency} | {l.OutputTokensPerSecond:F1} | {l.TtftP50Ms:F2} | {l.TpotP50Ms:F3} | {l.ItlP50Ms:F3} | {l.BlendedPricePerMillionTokens:G4} |");
+                sb.AppendLine($"| {v.Variant} | {(DrafterSpec.Parse(v.Drafter).Kind == DrafterKind.Datastore ? "datastore" : v.Drafter)} | {v.Perplexity:F4} | {l.Concurrency} | {l.OutputTokensPerSecond:F1} | {l.TtftP50Ms:F2} | {l.TpotP50Ms:F3} | {l.ItlP50Ms:F3} | {l.BlendedPricePerMillionTokens:G4} |");
         foreach (var v in input.Variants.Where(v => v.ExactChecked is not null))
             sb.AppendLine($"\n{v.Variant}: greedy output with the drafter equal to plain greedy decoding on {v.ExactOutputs}/{v.ExactChecked} evaluation prompts.");
         sb.AppendLine($"\n## Gate\n\n{(input.Decision.Passed ? $"Passed: **{input.Decision.Chosen}**." : "No variant passed.")}\n");

@@ -3,10 +3,9 @@ using Sio.Quantization;
 
 namespace Sio.Speculative;
 
-/// <summary>Builds the drafter a <see cref="SpeculativeOptions.Drafter"/> names.</summary>
+/// <summary>Builds the drafter a <see cref="DrafterSpec"/> names.</summary>
 public static class DrafterFactory
 {
-    /// <summary>Where the target's own int4 copy is cached, inside the target's folder.</summary>
     /// <summary>Where the int4 self-draft is cached: the model folder's .sio/, or, when the model folder is read-only, $SIO_HOME/cache.</summary>
     public static string SelfDraftFolder(Model target)
     {
@@ -32,13 +31,13 @@ public static class DrafterFactory
 
     public static IDrafter? Create(SpeculativeOptions options, Model target, ModelOptions? modelOptions = null, IProgress<string>? progress = null)
     {
-        options.Validate();
-        switch (options.Drafter)
+        var spec = options.Validate().Spec;
+        switch (spec.Kind)
         {
-            case "none": return null;
-            case "ngram": return new NgramDrafter();
-            case "datastore": return new DatastoreDrafter([]);
-            case "self-int4":
+            case DrafterKind.None: return null;
+            case DrafterKind.Ngram: return new NgramDrafter();
+            case DrafterKind.Datastore when spec.Path is null: return new DatastoreDrafter([]);
+            case DrafterKind.SelfInt4:
                 var folder = SelfDraftFolder(target);
                 if (target.Manifest.Dtype != "float32")
                     throw new SioException($"--speculative self-int4 drafts with the int4 copy of a float32 target; {target.Folder} is already {target.Manifest.Dtype}");
@@ -48,15 +47,15 @@ public static class DrafterFactory
                     Quantizer.Run(target.Folder, folder, new QuantizationConfig { Method = "rtn", AccuracyLevel = 4, LmHead = "int8" });
                 }
                 return new ModelDrafter(Model.Load(folder, DraftOptions(modelOptions)), target, "self-int4", ownsModel: true);
-            case var d when d.StartsWith("datastore:"):
-                var file = d["datastore:".Length..];
+            case DrafterKind.Datastore:
+                var file = spec.Path!;
                 var data = Evaluation.DatasetReader.Read(file);
                 var sequences = data.Records.Select(r => (IReadOnlyList<int>)target.Tokenizer.Encode(r.IsPromptResponse ? r.Prompt + r.Response : r.Text!));
-                return new DatastoreDrafter(sequences, $"datastore:{Path.GetFileName(file)}");
+                return new DatastoreDrafter(sequences, spec.At(Path.GetFileName(file)).ToString());
             default:
-                var dir = options.Drafter["draft:".Length..];
+                var dir = spec.Path!;
                 var draft = Model.Load(dir, DraftOptions(modelOptions));
-                try { return new ModelDrafter(draft, target, $"draft:{Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'))}", ownsModel: true); }
+                try { return new ModelDrafter(draft, target, spec.At(Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'))).ToString(), ownsModel: true); }
                 catch { draft.Dispose(); throw; }
         }
     }

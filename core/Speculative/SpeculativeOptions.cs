@@ -12,9 +12,11 @@ public sealed record SpeculativeOptions
     /// <summary>The longest draft adaptive mode tries.</summary>
     public int MaxAdaptiveDraftTokens { get; init; } = 8;
 
-    public bool Enabled => Drafter != "none";
+    /// <summary>The drafter, parsed (<see cref="Drafter"/> is its string form).</summary>
+    public DrafterSpec Spec => DrafterSpec.Parse(Drafter);
+    public bool Enabled => Spec.Kind != DrafterKind.None;
     /// <summary>The drafter is a model (self-int4 or draft:DIR), whose session takes turns with the target's.</summary>
-    public bool UsesDraftModel => Drafter == "self-int4" || Drafter.StartsWith("draft:", StringComparison.Ordinal);
+    public bool UsesDraftModel => Spec.UsesDraftModel;
 
     /// <summary>Parses "--draft-tokens K|auto".</summary>
     public static int? ParseDraftTokens(string? value)
@@ -28,9 +30,7 @@ public sealed record SpeculativeOptions
     public SpeculativeOptions Validate()
     {
         if (DraftTokens is int k && (k < 1 || k > MaxDraftTokens)) throw new SioException($"draft tokens must be from 1 to {MaxDraftTokens}, got {k}");
-        if (Drafter is not ("none" or "ngram" or "self-int4" or "datastore") && !Drafter.StartsWith("draft:") && !Drafter.StartsWith("datastore:"))
-            throw new SioException($"--speculative must be none, ngram, self-int4, draft:DIR, datastore or datastore:FILE, got '{Drafter}'");
-        if (Drafter is "draft:" or "datastore:") throw new SioException($"--speculative {Drafter} needs a path after the colon");
+        DrafterSpec.Parse(Drafter);
         return this;
     }
 }
