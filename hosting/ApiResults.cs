@@ -10,6 +10,7 @@ public static class ApiResults
     {
         c.Response.StatusCode = r.Status;
         if (r.Location is not null) c.Response.Headers.Location = r.Location;
+        if (r.RetryAfterSeconds is int s) c.Response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (r.Body is null) return;
         await c.Response.WriteAsJsonAsync(r.Body, r.Body.GetType(), OptimizationRequest.Json, r.Problem ? "application/problem+json" : "application/json", c.RequestAborted);
     }

@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.DurableTask.Client;
 using Microsoft.DurableTask.Testing;
@@ -73,6 +75,12 @@ public class FunctionsTests(AzuriteFixture azurite)
         Assert.Equal(202, started.Status);
         var id = started.Body!["id"]!.GetValue<string>();
         Assert.Equal($"https://sio-optimizer.azurewebsites.net/api/optimizations/{id}", started.Context.Response.Headers.Location.ToString());
+        // Durable's HTTP conventions: 202 + Location + Retry-After while the run is going, 200 once it has ended
+        var running = await Call(Http, "GET", $"/api/optimizations/{id}");
+        Assert.Equal(202, running.Status);
+        Assert.Equal(started.Context.Response.Headers.Location.ToString(), running.Context.Response.Headers.Location.ToString());
+        Assert.Equal("5", running.Context.Response.Headers.RetryAfter.ToString());
+        Assert.Contains(running.Body!["runtimeStatus"]!.GetValue<string>(), new[] { "Pending", "Running" });
         var done = await host.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, new CancellationTokenSource(TimeSpan.FromMinutes(4)).Token);
         Assert.True(done.RuntimeStatus == OrchestrationRuntimeStatus.Completed, done.FailureDetails?.ErrorMessage);
 
@@ -184,7 +192,7 @@ public class InferenceFunctionsTests
         var model = await new ImportModel(artifacts).RunAsync(new ImportInput(TestPaths.Stories260K, null));
         var manifest = new DeploymentManifest("run-1", "run-1", "baseline+speculative:ngram", model.Key, $"artifacts/models/{model.Key}", "ngram", "reports/run-1/report.json", 1, 0, DateTime.UtcNow);
         await artifacts.Store.PutTextAsync(Containers.Deployments, DeploymentManifest.Current, manifest.ToJson());
-        await functions.OnDeployment(new MemoryStream());
+        await functions.OnDeployment("{\"eventType\": \"Microsoft.Storage.BlobCreated\", \"subject\": \"/blobServices/default/containers/deployments/blobs/current.json\"}");
         Assert.NotNull(deployments.Current);
         Assert.Equal("ngram", deployments.Current!.Engine.Options.Speculative.Drafter);
 
@@ -197,5 +205,44 @@ public class InferenceFunctionsTests
         Assert.Equal(501, (await FunctionsTests.Call(Http, "POST", "/api/optimizations", "{}")).Status); // this app runs no pipeline
         deployments.Dispose();
         Directory.Delete(root, true);
+    }
+}
+
+/// <summary>
+/// The inference app as an OpenAI SDK reaches it: its catch-all function behind a real HTTP listener on 127.0.0.1
+/// (standing in for the Functions host, which cannot run here), called by the official OpenAI .NET client at /v1 with a
+/// bearer key, as on Azure.
+/// </summary>
+[Trait("Category", "e2e")]
+[Collection("stories260K")]
+public class InferenceAppOpenAiTests(Stories260KFixture stories)
+{
+    [Fact]
+    public async Task TheOpenAiClientWorksAgainstTheAppWithABearerKey()
+    {
+        using var deployments = new Serving.Deployments(Serving.Deployment.Load(stories.ModelDir, new Serving.ServeOptions(), new Generation.ModelOptions()));
+        var functions = new InferenceFunctions(null!, InferenceFunctions.Routes(deployments, new ApiKeyCheck("app-k3y"), c => Task.CompletedTask));
+        var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
+        await using var app = builder.Build();
+        app.Run(ctx => functions.Http(ctx.Request)); // every request to the one Http function, as the Functions host routes "{*path}"
+        await app.StartAsync();
+        var address = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First());
+
+        var options = new OpenAI.OpenAIClientOptions { Endpoint = new Uri(address, "/v1") };
+        var chat = new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential("app-k3y"), options).GetChatClient(deployments.Current!.Id);
+        var answer = await chat.CompleteChatAsync([OpenAI.Chat.ChatMessage.CreateUserMessage("Once upon a time")], new OpenAI.Chat.ChatCompletionOptions { MaxOutputTokenCount = 12, Temperature = 0 });
+        Assert.Equal(OpenAI.Chat.ChatFinishReason.Length, answer.Value.FinishReason);
+        Assert.False(string.IsNullOrEmpty(answer.Value.Content[0].Text));
+        var models = await new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential("app-k3y"), options).GetOpenAIModelClient().GetModelsAsync();
+        Assert.Equal(deployments.Current.Id, models.Value.Single().Id);
+
+        var wrong = new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential("wrong"), options).GetChatClient(deployments.Current.Id);
+        var refused = await Assert.ThrowsAsync<System.ClientModel.ClientResultException>(() => wrong.CompleteChatAsync([OpenAI.Chat.ChatMessage.CreateUserMessage("hi")]));
+        Assert.Equal(401, refused.Status);
+        using var http = new HttpClient { BaseAddress = address };
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("healthz")).StatusCode); // public, for the platform's probe
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.GetAsync("metrics")).StatusCode);
+        await app.StopAsync();
     }
 }

@@ -52,8 +52,13 @@ sealed class UpServer : IAsyncDisposable
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(4));
         while (true)
         {
-            var s = JsonNode.Parse(await http.GetStringAsync($"api/optimizations/{id}"))!;
-            if (s["runtimeStatus"]!.GetValue<string>() is "Completed" or "Failed" or "Terminated") return s;
+            using var answer = await http.GetAsync($"api/optimizations/{id}");
+            var s = JsonNode.Parse(await answer.Content.ReadAsStringAsync())!;
+            bool ended = s["runtimeStatus"]!.GetValue<string>() is "Completed" or "Failed" or "Terminated";
+            // Durable's HTTP conventions, on every poll: 202 + Location + Retry-After while the run is going, 200 once it has ended
+            Assert.Equal(ended ? HttpStatusCode.OK : HttpStatusCode.Accepted, answer.StatusCode);
+            if (!ended) Assert.True(answer.Headers.RetryAfter is not null && answer.Headers.Location!.ToString().EndsWith($"/api/optimizations/{id}"), answer.Headers.ToString());
+            if (ended) return s;
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"run {id} still {s.ToJsonString()}");
             await Task.Delay(250);
         }
@@ -235,6 +240,56 @@ public class BlobStoreTests(AzuriteFixture azurite)
         }
         var proposed = metrics.Split('\n').First(l => l.StartsWith("sio_draft_tokens_proposed"));
         Assert.True(double.Parse(proposed.Split(' ')[^1]) > 0, proposed);
+    }
+
+    /// <summary>
+    /// Scale-out: two `sio up` workers on one Azure Storage task hub (Azurite) share one run. Each takes one activity at a
+    /// time, so the benchmark fan-out spreads over both (each measurement names the worker that made it); the run
+    /// completes once, with one report and one deployment, and either worker's API reports it.
+    /// </summary>
+    [Fact]
+    public async Task TwoWorkersShareOneRun()
+    {
+        var root = TestPaths.TempDir("scale-out");
+        var hub = "share" + Guid.NewGuid().ToString("N")[..8];
+        var ports = new[] { AzuriteFixture.FreePort(), AzuriteFixture.FreePort() };
+        Process Start(int i) => Process.Start(new ProcessStartInfo("dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "sio.dll"), "up", "--port", ports[i].ToString(), "--store", azurite.ConnectionString, "--task-hub", azurite.ConnectionString,
+             "--task-hub-name", hub, "--recovery-seconds", "8", "--max-activities", "1", "--work-dir", Path.Combine(root, $"work{i}")])
+        { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var store = BlobObjectStore.Connect(azurite.ConnectionString);
+        await store.UploadAsync(Containers.Uploads, $"{hub}/stories260K.zip", UpServer.StoriesZip());
+        await store.UploadAsync(Containers.Uploads, $"{hub}/data.jsonl", TestPaths.TinyStoriesDev);
+        var workers = new[] { Start(0), Start(1) };
+        var http = ports.Select(p => new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{p}/"), Timeout = TimeSpan.FromMinutes(1) }).ToArray();
+        try
+        {
+            foreach (var h in http)
+                for (int i = 0; i < 300; i++) { try { await h.GetAsync("healthz"); break; } catch (HttpRequestException) { await Task.Delay(100); } }
+            var post = await http[0].PostAsJsonAsync("api/optimizations", new
+            {
+                model = $"uploads/{hub}/stories260K.zip", dataset = $"uploads/{hub}/data.jsonl", recipe = "rtn-int4,compile,speculative:ngram",
+                gates = new { maxPerplexityIncreasePercent = 50, minSpeedup = 0.05 },
+                benchmark = new { concurrency = new[] { 1 }, requests = 8, maxNewTokens = 48 },
+            });
+            Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
+            var id = JsonNode.Parse(await post.Content.ReadAsStringAsync())!["id"]!.GetValue<string>();
+            var status = await UpServer.WaitAsync(http[1], id, TimeSpan.FromMinutes(5)); // the other worker's API sees the same run
+            Assert.True(status["runtimeStatus"]!.GetValue<string>() == "Completed", status.ToJsonString());
+
+            var report = JsonNode.Parse((await store.GetTextAsync(Containers.Reports, $"{id}/report.json"))!)!;
+            var measuredBy = report["variants"]!.AsArray().Select(v => v!["worker"]!.GetValue<string>()).ToList();
+            Assert.Equal(4, measuredBy.Count);
+            Assert.True(measuredBy.Distinct().Count() == 2, $"the benchmarks ran on {string.Join(", ", measuredBy)}: one worker did them all");
+            Assert.Equal([$"{id}/report.json", $"{id}/report.md"], (await store.ListAsync(Containers.Reports, id)).Select(o => o.Name).Order());
+            Assert.Single(await store.ListAsync(Containers.Deployments, id));
+        }
+        finally
+        {
+            foreach (var w in workers) { w.Kill(true); w.WaitForExit(); }
+            foreach (var h in http) h.Dispose();
+            try { Directory.Delete(root, true); } catch (IOException) { }
+        }
     }
 
     /// <summary>kill the worker process mid-orchestration → a new process resumes it and it completes, nothing lost or duplicated.</summary>

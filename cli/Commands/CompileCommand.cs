@@ -8,7 +8,7 @@ public static class CompileCommand
     public static Command Create()
     {
         var dir = new Argument<string>("model") { Description = "A sio model folder." };
-        var target = new Option<string>("--target") { Description = "Execution provider to optimize for: cpu, cuda or tensorrt (GPU targets need the GPU build and a GPU).", DefaultValueFactory = _ => "cpu" };
+        var target = new Option<string>("--target") { Description = "Execution provider to optimize for: cpu, cuda or tensorrt (GPU targets need the GPU build and a GPU).", DefaultValueFactory = _ => new CompileConfig().Target };
         var output = new Option<string?>("--out") { Description = "The compiled model folder (default: MODEL-TARGET beside the model)." };
         var cache = new Option<string?>("--cache") { Description = "The artifact store of compiled graphs (default: $SIO_HOME/artifacts or ~/.sio/artifacts)." };
         var force = new Option<bool>("--force") { Description = "Compile again even when the store has this key." };

@@ -17,6 +17,7 @@ public static class UpCommand
         var taskHub = new Option<string?>("--task-hub") { Description = "Azure Storage connection string for durable orchestration state (UseDevelopmentStorage=true for Azurite; default $SIO_TASK_HUB, else in memory)." };
         var taskHubName = new Option<string>("--task-hub-name") { Description = "Task hub name in that account.", DefaultValueFactory = _ => "sio" };
         var recovery = new Option<double?>("--recovery-seconds") { Description = "Azure Storage lease and queue visibility timeouts: how soon a restarted host resumes a dead one's work." };
+        var maxActivities = new Option<int?>("--max-activities") { Description = "Activities this worker runs at once on an Azure Storage task hub (default: 10 per core); with several `sio up` workers on one hub, 1 spreads a run's steps and benchmarks over them." };
         var watch = new Option<bool>("--watch-uploads") { Description = "Start an optimization (with --recipe, --dataset, --gate) whenever a model lands in the uploads container." };
         var dataset = new Option<string?>("--dataset") { Description = "Dataset for runs started by uploads (uploads/NAME or a local path)." };
         var concurrent = new Option<int>("--max-concurrent") { Description = "Requests decoded at the same time by the served model.", DefaultValueFactory = _ => 4 };
@@ -28,7 +29,7 @@ public static class UpCommand
         var shared = new PipelineOptionsCli();
         var cmd = new Command("up", "Self-hosted sio: a web console at /, the optimization API (/api/optimizations, /api/uploads, /api/models, /api/deployments), its Durable Task orchestrations, and OpenAI-compatible serving of the deployed model (/v1/…), on one machine, until stopped.")
         {
-            host, port, key, taskHub, taskHubName, recovery, watch, dataset, concurrent, queue, provider, maxUpload, allowLocal,
+            host, port, key, taskHub, taskHubName, recovery, maxActivities, watch, dataset, concurrent, queue, provider, maxUpload, allowLocal,
         };
         foreach (var o in shared.All) cmd.Options.Add(o);
         cmd.SetAction(async (p, ct) =>
@@ -45,6 +46,7 @@ public static class UpCommand
                 Host = p.GetValue(host)!, Port = p.GetValue(port), ApiKey = p.GetValue(key), Store = p.GetValue(shared.Store), WorkDir = p.GetValue(shared.WorkDir),
                 TaskHubConnection = p.GetValue(taskHub) ?? Env("SIO_TASK_HUB"), TaskHubName = p.GetValue(taskHubName)!, AllowLocalPaths = p.GetValue(allowLocal),
                 RecoveryTimeout = p.GetValue(recovery) is double s ? TimeSpan.FromSeconds(s) : null,
+                MaxConcurrentActivities = p.GetValue(maxActivities) is int m && m > 0 ? m : p.GetValue(maxActivities) is int bad ? throw new SioException($"--max-activities must be ≥ 1, got {bad}") : null,
                 Serve = new ServeOptions { MaxConcurrent = p.GetValue(concurrent), QueueCapacity = p.GetValue(queue) },
                 Provider = p.GetValue(provider)!, UploadDefaults = defaults, MaxUploadBytes = p.GetValue(maxUpload) << 20,
                 LogLevel = Microsoft.Extensions.Logging.LogLevel.Information,

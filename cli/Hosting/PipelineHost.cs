@@ -35,6 +35,9 @@ public sealed record PipelineHostConfig
     public string TaskHubName { get; init; } = "sio";
     /// <summary>Lease and queue visibility timeouts of the Azure Storage backend: how soon a new process takes over a dead one's work.</summary>
     public TimeSpan? RecoveryTimeout { get; init; }
+    /// <summary>Activities this process runs at once (Azure Storage task hub; null: the backend's default, 10 per core).
+    /// With several workers on one hub, a low number leaves work for the others.</summary>
+    public int? MaxConcurrentActivities { get; init; }
     public string? WorkDir { get; init; }
     public ServeOptions Serve { get; init; } = new();
     public string Provider { get; init; } = "cpu";
@@ -144,7 +147,9 @@ public static class PipelineHost
             settings.LeaseAcquireInterval = t / 3;
             settings.ControlQueueVisibilityTimeout = t;
             settings.WorkItemQueueVisibilityTimeout = t;
+            settings.MaxQueuePollingInterval = t / 4; // an idle worker notices new work within a quarter of the recovery time
         }
+        if (config.MaxConcurrentActivities is int n) settings.MaxConcurrentTaskActivityWorkItems = n;
         return new AzureStorageOrchestrationService(settings);
     }
 

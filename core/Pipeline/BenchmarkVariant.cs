@@ -86,7 +86,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
                 Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,
                 Math.Round(Math.Max(0, l.E2eMs.P50 - l.TtftMs.P50) / Math.Max(1, s.MaxNewTokens - 1), 4))).ToList(),
             Math.Round(ppl.Perplexity, 5), spec?.AcceptanceRate, spec?.MeanAcceptedLength, instance.Name, instance.PricePerHour, false,
-            exactChecked, exact);
+            exactChecked, exact, VariantMeasurement.ThisWorker);
     }
 
     /// <summary>The deployment's promise, checked on the user's own prompts: greedy decoding with the drafter gives the

@@ -16,8 +16,11 @@ public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string 
 /// <summary>One variant measured: throughput and latency per concurrency level, price and quality.</summary>
 public sealed record VariantMeasurement(string Variant, ModelArtifact Model, string Drafter, IReadOnlyList<LevelMeasurement> Levels,
     double Perplexity, double? AcceptanceRate, double? MeanAcceptedLength, string Instance, double PricePerHour, bool Reused,
-    int? ExactChecked = null, int? ExactOutputs = null)
+    int? ExactChecked = null, int? ExactOutputs = null, string? Worker = null)
 {
+    /// <summary>The worker process that measured it (host/pid): with several workers on one task hub, the fan-out is spread over them.</summary>
+    public static string ThisWorker => $"{Environment.MachineName}/{Environment.ProcessId}";
+
     /// <summary>Speculative variants: of <see cref="ExactChecked"/> evaluation prompts decoded greedily with and without
     /// the drafter, how many gave the same tokens (null for variants without a drafter).</summary>
     public LevelMeasurement? At(int concurrency) => Levels.FirstOrDefault(l => l.Concurrency == concurrency);

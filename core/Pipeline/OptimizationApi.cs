@@ -8,7 +8,7 @@ using Sio.Speculative;
 namespace Sio.Pipeline;
 
 /// <summary>An HTTP answer, independent of the host that writes it: a status, a JSON body, and a Location or Retry-After header.</summary>
-public sealed record ApiResult(int Status, object? Body, string? Location = null, bool Problem = false)
+public sealed record ApiResult(int Status, object? Body, string? Location = null, bool Problem = false, int? RetryAfterSeconds = null)
 {
     /// <summary>RFC 7807 problem details; <paramref name="errors"/> names the fields at fault.</summary>
     public static ApiResult Fail(int status, string title, string detail, Dictionary<string, string[]>? errors = null) =>
@@ -48,7 +48,7 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
         var id = instanceId ?? request.InstanceId();
         bool duplicate = !await TryScheduleAsync(id, request, ct);
         var urls = Urls(baseUrl, id);
-        return new ApiResult(202, new { id, duplicate, urls.statusQueryGetUri, urls.cancelUri, urls.reportUri }, urls.statusQueryGetUri);
+        return new ApiResult(202, new { id, duplicate, urls.statusQueryGetUri, urls.cancelUri, urls.reportUri }, urls.statusQueryGetUri, RetryAfterSeconds: PollSeconds);
     }
 
     /// <summary>Statuses in which a run holds its id: starting the same request again answers duplicate (a failed or cancelled run may be started again).</summary>
@@ -87,10 +87,19 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
         return (s, s, s + "/report");
     }
 
+    /// <summary>How long a client should wait before polling a run again (Retry-After).</summary>
+    public const int PollSeconds = 5;
+
+    /// <summary>
+    /// A run's status, by Durable Functions' HTTP conventions: 202 with Location (this URL) and Retry-After while it is
+    /// pending, running or suspended; 200 once it has ended (completed, failed or cancelled), with the output or the error.
+    /// </summary>
     public async Task<ApiResult> StatusAsync(string id, string baseUrl, CancellationToken ct = default)
     {
         var m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
         if (m is null) return ApiResult.Fail(404, "No such optimization", $"no optimization has the id '{id}'");
+        if (m.RuntimeStatus is OrchestrationRuntimeStatus.Pending or OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Suspended)
+            return new ApiResult(202, Describe(m, baseUrl), Urls(baseUrl, id).statusQueryGetUri, RetryAfterSeconds: PollSeconds);
         return new ApiResult(200, Describe(m, baseUrl));
     }
 

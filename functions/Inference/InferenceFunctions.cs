@@ -21,8 +21,14 @@ public sealed class InferenceFunctions(LiveDeployment live, RouteDispatcher http
         Name = "the inference Function App", Deployments = deployments, Metrics = metrics,
     }), keys);
 
-    /// <summary>The deployment event: deployments/current.json was written (Event Grid blob-created).</summary>
+    /// <summary>
+    /// The deployment event: deployments/current.json was written. Event Grid delivers the blob-created event into the
+    /// deployment-events queue (with its own identity: no webhook key to manage, and a replica scaled to zero wakes on it);
+    /// the app then serves what current.json names, whatever the event says.
+    /// </summary>
     [Function("OnDeployment")]
-    public Task OnDeployment([BlobTrigger("deployments/current.json", Source = BlobTriggerSource.EventGrid, Connection = "SioStorage")] Stream manifest) =>
-        live.RefreshAsync();
+    public Task OnDeployment([QueueTrigger(DeploymentQueue, Connection = "SioStorage")] string gridEvent) => live.RefreshAsync();
+
+    /// <summary>The queue infra/main.bicep points the deployments subscription at.</summary>
+    public const string DeploymentQueue = "deployment-events";
 }
