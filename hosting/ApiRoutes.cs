@@ -23,6 +23,7 @@ public static class ApiRoutes
             new("GET", "/metrics", "Metrics", host.Metrics),
 
             new("GET", "/v1/models", "ListModels", openAi.Models),
+            new("GET", "/v1/models/{id}", "GetModel", openAi.Model),
             new("POST", "/v1/completions", "Completions", c => openAi.Complete(c, chat: false)),
             new("POST", "/v1/chat/completions", "ChatCompletions", c => openAi.Complete(c, chat: true)),
 

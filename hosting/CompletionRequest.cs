@@ -6,36 +6,114 @@ using Sio.Serving;
 namespace Sio.Hosting;
 
 /// <summary>A 4xx answer to an OpenAI request, naming the field at fault.</summary>
-sealed class BadRequest(string message, string? param, int status = 400) : Exception(message)
+sealed class BadRequest(string message, string? param, int status = 400, string? code = null) : Exception(message)
 {
     public string? Param { get; } = param;
     public int Status { get; } = status;
-    public ApiError Error => new(Status, Message, "invalid_request_error", Param);
+    public ApiError Error => new(Status, Message, "invalid_request_error", Param, code);
 }
 
 /// <summary>A /v1/completions or /v1/chat/completions body, checked and tokenized against the deployment that will run it.</summary>
-sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, List<string> Stops, bool Stream)
+sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, List<string> Stops, bool Stream, bool IncludeUsage = false)
 {
     /// <summary>The largest request body the OpenAI routes read (a prompt longer than any context fits well inside it).</summary>
     public const long MaxBodyBytes = 4 << 20;
 
+    /// <summary>Every field sio reads; any other is refused by name rather than ignored.</summary>
+    static readonly HashSet<string> Common = ["model", "max_tokens", "temperature", "top_p", "n", "seed", "stop", "stream", "stream_options", "user",
+        "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_k", "repetition_penalty", "ignore_eos"];
+    static readonly HashSet<string> ChatOnly = ["messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls", "response_format"];
+    static readonly HashSet<string> CompletionOnly = ["prompt", "echo", "best_of", "suffix"];
+
     public static CompletionRequest Parse(JsonObject body, Deployment deployment, bool chat)
     {
+        foreach (var (name, _) in body)
+            if (!Common.Contains(name) && !(chat ? ChatOnly : CompletionOnly).Contains(name))
+                throw new BadRequest($"sio does not implement '{name}'{(ChatOnly.Contains(name) || CompletionOnly.Contains(name) ? $" on {(chat ? "/v1/chat/completions" : "/v1/completions")}" : "")}", name);
+        CheckModel(body, deployment);
+        CheckUnimplementedValues(body, chat);
         var prompt = chat ? ChatPrompt(body, deployment.ChatTemplate) : CompletionPrompt(body);
-        if (IntField(body, "n") is int n && n != 1) throw new BadRequest("n must be 1", "n");
-        int maxTokens = IntField(body, "max_tokens") ?? IntField(body, "max_completion_tokens") ?? (chat ? 256 : 16);
-        if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", "max_tokens");
+        if (IntField(body, "n") is int n && n != 1) throw new BadRequest("n must be 1: sio answers one choice per request", "n");
+        int maxTokens = IntField(body, "max_completion_tokens") ?? IntField(body, "max_tokens") ?? (chat ? 256 : 16);
+        if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", body.ContainsKey("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         float temperature = FloatField(body, "temperature") ?? 1f;
         float topP = FloatField(body, "top_p") ?? 1f;
         if (temperature is < 0 or > 2) throw new BadRequest($"temperature must be in [0, 2], got {temperature}", "temperature");
         if (topP is <= 0 or > 1) throw new BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
+        var sampling = Sampling(body, chat, deployment) with { Temperature = temperature, TopP = topP };
+        try { sampling.Validate(); }
+        catch (SioException e) { throw new BadRequest(e.Message, e.Message.Split(' ')[0].Replace('-', '_')); }
         var ids = Tokenize(prompt, deployment, chat, maxTokens);
         var options = new GenerationOptions
         {
-            MaxTokens = maxTokens, Sampling = new SamplingOptions { Temperature = temperature, TopP = topP, Seed = IntField(body, "seed") },
+            MaxTokens = maxTokens, Sampling = sampling,
             IgnoreModelStopTokens = BoolField(body, "ignore_eos") ?? false, // as vLLM's extension: fixed lengths for benchmarks
         };
-        return new CompletionRequest(ids, options, StopStrings(body), BoolField(body, "stream") ?? false);
+        bool stream = BoolField(body, "stream") ?? false;
+        bool includeUsage = body["stream_options"] switch
+        {
+            null => false,
+            JsonObject o when stream => o.Where(p => p.Key != "include_usage").Select(p => p.Key).FirstOrDefault() is { } other
+                ? throw new BadRequest($"sio does not implement stream_options.{other}", "stream_options")
+                : BoolField(o, "include_usage") ?? false,
+            JsonObject => throw new BadRequest("stream_options is only allowed when stream is true", "stream_options"),
+            _ => throw new BadRequest("stream_options must be an object", "stream_options"),
+        };
+        return new CompletionRequest(ids, options, StopStrings(body), stream, includeUsage);
+    }
+
+    /// <summary>An OpenAI client names a model; one that is not the deployment is 404 model_not_found, as OpenAI answers.</summary>
+    static void CheckModel(JsonObject body, Deployment deployment)
+    {
+        if (body["model"] is null || body["model"] is JsonValue nv && nv.GetValueKind() == JsonValueKind.Null) return;
+        if (body["model"] is not JsonValue v || v.GetValueKind() != JsonValueKind.String) throw new BadRequest("model must be a string", "model");
+        var model = v.GetValue<string>();
+        if (model != deployment.Id)
+            throw new BadRequest($"The model '{model}' does not exist: this server serves '{deployment.Id}' (GET /v1/models)", "model", 404, "model_not_found");
+    }
+
+    /// <summary>Values of known fields that ask for something sio does not do yet: refused, never ignored.</summary>
+    static void CheckUnimplementedValues(JsonObject body, bool chat)
+    {
+        if (body["response_format"] is JsonNode rf && !(rf is JsonObject o && o["type"]?.GetValue<string>() == "text" && o.Count == 1))
+            throw new BadRequest("sio does not implement response_format other than {\"type\": \"text\"} yet (structured output needs constrained decoding)", "response_format");
+        if (body["tool_choice"] is JsonNode tc && !(tc is JsonValue tv && tv.GetValueKind() == JsonValueKind.String && tv.GetValue<string>() is "auto" or "none"))
+            throw new BadRequest("sio does not implement tool_choice other than \"auto\" or \"none\" yet (a forced call needs constrained decoding)", "tool_choice");
+        if (!chat && BoolField(body, "echo") == true) throw new BadRequest("sio does not implement echo", "echo");
+        if (!chat && IntField(body, "best_of") is int b && b != 1) throw new BadRequest("best_of must be 1", "best_of");
+        if (!chat && body["suffix"] is JsonValue sv && sv.GetValueKind() == JsonValueKind.String && sv.GetValue<string>().Length > 0)
+            throw new BadRequest("sio does not implement suffix (insertion)", "suffix");
+        if (chat && IntField(body, "top_logprobs") is not null && BoolField(body, "logprobs") != true)
+            throw new BadRequest("top_logprobs needs logprobs: true", "top_logprobs");
+    }
+
+    /// <summary>Penalties, logit_bias, top_k, seed and logprobs (chat: logprobs true + top_logprobs; completions: logprobs N).</summary>
+    static SamplingOptions Sampling(JsonObject body, bool chat, Deployment deployment)
+    {
+        int? logprobs = chat
+            ? BoolField(body, "logprobs") == true ? IntField(body, "top_logprobs") ?? 0 : null
+            : IntField(body, "logprobs") is int k ? k is >= 0 and <= 5 ? k : throw new BadRequest($"logprobs must be from 0 to 5, got {k}", "logprobs") : null;
+        return new SamplingOptions
+        {
+            Seed = IntField(body, "seed"), TopK = IntField(body, "top_k") ?? 0,
+            PresencePenalty = FloatField(body, "presence_penalty") ?? 0, FrequencyPenalty = FloatField(body, "frequency_penalty") ?? 0,
+            RepetitionPenalty = FloatField(body, "repetition_penalty") ?? 1, LogitBias = LogitBias(body, deployment.Engine.Model.Tokenizer.VocabSize),
+            Logprobs = logprobs,
+        };
+    }
+
+    static Dictionary<int, float>? LogitBias(JsonObject body, int vocab)
+    {
+        if (body["logit_bias"] is null) return null;
+        if (body["logit_bias"] is not JsonObject o) throw new BadRequest("logit_bias must be an object of token id → bias", "logit_bias");
+        var bias = new Dictionary<int, float>();
+        foreach (var (key, value) in o)
+        {
+            if (!int.TryParse(key, out var id) || id < 0 || id >= vocab) throw new BadRequest($"logit_bias: '{key}' is not a token id of this model (0 to {vocab - 1})", "logit_bias");
+            if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.Number) throw new BadRequest($"logit_bias: the bias of {key} must be a number", "logit_bias");
+            bias[id] = v.GetValue<float>();
+        }
+        return bias;
     }
 
     /// <summary>The prompt's ids, refused (before tokenizing, when the text alone is too long) unless prompt and max_tokens fit the context.</summary>
@@ -108,9 +186,11 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
             catch (SioException e) { throw new BadRequest(e.Message, "messages"); }
             list.Add(message);
         }
+        bool noTools = body["tool_choice"] is JsonValue tc && tc.GetValueKind() == JsonValueKind.String && tc.GetValue<string>() == "none";
         var tools = body["tools"] switch
         {
             null => null,
+            JsonArray when noTools => null, // tool_choice "none": the model is not offered the tools
             JsonArray a => (JsonArray)a.DeepClone(),
             _ => throw new BadRequest("tools must be a list", "tools"),
         };

@@ -37,6 +37,16 @@ sealed class OpenAiRoutes(HostServices host)
         });
     }
 
+    /// <summary>GET /v1/models/{id}: the served model, or 404 model_not_found.</summary>
+    public Task Model(HttpContext c)
+    {
+        if (host.Deployments is not { } deployments) return NotServing.Write(c);
+        var id = (string)c.Request.RouteValues["id"]!;
+        if (deployments.Current is { } d && d.Id == id) return c.Response.WriteAsJsonAsync(new { id = d.Id, @object = "model", created = d.Created, owned_by = "sio" });
+        return new ApiError(404, $"The model '{id}' does not exist{(deployments.Current is { } cur ? $": this server serves '{cur.Id}'" : ": no model is deployed")}",
+            "invalid_request_error", "model", "model_not_found").Write(c);
+    }
+
     /// <summary>One completion or chat completion request against the current deployment.</summary>
     public async Task Complete(HttpContext ctx, bool chat)
     {
@@ -91,6 +101,9 @@ sealed class CompletionResponse(HttpContext ctx, Deployment deployment, bool cha
     readonly long _created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     readonly StopMatcher _matcher = new(request.Stops);
     readonly StringBuilder _text = new();
+    readonly List<TokenLogprob> _logprobs = new();
+    int _logprobsSent;
+    Tokenization.Tokenizer Tokenizer => deployment.Engine.Model.Tokenizer;
 
     public async Task RunAsync(GenerationJob job, CancellationTokenSource cancel)
     {
@@ -105,10 +118,11 @@ sealed class CompletionResponse(HttpContext ctx, Deployment deployment, bool cha
             await foreach (var piece in job.Pieces.Reader.ReadAllAsync(ctx.RequestAborted))
             {
                 var safe = _matcher.Feed(piece);
+                while (job.Logprobs?.Reader.TryRead(out var lp) == true) _logprobs.Add(lp);
                 if (safe.Length > 0)
                 {
                     _text.Append(safe);
-                    if (request.Stream) await Sse(Chunk(safe, null));
+                    if (request.Stream) await Sse(Chunk(safe, null, logprobs: NewLogprobs()));
                 }
                 if (_matcher.Stopped) { cancel.Cancel(); break; }
             }
@@ -130,13 +144,14 @@ sealed class CompletionResponse(HttpContext ctx, Deployment deployment, bool cha
             else await Sse(new JsonObject { ["error"] = new JsonObject { ["message"] = $"generation failed: {e.Message}", ["type"] = "server_error" } });
             return;
         }
-        await FinishAsync(result);
+        await FinishAsync(job, result);
     }
 
-    async Task FinishAsync(GenerationResult? result)
+    async Task FinishAsync(GenerationJob job, GenerationResult? result)
     {
         var tail = _matcher.Flush();
         _text.Append(tail);
+        while (job.Logprobs?.Reader.TryRead(out var lp) == true) _logprobs.Add(lp);
         string finish = _matcher.Stopped ? "stop" : result?.FinishReason ?? "stop";
         int promptTokens = request.PromptIds.Count;
         int completionTokens = result?.TokenIds.Count ?? deployment.Engine.Model.Tokenizer.Encode(_text.ToString(), addBos: false).Count;
@@ -147,28 +162,77 @@ sealed class CompletionResponse(HttpContext ctx, Deployment deployment, bool cha
             : null;
         if (request.Stream)
         {
-            if (tail.Length > 0) await Sse(Chunk(tail, null));
+            if (tail.Length > 0 || _logprobsSent < _logprobs.Count) await Sse(Chunk(tail, null, logprobs: NewLogprobs()));
             var last = Chunk(null, finish);
             last["usage"] = JsonSerializer.SerializeToNode(usage);
             if (sio is not null) last["sio"] = JsonSerializer.SerializeToNode(sio);
             await Sse(last);
+            if (request.IncludeUsage) // OpenAI's stream_options.include_usage: one more chunk, no choices, the usage
+            {
+                var usageChunk = Chunk(null, null);
+                usageChunk["choices"] = new JsonArray();
+                usageChunk["usage"] = JsonSerializer.SerializeToNode(usage);
+                await Sse(usageChunk);
+            }
             await ctx.Response.WriteAsync("data: [DONE]\n\n");
             return;
         }
+        var logprobs = request.Options.Sampling.Logprobs is null ? null : Logprobs(_logprobs, 0);
         object choice = chat
-            ? new { index = 0, message = new { role = "assistant", content = _text.ToString() }, finish_reason = finish, logprobs = (object?)null }
-            : new { index = 0, text = _text.ToString(), finish_reason = finish, logprobs = (object?)null };
+            ? new { index = 0, message = new { role = "assistant", content = _text.ToString() }, finish_reason = finish, logprobs }
+            : new { index = 0, text = _text.ToString(), finish_reason = finish, logprobs };
         await ctx.Response.WriteAsJsonAsync(new
         {
             id = _id, @object = chat ? "chat.completion" : "text_completion", created = _created, model = deployment.Id, choices = new[] { choice }, usage, sio,
         });
     }
 
-    JsonObject Chunk(string? text, string? finish, bool role = false)
+    /// <summary>The logprobs not sent yet (streaming: each chunk carries those of the tokens that arrived with its text).</summary>
+    JsonNode? NewLogprobs()
+    {
+        if (request.Options.Sampling.Logprobs is null) return null;
+        var node = Logprobs(_logprobs.Skip(_logprobsSent).ToList(), _text.Length);
+        _logprobsSent = _logprobs.Count;
+        return node;
+    }
+
+    /// <summary>OpenAI's logprobs object: chat's {content: [{token, logprob, bytes, top_logprobs}]}, completions' parallel lists.</summary>
+    JsonNode Logprobs(IReadOnlyList<TokenLogprob> tokens, int textOffset)
+    {
+        string Text(int id) => Tokenizer.PieceText(id);
+        JsonArray Bytes(int id) => new([.. Encoding.UTF8.GetBytes(Text(id)).Select(b => (JsonNode)JsonValue.Create((int)b))]);
+        if (chat)
+            return new JsonObject
+            {
+                ["content"] = new JsonArray([.. tokens.Select(t => (JsonNode)new JsonObject
+                {
+                    ["token"] = Text(t.Token), ["logprob"] = t.Logprob, ["bytes"] = Bytes(t.Token),
+                    ["top_logprobs"] = new JsonArray([.. t.Top.Select(a => (JsonNode)new JsonObject { ["token"] = Text(a.Token), ["logprob"] = a.Logprob, ["bytes"] = Bytes(a.Token) })]),
+                })]),
+                ["refusal"] = null,
+            };
+        var offsets = new JsonArray();
+        int offset = textOffset;
+        foreach (var t in tokens) { offsets.Add(offset); offset += Text(t.Token).Length; }
+        return new JsonObject
+        {
+            ["tokens"] = new JsonArray([.. tokens.Select(t => (JsonNode)JsonValue.Create(Text(t.Token)))]),
+            ["token_logprobs"] = new JsonArray([.. tokens.Select(t => (JsonNode)JsonValue.Create(t.Logprob))]),
+            ["top_logprobs"] = new JsonArray([.. tokens.Select(t =>
+            {
+                var top = new JsonObject();
+                foreach (var a in t.Top) top.TryAdd(Text(a.Token), a.Logprob); // same text twice: the likelier (first) one stands
+                return (JsonNode)top;
+            })]),
+            ["text_offset"] = offsets,
+        };
+    }
+
+    JsonObject Chunk(string? text, string? finish, bool role = false, JsonNode? logprobs = null)
     {
         JsonObject choice = chat
-            ? new JsonObject { ["index"] = 0, ["delta"] = role ? new JsonObject { ["role"] = "assistant", ["content"] = "" } : text is null ? new JsonObject() : new JsonObject { ["content"] = text }, ["finish_reason"] = finish, ["logprobs"] = null }
-            : new JsonObject { ["index"] = 0, ["text"] = text ?? "", ["finish_reason"] = finish, ["logprobs"] = null };
+            ? new JsonObject { ["index"] = 0, ["delta"] = role ? new JsonObject { ["role"] = "assistant", ["content"] = "" } : text is null ? new JsonObject() : new JsonObject { ["content"] = text }, ["finish_reason"] = finish, ["logprobs"] = logprobs }
+            : new JsonObject { ["index"] = 0, ["text"] = text ?? "", ["finish_reason"] = finish, ["logprobs"] = logprobs };
         return new JsonObject
         {
             ["id"] = _id, ["object"] = chat ? "chat.completion.chunk" : "text_completion", ["created"] = _created, ["model"] = deployment.Id,

@@ -10,17 +10,42 @@ public sealed record SamplingOptions
     public float TopP { get; init; } = 1f;
     /// <summary>Seed for reproducible sampling; null draws one.</summary>
     public int? Seed { get; init; }
+    /// <summary>OpenAI's presence penalty: subtracted once from the logit of every token already generated ([-2, 2]).</summary>
+    public float PresencePenalty { get; init; }
+    /// <summary>OpenAI's frequency penalty: subtracted from a token's logit once per time it was generated ([-2, 2]).</summary>
+    public float FrequencyPenalty { get; init; }
+    /// <summary>vLLM's (and transformers') repetition penalty over the prompt and the output: a seen token's positive logit
+    /// is divided by it, a negative one multiplied (1: off).</summary>
+    public float RepetitionPenalty { get; init; } = 1f;
+    /// <summary>OpenAI's logit_bias: added to the named tokens' logits ([-100, 100]; -100 bans a token, 100 all but forces it).</summary>
+    public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
+    /// <summary>Report each chosen token's log-probability and this many most likely alternatives (null: none).</summary>
+    public int? Logprobs { get; init; }
 
     public bool IsGreedy => Temperature <= 0f;
+    /// <summary>Penalties or biases change the logits before choosing, so the token depends on more than the model's logits.</summary>
+    public bool ShapesLogits => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || LogitBias is { Count: > 0 };
+    /// <summary>A speculative verifier may decide this request's tokens: nothing but the model's logits (and the sampler's stream) chooses them.</summary>
+    public bool AllowsDrafting => !ShapesLogits && Logprobs is null;
+    public const int MaxLogprobs = 20;
 
     public SamplingOptions Validate()
     {
         if (float.IsNaN(Temperature) || Temperature < 0) throw new SioException($"temperature must be ≥ 0, got {Temperature}");
         if (TopK < 0) throw new SioException($"top-k must be ≥ 0, got {TopK}");
         if (!(TopP > 0 && TopP <= 1)) throw new SioException($"top-p must be in (0, 1], got {TopP}");
+        if (!(PresencePenalty is >= -2 and <= 2)) throw new SioException($"presence_penalty must be in [-2, 2], got {PresencePenalty}");
+        if (!(FrequencyPenalty is >= -2 and <= 2)) throw new SioException($"frequency_penalty must be in [-2, 2], got {FrequencyPenalty}");
+        if (!(RepetitionPenalty > 0 && float.IsFinite(RepetitionPenalty))) throw new SioException($"repetition_penalty must be > 0, got {RepetitionPenalty}");
+        foreach (var (t, v) in LogitBias ?? new Dictionary<int, float>())
+            if (!(v is >= -100 and <= 100)) throw new SioException($"logit_bias of token {t} must be in [-100, 100], got {v}");
+        if (Logprobs is int k && k is < 0 or > MaxLogprobs) throw new SioException($"top_logprobs must be from 0 to {MaxLogprobs}, got {k}");
         return this;
     }
 }
+
+/// <summary>A chosen token's log-probability under the (penalized, biased) model distribution, with the most likely alternatives.</summary>
+public sealed record TokenLogprob(int Token, float Logprob, IReadOnlyList<(int Token, float Logprob)> Top);
 
 /// <summary>Turns logits into a token id.</summary>
 public sealed class Sampler
@@ -29,6 +54,9 @@ public sealed class Sampler
     readonly Random _random;
     float[] _probs = [];
     int[] _order = [];
+    float[] _shaped = [];
+    readonly Dictionary<int, int> _generated = new();
+    readonly HashSet<int> _seen = new();
 
     public Sampler(SamplingOptions options)
     {
@@ -38,11 +66,59 @@ public sealed class Sampler
 
     public SamplingOptions Options => _options;
 
+    /// <summary>The last sampled token's log-probability, when <see cref="SamplingOptions.Logprobs"/> asks for them.</summary>
+    public TokenLogprob? Last { get; private set; }
+
     public int Sample(ReadOnlySpan<float> logits)
     {
-        if (_options.IsGreedy) return ArgMax(logits);
-        var p = Distribution(logits);
-        return Draw(p);
+        var l = _options.ShapesLogits ? Shape(logits) : logits;
+        int token = _options.IsGreedy ? ArgMax(l) : Draw(Distribution(l));
+        if (_options.Logprobs is int k) Last = LogprobOf(l, token, k);
+        return token;
+    }
+
+    /// <summary>The prompt, for the repetition penalty (which covers prompt and output).</summary>
+    public void Prime(IEnumerable<int> prompt)
+    {
+        if (_options.RepetitionPenalty != 1f) _seen.UnionWith(prompt);
+    }
+
+    /// <summary>A token the request emitted (the penalties count it).</summary>
+    public void Observe(int token)
+    {
+        if (!_options.ShapesLogits) return;
+        _generated[token] = _generated.GetValueOrDefault(token) + 1;
+        _seen.Add(token);
+    }
+
+    ReadOnlySpan<float> Shape(ReadOnlySpan<float> logits)
+    {
+        if (_shaped.Length != logits.Length) _shaped = new float[logits.Length];
+        logits.CopyTo(_shaped);
+        float rp = _options.RepetitionPenalty;
+        if (rp != 1f) foreach (var t in _seen) if ((uint)t < (uint)_shaped.Length) _shaped[t] = _shaped[t] > 0 ? _shaped[t] / rp : _shaped[t] * rp;
+        foreach (var (t, n) in _generated)
+            if ((uint)t < (uint)_shaped.Length) _shaped[t] -= _options.PresencePenalty + n * _options.FrequencyPenalty;
+        if (_options.LogitBias is { } bias) foreach (var (t, b) in bias) if ((uint)t < (uint)_shaped.Length) _shaped[t] += b;
+        return _shaped;
+    }
+
+    static TokenLogprob LogprobOf(ReadOnlySpan<float> logits, int token, int k)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var v in logits) max = MathF.Max(max, v);
+        double sum = 0;
+        foreach (var v in logits) sum += Math.Exp(v - max);
+        float logZ = max + (float)Math.Log(sum);
+        var top = new List<(int Token, float Logprob)>(k);
+        for (int i = 0; i < logits.Length && k > 0; i++)
+        {
+            if (top.Count < k) top.Add((i, logits[i] - logZ));
+            else if (logits[i] - logZ > top[^1].Logprob) top[^1] = (i, logits[i] - logZ);
+            else continue;
+            top.Sort((a, b) => b.Logprob.CompareTo(a.Logprob) is var c && c != 0 ? c : a.Token.CompareTo(b.Token));
+        }
+        return new TokenLogprob(token, logits[token] - logZ, top);
     }
 
     /// <summary>

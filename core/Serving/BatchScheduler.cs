@@ -89,7 +89,7 @@ sealed class BatchScheduler : IRowSink
     EngineSlot Open(int r, GenerationJob job)
     {
         var slot = new EngineSlot(job, _engine.Model, _drafterName);
-        if (_modelDrafter is not null && _slots.All(x => x is null) && _queue.Reader.Count == 0 && _solo.Choose())
+        if (_modelDrafter is not null && job.Options.Sampling.AllowsDrafting && _slots.All(x => x is null) && _queue.Reader.Count == 0 && _solo.Choose())
         {
             slot.Solo = new SpeculativeDecoder(_engine.Model, _modelDrafter, job.Options.Sampling, _engine.Options.Speculative, _batch.Capacity);
             slot.Prefilled = job.Prompt.Count;
@@ -172,6 +172,8 @@ sealed class BatchScheduler : IRowSink
         if (s.Stops.Contains(token)) { Finish(r, "stop", null); return; }
         s.Output.Add(token);
         s.Context.Add(token);
+        s.Sampler.Observe(token);
+        if (s.Job.Logprobs is { } logprobs && s.Sampler.Last is { } lp) logprobs.Writer.TryWrite(lp);
         s.Speculative.Emitted++;
         double now = s.Clock.Elapsed.TotalMilliseconds;
         if (s.LastTokenMs < 0) _engine.Metrics.FirstToken(s.PrefillMs + now); else _engine.Metrics.NextToken(now - s.LastTokenMs);
@@ -211,6 +213,7 @@ sealed class BatchScheduler : IRowSink
         else if (reason == "cancelled") s.Job.Result.TrySetCanceled();
         else s.Job.Result.TrySetResult(new GenerationResult(s.Job.Prompt, s.Output, s.Text.ToString(), reason!, s.PrefillMs, s.Clock.Elapsed.TotalMilliseconds, s.Speculative));
         if (completed) _learner?.Learn(s.Context);
+        s.Job.Logprobs?.Writer.TryComplete();
         s.Job.Pieces.Writer.TryComplete();
     }
 }

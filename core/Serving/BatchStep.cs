@@ -11,7 +11,8 @@ namespace Sio.Serving;
 /// GroupQueryAttention takes several new tokens over a past only at batch 1), the others step together. k comes from a
 /// controller per number of busy rows that measures the batch's tokens per millisecond for each k (0 included): when
 /// one batched pass already saturates the machine, k = 0 wins and the step is a plain batched one. Sampled rows do not
-/// draft, so that a seeded request decodes the same whatever the batch around it.
+/// draft, so that a seeded request decodes the same whatever the batch around it; nor do rows whose logits are
+/// penalized or biased, or that report logprobs (their tokens are chosen from more than the model's logits).
 /// </summary>
 sealed class BatchStep(BatchGenerator batch, IDrafter? drafter, DraftVerifier verifier, SpeculativeOptions options, ServingMetrics metrics)
 {
@@ -74,7 +75,7 @@ sealed class BatchStep(BatchGenerator batch, IDrafter? drafter, DraftVerifier ve
         {
             if (!decoding[r] || slots[r] is not { } s) continue;
             int room = Math.Min(batch.Capacity - batch.Length(r) - 1, s.Remaining - 1);
-            int kr = s.Sampler.Options.IsGreedy && !s.PlainNext ? Math.Min(k, room) : 0;
+            int kr = s.Sampler.Options is { IsGreedy: true, AllowsDrafting: true } && !s.PlainNext ? Math.Min(k, room) : 0;
             played = Math.Max(played, kr);
             var d = kr > 0 ? drafter!.Draft(s.Context, kr, null).Tokens : [];
             drafts[r] = d.Length > kr ? d[..kr] : d;

@@ -11,5 +11,8 @@ public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions o
     public CancellationToken Cancellation { get; } = cancellation;
     /// <summary>Text pieces as they are decoded (completed when the job ends).</summary>
     public Channel<string> Pieces { get; } = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    /// <summary>Each emitted token's log-probability, in order, when the request asked for logprobs (written before the token's piece).</summary>
+    public Channel<TokenLogprob>? Logprobs { get; } = options.Sampling.Logprobs is null ? null
+        : Channel.CreateUnbounded<TokenLogprob>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
     public TaskCompletionSource<GenerationResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

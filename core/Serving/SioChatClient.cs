@@ -9,7 +9,8 @@ namespace Sio.Serving;
 /// <summary>
 /// A sio model as a Microsoft.Extensions.AI <see cref="IChatClient"/>, for .NET apps that use a
 /// deployment in-process. Options map one to one (Temperature, TopP, TopK, MaxOutputTokens, Seed,
-/// StopSequences); the last update carries the finish reason and token usage.
+/// StopSequences, PresencePenalty, FrequencyPenalty); a JSON ResponseFormat or a required tool mode is refused, not
+/// ignored. The last update carries the finish reason and token usage.
 /// </summary>
 public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter? drafter = null) : IChatClient
 {
@@ -108,9 +109,12 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, IDrafter?
         int max = options?.MaxOutputTokens ?? Math.Max(1, model.Config.ContextLength - prompt.Count);
         if (prompt.Count + max > model.Config.ContextLength)
             throw new SioException($"the prompt ({prompt.Count} tokens) and MaxOutputTokens ({max}) exceed the model's context of {model.Config.ContextLength}");
+        if (options?.ResponseFormat is ChatResponseFormatJson) throw new SioException("ResponseFormat: sio does not implement JSON output yet (it needs constrained decoding)");
+        if (options?.ToolMode is RequiredChatToolMode) throw new SioException("ToolMode: sio does not implement forced tool calls yet");
         var sampling = new SamplingOptions
         {
             Temperature = options?.Temperature ?? 0f, TopP = options?.TopP ?? 1f, TopK = options?.TopK ?? 0, Seed = options?.Seed is long s ? (int)s : null,
+            PresencePenalty = options?.PresencePenalty ?? 0, FrequencyPenalty = options?.FrequencyPenalty ?? 0,
         }.Validate();
         return (prompt, new GenerationOptions { MaxTokens = max, Sampling = sampling }, options?.StopSequences?.ToList() ?? []);
     }

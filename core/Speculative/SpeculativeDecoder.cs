@@ -34,11 +34,11 @@ public sealed class SpeculativeDecoder : IDisposable
     {
         options = (options ?? new SpeculativeOptions()).Validate();
         _target = new Generator(target, capacity);
-        _drafter = drafter;
         _sampler = new Sampler(sampling);
-        _verifier = new DraftVerifier(drafter is null || !_sampler.Options.IsGreedy ? TieMargin : ExactnessMargin.For(target));
-        _controller = drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(target, drafter, options);
-        Stats = new SpeculativeStats { Drafter = drafter?.Name ?? "none" };
+        _drafter = sampling.AllowsDrafting ? drafter : null; // penalties, biases and logprobs decide from more than the logits a verifier sees
+        _verifier = new DraftVerifier(_drafter is null || !_sampler.Options.IsGreedy ? TieMargin : ExactnessMargin.For(target));
+        _controller = _drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(target, _drafter, options);
+        Stats = new SpeculativeStats { Drafter = _drafter?.Name ?? "none" };
     }
 
     public SpeculativeStats Stats { get; }
@@ -56,7 +56,9 @@ public sealed class SpeculativeDecoder : IDisposable
         _firstBatched = int.MaxValue;
         _target.RewindTo(0);
         _target.AppendTokens(prompt.ToArray());
+        _sampler.Prime(prompt);
         int first = pending ?? _sampler.Sample(_target.LastLogits);
+        _sampler.Observe(first);
         _context.Add(first);
         return first;
     }
@@ -110,6 +112,7 @@ public sealed class SpeculativeDecoder : IDisposable
         Array.Copy(drafts, emitted, accepted);
         emitted[accepted] = next;
         _context.AddRange(emitted);
+        foreach (var t in emitted) _sampler.Observe(t);
 
         Stats.TargetSteps++;
         Stats.Emitted += emitted.Length;
