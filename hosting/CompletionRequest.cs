@@ -43,6 +43,7 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
         var sampling = Sampling(body, chat, deployment) with { Temperature = temperature, TopP = topP };
         try { sampling.Validate(); }
         catch (SioException e) { throw new BadRequest(e.Message, e.Message.Split(' ')[0].Replace('-', '_')); }
+        if (sampling.Json && maxTokens < 2) throw new BadRequest($"max_tokens {maxTokens} is too few for a JSON object (at least 2: {{}})", body.ContainsKey("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         var ids = Tokenize(prompt, deployment, chat, maxTokens);
         var options = new GenerationOptions
         {
@@ -75,8 +76,8 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
     /// <summary>Values of known fields that ask for something sio does not do yet: refused, never ignored.</summary>
     static void CheckUnimplementedValues(JsonObject body, bool chat)
     {
-        if (body["response_format"] is JsonNode rf && !(rf is JsonObject o && o["type"]?.GetValue<string>() == "text" && o.Count == 1))
-            throw new BadRequest("sio does not implement response_format other than {\"type\": \"text\"} yet (structured output needs constrained decoding)", "response_format");
+        if (body["response_format"] is JsonNode rf && ResponseFormat(rf) is not ("text" or "json_object"))
+            throw new BadRequest("sio does not implement response_format json_schema yet; it takes {\"type\": \"text\"} and {\"type\": \"json_object\"}", "response_format");
         if (body["tool_choice"] is JsonNode tc && !(tc is JsonValue tv && tv.GetValueKind() == JsonValueKind.String && tv.GetValue<string>() is "auto" or "none"))
             throw new BadRequest("sio does not implement tool_choice other than \"auto\" or \"none\" yet (a forced call needs constrained decoding)", "tool_choice");
         if (!chat && BoolField(body, "echo") == true) throw new BadRequest("sio does not implement echo", "echo");
@@ -86,6 +87,8 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
         if (chat && IntField(body, "top_logprobs") is not null && BoolField(body, "logprobs") != true)
             throw new BadRequest("top_logprobs needs logprobs: true", "top_logprobs");
     }
+
+    static string? ResponseFormat(JsonNode node) => node is JsonObject o && o.Count == 1 && o["type"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 
     /// <summary>Penalties, logit_bias, top_k, seed and logprobs (chat: logprobs true + top_logprobs; completions: logprobs N).</summary>
     static SamplingOptions Sampling(JsonObject body, bool chat, Deployment deployment)
@@ -98,7 +101,7 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
             Seed = IntField(body, "seed"), TopK = IntField(body, "top_k") ?? 0,
             PresencePenalty = FloatField(body, "presence_penalty") ?? 0, FrequencyPenalty = FloatField(body, "frequency_penalty") ?? 0,
             RepetitionPenalty = FloatField(body, "repetition_penalty") ?? 1, LogitBias = LogitBias(body, deployment.Engine.Model.Tokenizer.VocabSize),
-            Logprobs = logprobs,
+            Logprobs = logprobs, Json = chat && body["response_format"] is JsonNode rf && ResponseFormat(rf) == "json_object",
         };
     }
 

@@ -136,7 +136,7 @@ public class OpenAiParameterTests(Stories260KFixture stories)
         }
         var unknown = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, modalities = new[] { "audio" } });
         Assert.Equal((HttpStatusCode.BadRequest, "modalities"), (unknown.Status, unknown.Error["param"]!.GetValue<string>()));
-        var json = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, response_format = new { type = "json_object" } });
+        var json = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, response_format = new { type = "json_schema", json_schema = new { name = "x", schema = new { type = "object" } } } });
         Assert.Equal((HttpStatusCode.BadRequest, "response_format"), (json.Status, json.Error["param"]!.GetValue<string>()));
         var forced = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, tool_choice = "required" });
         Assert.Equal("tool_choice", forced.Error["param"]!.GetValue<string>());
@@ -161,5 +161,48 @@ public class OpenAiParameterTests(Stories260KFixture stories)
         var none = await s.Http.GetAsync("/v1/embeddings");
         Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
         Assert.NotNull(JsonNode.Parse(await none.Content.ReadAsStringAsync())!["error"]!["message"]);
+    }
+
+    /// <summary>response_format json_object: every answer is one JSON object, whatever the model would have said, at any
+    /// temperature and seed and even when max_tokens is short (the constraint closes the object in time).</summary>
+    [Fact]
+    public async Task JsonModeAlwaysAnswersOneObject()
+    {
+        await using var s = new ServerFixture(stories.ModelDir, new Serving.ServeOptions { MaxConcurrent = 3 });
+        await AssertEveryAnswerIsAnObject(s, [6, 20, 60]);
+    }
+
+    /// <summary>The same on a byte-level BPE vocabulary of 151,669 tokens (Qwen3's real tokenizer over random weights: the
+    /// answers mean nothing, but every one must parse).</summary>
+    [Fact]
+    public async Task JsonModeHoldsOnAByteLevelVocabulary()
+    {
+        var dir = Path.Combine(TestPaths.TempDir("json-qwen"), "model");
+        var config = new Models.DecoderConfig { Dim = 32, HiddenDim = 64, Layers = 1, Heads = 2, KvHeads = 1, VocabSize = 151936, ContextLength = 256 };
+        Models.ModelImporter.Import(new Models.ImportRequest { Synthetic = config, Tokenizer = Path.Combine(NpmReference.ModelFiles("qwen3"), "tokenizer.json"), Seed = 5 }, dir);
+        await using var s = new ServerFixture(dir, new Serving.ServeOptions { MaxConcurrent = 2 });
+        await AssertEveryAnswerIsAnObject(s, [5, 40]);
+    }
+
+    static async Task AssertEveryAnswerIsAnObject(ServerFixture s, int[] budgets)
+    {
+        var asks = new List<Task<HttpResponseMessage>>();
+        foreach (var max in budgets)
+            foreach (var (temperature, seed) in new[] { (0f, 0), (1f, 1), (1f, 2), (1.5f, 3) })
+                asks.Add(s.Http.PostAsync("/v1/chat/completions", Json(new
+                {
+                    messages = new[] { new { role = "user", content = "Tell me about a cat as JSON." } },
+                    response_format = new { type = "json_object" }, max_tokens = max, temperature, seed,
+                })));
+        foreach (var ask in asks)
+        {
+            var answer = JsonNode.Parse(await (await ask).Content.ReadAsStringAsync())!;
+            var text = answer["choices"]?[0]?["message"]?["content"]?.GetValue<string>() ?? throw new Xunit.Sdk.XunitException(answer.ToJsonString());
+            using var doc = System.Text.Json.JsonDocument.Parse(text); // throws if it is not JSON
+            Assert.Equal(System.Text.Json.JsonValueKind.Object, doc.RootElement.ValueKind);
+        }
+        // a budget too small for any object is refused up front
+        var tiny = await s.Http.PostAsync("/v1/chat/completions", Json(new { messages = new[] { new { role = "user", content = "hi" } }, response_format = new { type = "json_object" }, max_tokens = 1 }));
+        Assert.Equal(HttpStatusCode.BadRequest, tiny.StatusCode);
     }
 }

@@ -21,10 +21,12 @@ public sealed record SamplingOptions
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     /// <summary>Report each chosen token's log-probability and this many most likely alternatives (null: none).</summary>
     public int? Logprobs { get; init; }
+    /// <summary>The output is one JSON object (OpenAI's response_format json_object), by <see cref="JsonConstraint"/>.</summary>
+    public bool Json { get; init; }
 
     public bool IsGreedy => Temperature <= 0f;
     /// <summary>Penalties or biases change the logits before choosing, so the token depends on more than the model's logits.</summary>
-    public bool ShapesLogits => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || LogitBias is { Count: > 0 };
+    public bool ShapesLogits => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || LogitBias is { Count: > 0 } || Json;
     /// <summary>A speculative verifier may decide this request's tokens: nothing but the model's logits (and the sampler's stream) chooses them.</summary>
     public bool AllowsDrafting => !ShapesLogits && Logprobs is null;
     public const int MaxLogprobs = 20;
@@ -57,6 +59,13 @@ public sealed class Sampler
     float[] _shaped = [];
     readonly Dictionary<int, int> _generated = new();
     readonly HashSet<int> _seen = new();
+    JsonConstraint? _json;
+
+    /// <summary>Constrains the output to one JSON object (when <see cref="SamplingOptions.Json"/>); tokens are counted against <paramref name="maxTokens"/>.</summary>
+    public void ConstrainToJson(Tokenization.Tokenizer tokenizer, IEnumerable<int> stopTokens, int maxTokens)
+    {
+        if (_options.Json) _json = new JsonConstraint(tokenizer, stopTokens, maxTokens);
+    }
 
     public Sampler(SamplingOptions options)
     {
@@ -87,6 +96,7 @@ public sealed class Sampler
     public void Observe(int token)
     {
         if (!_options.ShapesLogits) return;
+        _json?.Advance(token);
         _generated[token] = _generated.GetValueOrDefault(token) + 1;
         _seen.Add(token);
     }
@@ -100,6 +110,7 @@ public sealed class Sampler
         foreach (var (t, n) in _generated)
             if ((uint)t < (uint)_shaped.Length) _shaped[t] -= _options.PresencePenalty + n * _options.FrequencyPenalty;
         if (_options.LogitBias is { } bias) foreach (var (t, b) in bias) if ((uint)t < (uint)_shaped.Length) _shaped[t] += b;
+        _json?.Mask(_shaped);
         return _shaped;
     }
 

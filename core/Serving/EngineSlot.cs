@@ -9,7 +9,7 @@ namespace Sio.Serving;
 sealed class EngineSlot(GenerationJob job, Model model, string drafter)
 {
     public GenerationJob Job { get; } = job;
-    public Sampler Sampler { get; } = Primed(new Sampler(job.Options.Sampling), job.Prompt);
+    public Sampler Sampler { get; } = new(job.Options.Sampling);
     public List<int> Output { get; } = new();
     public System.Text.StringBuilder Text { get; } = new();
     public TokenStream Stream { get; } = model.Tokenizer.CreateStream(job.Prompt[^1]);
@@ -32,10 +32,12 @@ sealed class EngineSlot(GenerationJob job, Model model, string drafter)
     /// <summary>Prompt tokens already in the cache; the row decodes once the whole prompt is in.</summary>
     public int Prefilled { get; set; }
     public bool Prefilling => Prefilled < Job.Prompt.Count;
-    static Sampler Primed(Sampler s, IReadOnlyList<int> prompt)
+    /// <summary>Readies the sampler: the prompt for the repetition penalty, the stop tokens and budget for JSON output.</summary>
+    public EngineSlot Prepared(Model model)
     {
-        s.Prime(prompt);
-        return s;
+        Sampler.Prime(Job.Prompt);
+        Sampler.ConstrainToJson(model.Tokenizer, Stops, Job.Options.MaxTokens);
+        return this;
     }
 
     /// <summary>Tokens the row may still take: what max_tokens leaves.</summary>
