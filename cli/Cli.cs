@@ -16,6 +16,7 @@ public static class Cli
     public static int Run(RootCommand root, string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
         var config = new InvocationConfiguration { Output = stdout ?? Console.Out, Error = stderr ?? Console.Error, EnableDefaultExceptionHandler = false };
+        ProgressTarget.Value = (config.Error, stderr is null && !Console.IsErrorRedirected);
         try
         {
             var parsed = root.Parse(args);
@@ -67,14 +68,21 @@ public static class Cli
 
     public static void WriteJson(TextWriter w, object value) => w.WriteLine(JsonSerializer.Serialize(value, Json));
 
-    /// <summary>Progress on stderr, on one line, only when stderr is a terminal.</summary>
-    public static IProgress<string> Progress(string prefix) => new Progress<string>(m =>
+    /// <summary>Where this invocation's progress goes (its error writer) and whether that is a terminal.</summary>
+    static readonly AsyncLocal<(TextWriter Error, bool Terminal)> ProgressTarget = new();
+    static readonly AsyncLocal<CommandProgress?> Current = new();
+
+    /// <summary>A long command's progress on stderr: a bar with ETA in a terminal, plain lines per phase and per 10 % elsewhere.</summary>
+    public static IProgress<string> Progress(string command)
     {
-        if (!Console.IsErrorRedirected) Console.Error.Write($"\r{prefix}: {m}\u001b[K");
-    });
+        Current.Value?.End();
+        var (error, terminal) = ProgressTarget.Value;
+        return Current.Value = new CommandProgress(command, error ?? Console.Error, terminal);
+    }
 
     public static void EndProgress()
     {
-        if (!Console.IsErrorRedirected) Console.Error.Write("\r\u001b[K");
+        Current.Value?.End();
+        Current.Value = null;
     }
 }

@@ -148,3 +148,36 @@ public class CliTests(Stories260KFixture stories)
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>Progress as a person sees it in a terminal (a pseudo-terminal from util-linux's `script`), and as a CI log shows it.</summary>
+[Trait("Category", "e2e")]
+public class ProgressTests
+{
+    [Fact]
+    public void LongCommandsShowProgressWithAnEtaInATerminalAndPlainLinesInLogs()
+    {
+        var dir = TestPaths.TempDir("progress");
+        var model = Path.Combine(dir, "m");
+        Assert.Equal(0, CliTests.Sio("import", "--synthetic", "--dim", "512", "--hidden", "1536", "--layers", "8", "--heads", "8", "--vocab", "512",
+            "--context", "512", "--tokenizer", TestPaths.Tok512, "--out", model).Exit);
+
+        // in a terminal: one line redrawn in place, with a bar, the percentage, elapsed time and an ETA
+        var sio = $"dotnet {Path.Combine(AppContext.BaseDirectory, "sio.dll")} quantize {model} --method rtn --out {Path.Combine(dir, "q-tty")}";
+        var script = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("script", ["-qec", sio, "/dev/null"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var tty = script.StandardOutput.ReadToEnd();
+        script.WaitForExit();
+        Assert.Equal(0, script.ExitCode);
+        Assert.Matches(@"\rquantize: \[#+-*\] +\d+ % [\d.]+s, ETA [\d.]+s  quantizing \d+/80", tty);
+        Assert.Contains("\u001b[K", tty); // each redraw clears the rest of the line
+        Assert.Contains("rtn int4 g32: 56 linears", tty);
+
+        // in a log: no carriage returns, a line per phase and per 10 %, and the total time
+        var (exit, _, log) = CliTests.Sio("quantize", model, "--method", "rtn", "--out", Path.Combine(dir, "q-log"));
+        Assert.Equal(0, exit);
+        Assert.DoesNotContain("\r", log);
+        var lines = log.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.InRange(lines.Count(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^quantize: quantizing \d+ % \(\d+/80\), [\d.]+s(, ETA [\d.]+s)?$")), 9, 10);
+        Assert.Matches(@"^quantize: done in [\d.]+s$", lines[^1]);
+        Directory.Delete(dir, true);
+    }
+}

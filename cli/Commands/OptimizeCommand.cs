@@ -43,14 +43,18 @@ public static class OptimizeCommand
             if (started.Status != 202) throw new SioException(JsonSerializer.Serialize(started.Body));
             var id = request.InstanceId();
             string last = "";
+            int printed = 0;
             OrchestrationMetadata? m;
             while (true)
             {
                 m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
-                if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s && $"{s.Step}{s.Detail}" != last)
+                if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s)
                 {
+                    // every finished step with its duration (also those that began and ended between two polls), then the current one
+                    foreach (var d in (s.Done ?? []).Skip(printed)) err.WriteLine($"[{d.Number}/{s.Steps}] {d.Step}: done in {d.Seconds:0.0} s");
+                    printed = Math.Max(printed, s.Done?.Count ?? 0);
+                    if (s.Step != "done" && $"{s.Step}{s.Detail}" != last) err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}…");
                     last = $"{s.Step}{s.Detail}";
-                    err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}");
                 }
                 if (m?.IsCompleted == true) break;
                 await Task.Delay(300, ct);

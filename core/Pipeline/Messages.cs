@@ -44,4 +44,8 @@ public sealed record OptimizationResult(string RunId, bool Passed, string? Chose
     IReadOnlyList<string> Reasons);
 
 /// <summary>The custom status of a run: where it is and, when it failed, where and why.</summary>
-public sealed record PipelineStatus(string Step, int StepNumber, int Steps, string? Detail = null, string? FailedStep = null, string? Error = null);
+public sealed record PipelineStatus(string Step, int StepNumber, int Steps, string? Detail = null, string? FailedStep = null, string? Error = null,
+    IReadOnlyList<StepTime>? Done = null);
+
+/// <summary>A finished step of a run and how long it took (orchestration time: from the step's start to the next's).</summary>
+public sealed record StepTime(int Number, string Step, double Seconds);

@@ -23,10 +23,24 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         int steps = 5 + models.Count + (request.Deploy ? 1 : 0), step = 0;
         string current = "";
 
+        // every status names the steps done so far with their durations, so a poller that missed one still shows it
+        var done = new List<StepTime>();
+        var (shown, since) = (0, context.CurrentUtcDateTime);
+        string shownName = "";
+        void Status(string name, int number, string? detail = null)
+        {
+            if (number != shown)
+            {
+                if (shown > 0) done.Add(new StepTime(shown, shownName, Math.Round((context.CurrentUtcDateTime - since).TotalSeconds, 2)));
+                (shown, shownName, since) = (number, name, context.CurrentUtcDateTime);
+            }
+            context.SetCustomStatus(new PipelineStatus(name, number, steps, detail, Done: [.. done]));
+        }
+
         async Task<T> Run<T>(string name, string activity, object input, string? detail = null)
         {
             current = name;
-            context.SetCustomStatus(new PipelineStatus(name, ++step, steps, detail));
+            Status(name, ++step, detail);
             try { return await context.CallActivityAsync<T>(activity, input, Retry); }
             catch (TaskFailedException e) { throw Failed(context, name, step, steps, e); }
         }
@@ -54,7 +68,7 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
 
         current = "benchmark";
         int benchStep = ++step, total = variants.Count + 1;
-        context.SetCustomStatus(new PipelineStatus("benchmark", benchStep, steps, $"0/{total} variants measured"));
+        Status("benchmark", benchStep, $"0/{total} variants measured");
         var measuring = new[] { ("baseline", baseline, "none") }.Concat(variants)
             .Select(v => context.CallActivityAsync<VariantMeasurement>(nameof(BenchmarkVariant),
                 new BenchmarkInput(v.Item1, v.Item2, v.Item3, dataset, request.Benchmark, request.Instance, request.PricePerHour), Retry))
@@ -69,19 +83,20 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
                 var finished = await Task.WhenAny(pending);
                 pending.Remove(finished);
                 measured[measuring.IndexOf(finished)] = await finished;
-                context.SetCustomStatus(new PipelineStatus("benchmark", benchStep, steps, $"{total - pending.Count}/{total} variants measured"));
+                Status("benchmark", benchStep, $"{total - pending.Count}/{total} variants measured");
             }
         }
         catch (TaskFailedException e) { throw Failed(context, "benchmark", benchStep, steps, e); }
 
-        context.SetCustomStatus(new PipelineStatus("gate", ++step, steps));
+        Status("gate", ++step);
         var decision = QualityGate.Evaluate(measured[0], measured[1..], request.Gates);
 
         var published = await Run<Published>("publish", nameof(PublishResult), new PublishInput(context.InstanceId, request, measured, decision));
         bool deployed = false;
         if (request.Deploy && published.DeploymentManifest is { } manifest)
             deployed = await Run<bool>("deploy", nameof(RaiseDeployment), manifest);
-        context.SetCustomStatus(new PipelineStatus("done", steps, steps, decision.Passed ? $"chose {decision.Chosen}" : "no variant passed the gate"));
+        done.Add(new StepTime(shown, shownName, Math.Round((context.CurrentUtcDateTime - since).TotalSeconds, 2)));
+        context.SetCustomStatus(new PipelineStatus("done", steps, steps, decision.Passed ? $"chose {decision.Chosen}" : "no variant passed the gate", Done: [.. done]));
         return new OptimizationResult(context.InstanceId, decision.Passed, decision.Chosen, published.Report, published.DeploymentManifest, deployed,
             decision.Checks.SelectMany(c => c.Failures.Select(f => $"{c.Variant}: {f}")).ToList());
     }
