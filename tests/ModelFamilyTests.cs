@@ -176,7 +176,7 @@ public class ModelFamilyTests
     /// weights: the gate's perplexity bound is loose, since quality is not what this shows.
     /// </summary>
     [Theory]
-    [InlineData("llama3.2"), InlineData("qwen2.5"), InlineData("qwen3"), InlineData("phi3"), InlineData("gemma3"), InlineData("qwen3moe")]
+    [InlineData("llama3.2"), InlineData("qwen2.5"), InlineData("qwen3"), InlineData("phi3"), InlineData("gemma3"), InlineData("gemma2"), InlineData("mixtral"), InlineData("qwen3moe")]
     public void OptimizeStacksAwqCompileAndSpeculation(string family)
     {
         var (config, tokenizerFiles) = Family(family);
@@ -186,7 +186,7 @@ public class ModelFamilyTests
             var hf = Path.Combine(root, "hf");
             HuggingFaceExporter.Export(new SyntheticCheckpoint(config with { Layers = 1 }, 3), hf, "BF16");
             foreach (var f in tokenizerFiles) File.Copy(f, Path.Combine(hf, Path.GetFileName(f)));
-            if (family == "gemma3") SetConfig(hf, "sliding_window", 12);
+            if (family is "gemma2" or "gemma3") SetConfig(hf, "sliding_window", 12);
             var outDir = Path.Combine(root, "out");
             var (exit, output, err) = CliTests.Sio("optimize", hf, "--dataset", TestPaths.OpenOrcaDev, "--recipe", "awq-int4,compile,speculative:ngram",
                 "--gate", "max-perplexity-increase=1000,min-speedup=0.01", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",
