@@ -13,7 +13,9 @@ namespace Sio.Generation;
 /// </summary>
 public sealed class JsonConstraint
 {
-    static readonly ConditionalWeakTable<Tokenizer, byte[][]> TokenBytesOf = new();
+    /// <summary>A vocabulary as the constraint reads it: each token's bytes, and whether it is special (never JSON text).</summary>
+    sealed record Vocabulary(byte[][] Bytes, bool[] Special);
+    static readonly ConditionalWeakTable<Tokenizer, Vocabulary> Vocabularies = new();
     readonly byte[][] _tokens;
     readonly bool[] _stop;
     readonly bool[] _special;
@@ -23,11 +25,11 @@ public sealed class JsonConstraint
 
     public JsonConstraint(Tokenizer tokenizer, IEnumerable<int> stopTokens, int maxTokens)
     {
-        _tokens = TokenBytesOf.GetValue(tokenizer, t => [.. Enumerable.Range(0, t.VocabSize).Select(i => t.TokenBytes(i, -1).ToArray())]);
+        var vocabulary = Vocabularies.GetValue(tokenizer, t => new Vocabulary(
+            [.. Enumerable.Range(0, t.VocabSize).Select(i => t.TokenBytes(i, -1).ToArray())], [.. Enumerable.Range(0, t.VocabSize).Select(t.IsSpecial)]));
+        (_tokens, _special) = (vocabulary.Bytes, vocabulary.Special);
         _stop = new bool[_tokens.Length];
-        _special = new bool[_tokens.Length];
         foreach (var s in stopTokens) if ((uint)s < (uint)_stop.Length) _hasStop = _stop[s] = true;
-        for (int i = 0; i < _tokens.Length; i++) _special[i] = tokenizer.IsSpecial(i);
         _left = maxTokens;
         if (_left < _state.CloseCost) throw new SioException($"max_tokens {maxTokens} is too few for a JSON object (at least {_state.CloseCost})");
     }

@@ -39,8 +39,9 @@ public sealed record SamplingOptions
         if (!(PresencePenalty is >= -2 and <= 2)) throw new SioException($"presence_penalty must be in [-2, 2], got {PresencePenalty}");
         if (!(FrequencyPenalty is >= -2 and <= 2)) throw new SioException($"frequency_penalty must be in [-2, 2], got {FrequencyPenalty}");
         if (!(RepetitionPenalty > 0 && float.IsFinite(RepetitionPenalty))) throw new SioException($"repetition_penalty must be > 0, got {RepetitionPenalty}");
-        foreach (var (t, v) in LogitBias ?? new Dictionary<int, float>())
-            if (!(v is >= -100 and <= 100)) throw new SioException($"logit_bias of token {t} must be in [-100, 100], got {v}");
+        if (LogitBias is not null)
+            foreach (var (t, v) in LogitBias)
+                if (!(v is >= -100 and <= 100)) throw new SioException($"logit_bias of token {t} must be in [-100, 100], got {v}");
         if (Logprobs is int k && k is < 0 or > MaxLogprobs) throw new SioException($"top_logprobs must be from 0 to {MaxLogprobs}, got {k}");
         return this;
     }

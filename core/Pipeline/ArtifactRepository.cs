@@ -20,8 +20,6 @@ public sealed class ArtifactRepository(PipelineOptions options)
     public PipelineOptions Options => options;
     public IObjectStore Store => options.Store;
 
-    /// <summary>An artifact's key: <see cref="ContentAddress.Of"/> what it was made from.</summary>
-    public static string Key(params object?[] parts) => ContentAddress.Of(parts);
 
     /// <summary>Runs <paramref name="work"/> alone among this process's callers with the same key.</summary>
     public async Task<T> Locked<T>(string key, Func<Task<T>> work)
@@ -56,7 +54,7 @@ public sealed class ArtifactRepository(PipelineOptions options)
             return path;
         }
         var name = Containers.CheckName(reference[(Containers.Uploads.Length + 1)..], field);
-        var dir = Path.Combine(options.WorkDir, "uploads", Key(name));
+        var dir = Path.Combine(options.WorkDir, "uploads", ContentAddress.Of(name));
         var local = Path.Combine(dir, Path.GetFileName(name));
         if (!await Store.DownloadAsync(Containers.Uploads, name, local)) throw new SioException($"{field}: {reference} is not in the uploads container of {Store.Location}");
         if (name.EndsWith(".bin")) await FetchTokenizersBeside(name, dir);

@@ -25,7 +25,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     public async Task<VariantMeasurement> RunAsync(BenchmarkInput input)
     {
         var instance = Pricing.Resolve(input.Instance, input.PricePerHour);
-        var key = ArtifactRepository.Key("benchmark/3", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
+        var key = ContentAddress.Of("benchmark/3", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
         var name = $"{ArtifactRepository.MeasurementsPrefix}/{key}.json";
         if (await artifacts.Store.GetTextAsync(Containers.Artifacts, name) is { } cached)
             return JsonSerializer.Deserialize<VariantMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
@@ -49,7 +49,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     /// </summary>
     async Task<string> DatastoreAsync(ModelArtifact model, string folder, StagedDataset dataset)
     {
-        var name = $"datastores/{ArtifactRepository.Key("datastore/1", model.Key, dataset.Sha256)}.jsonl";
+        var name = $"datastores/{ContentAddress.Of("datastore/1", model.Key, dataset.Sha256)}.jsonl";
         await artifacts.Locked(name, async () =>
         {
             if (await artifacts.Store.ExistsAsync(Containers.Artifacts, name)) return true;

@@ -1,4 +1,5 @@
 using Microsoft.DurableTask;
+using Sio.Artifacts;
 using Sio.Compilation;
 
 namespace Sio.Pipeline;
@@ -11,7 +12,7 @@ public sealed class CompileModel(ArtifactRepository artifacts) : TaskActivity<Co
     public async Task<ModelArtifact> RunAsync(CompileInput input)
     {
         Compiler.RequireProvider(input.Target);
-        var key = ArtifactRepository.Key([Compiler.KeyKind, input.Model.Key, .. Compiler.Settings(input.Target)]);
+        var key = ContentAddress.Of([Compiler.KeyKind, input.Model.Key, .. Compiler.Settings(input.Target)]);
         return await artifacts.GetOrBuildModelAsync(key, input.Name, async outDir =>
         {
             var source = await artifacts.MaterializeAsync(input.Model.Key);

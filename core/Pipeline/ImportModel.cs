@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using Microsoft.DurableTask;
+using Sio.Artifacts;
 using Sio.Generation;
 using Sio.Models;
 
@@ -18,7 +19,7 @@ public sealed class ImportModel(ArtifactRepository artifacts) : TaskActivity<Imp
         var tokenizer = input.Tokenizer is null ? null : await artifacts.FetchAsync(input.Tokenizer, "tokenizer");
         using var unpackDir = artifacts.NewScratch("unpack");
         var unpacked = source.EndsWith(".zip", StringComparison.OrdinalIgnoreCase) ? Unzip(input.Model, source, unpackDir.Path) : source;
-        var key = ArtifactRepository.Key("import/1", SourceHash(unpacked), tokenizer is null ? "" : ModelManifest.Sha256File(tokenizer));
+        var key = ContentAddress.Of("import/1", SourceHash(unpacked), tokenizer is null ? "" : ModelManifest.Sha256File(tokenizer));
         var name = Path.GetFileNameWithoutExtension(input.Model.TrimEnd('/'));
         if (Directory.Exists(unpacked) && File.Exists(Path.Combine(unpacked, ModelManifest.FileName))) // a sio model folder: adopted as it is
             return await artifacts.Locked(key, async () => await artifacts.FindModelAsync(key, name) ?? await AdoptAsync(key, name, unpacked));
@@ -40,7 +41,7 @@ public sealed class ImportModel(ArtifactRepository artifacts) : TaskActivity<Imp
     }
 
     static string SourceHash(string path) => Directory.Exists(path)
-        ? ArtifactRepository.Key(Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/.sio/")).Order(StringComparer.Ordinal)
+        ? ContentAddress.Of(Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Where(f => !f.Contains("/.sio/")).Order(StringComparer.Ordinal)
             .Select(f => Path.GetRelativePath(path, f) + ":" + ModelManifest.Sha256File(f)).ToArray())
         : ModelManifest.Sha256File(path);
 

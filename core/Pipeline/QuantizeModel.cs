@@ -1,4 +1,5 @@
 using Microsoft.DurableTask;
+using Sio.Artifacts;
 using Sio.Quantization;
 
 namespace Sio.Pipeline;
@@ -11,7 +12,7 @@ public sealed class QuantizeModel(ArtifactRepository artifacts) : TaskActivity<Q
     public async Task<ModelArtifact> RunAsync(QuantizeInput input)
     {
         var config = input.Config;
-        var key = ArtifactRepository.Key("quantize/4", input.Model.Key, config.ContentKey(), config.Method == "awq" ? input.Dataset.Sha256 : "");
+        var key = ContentAddress.Of("quantize/4", input.Model.Key, config.ContentKey(), config.Method == "awq" ? input.Dataset.Sha256 : "");
         return await artifacts.GetOrBuildModelAsync(key, input.Name, async outDir =>
         {
             var source = await artifacts.MaterializeAsync(input.Model.Key);
