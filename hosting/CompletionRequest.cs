@@ -14,8 +14,11 @@ sealed class BadRequest(string message, string? param, int status = 400, string?
 }
 
 /// <summary>A /v1/completions or /v1/chat/completions body, checked and tokenized against the deployment that will run it.</summary>
-sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, List<string> Stops, bool Stream, bool IncludeUsage = false)
+sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, List<string> Stops, bool Stream, bool IncludeUsage = false, int N = 1)
 {
+    /// <summary>The functions offered to the model (tools with tool_choice other than "none"): its answer is read back into tool_calls.</summary>
+    public ToolChoice? Tools { get; init; }
+
     /// <summary>The largest request body the OpenAI routes read (a prompt longer than any context fits well inside it).</summary>
     public const long MaxBodyBytes = 4 << 20;
 
@@ -33,17 +36,20 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
         CheckModel(body, deployment);
         CheckUnimplementedValues(body, chat);
         var prompt = chat ? ChatPrompt(body, deployment.ChatTemplate) : CompletionPrompt(body);
-        if (IntField(body, "n") is int n && n != 1) throw new BadRequest("n must be 1: sio answers one choice per request", "n");
+        int n = IntField(body, "n") ?? 1;
+        if (n is < 1 or > MaxChoices) throw new BadRequest($"n must be from 1 to {MaxChoices}, got {n}", "n");
+        var tools = chat ? ToolChoice.Parse(body, deployment.ChatTemplate.ToolCalls) : null;
         int maxTokens = IntField(body, "max_completion_tokens") ?? IntField(body, "max_tokens") ?? (chat ? 256 : 16);
         if (maxTokens < 1) throw new BadRequest($"max_tokens must be ≥ 1, got {maxTokens}", body.ContainsKey("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         float temperature = FloatField(body, "temperature") ?? 1f;
         float topP = FloatField(body, "top_p") ?? 1f;
         if (temperature is < 0 or > 2) throw new BadRequest($"temperature must be in [0, 2], got {temperature}", "temperature");
         if (topP is <= 0 or > 1) throw new BadRequest($"top_p must be in (0, 1], got {topP}", "top_p");
-        var sampling = Sampling(body, chat, deployment) with { Temperature = temperature, TopP = topP };
+        var sampling = Sampling(body, chat, deployment) with { Temperature = temperature, TopP = topP, Json = Grammar(body, tools) };
         try { sampling.Validate(); }
         catch (SioException e) { throw new BadRequest(e.Message, e.Message.Split(' ')[0].Replace('-', '_')); }
-        if (sampling.Json && maxTokens < 2) throw new BadRequest($"max_tokens {maxTokens} is too few for a JSON object (at least 2: {{}})", body.ContainsKey("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
+        if (sampling.Json is { } grammar && maxTokens < grammar.MinTokens)
+            throw new BadRequest($"max_tokens {maxTokens} is too few for {grammar.Name}: at least {grammar.MinTokens}, a token for each byte it may take", body.ContainsKey("max_completion_tokens") ? "max_completion_tokens" : "max_tokens");
         var ids = Tokenize(prompt, deployment, chat, maxTokens);
         var options = new GenerationOptions
         {
@@ -60,7 +66,47 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
             JsonObject => throw new BadRequest("stream_options is only allowed when stream is true", "stream_options"),
             _ => throw new BadRequest("stream_options must be an object", "stream_options"),
         };
-        return new CompletionRequest(ids, options, StopStrings(body), stream, includeUsage);
+        return new CompletionRequest(ids, options, StopStrings(body), stream, includeUsage, n) { Tools = tools?.Offered == true ? tools : null };
+    }
+
+    /// <summary>The most choices one request may ask for (n).</summary>
+    public const int MaxChoices = 8;
+
+    /// <summary>What constrains the answer: response_format json_object or json_schema, or a forced tool call; refusing both at once.</summary>
+    static JsonGrammar? Grammar(JsonObject body, ToolChoice? tools)
+    {
+        JsonGrammar? format = null;
+        try
+        {
+            format = body["response_format"] is JsonNode rf ? ResponseFormat(rf) : null;
+            var call = tools?.Forced == true ? tools.Format.Grammar(tools.Functions) : null;
+            if (format is not null && call is not null) throw new BadRequest("response_format and a forced tool call (tool_choice) cannot both shape the answer; drop one", "response_format");
+            return format ?? call;
+        }
+        catch (SioException e) { throw new BadRequest(e.Message, format is null && body.ContainsKey("response_format") ? "response_format" : "tools"); }
+    }
+
+    /// <summary>OpenAI's response_format: text, json_object, or json_schema {name, schema, strict}.</summary>
+    static JsonGrammar? ResponseFormat(JsonNode node)
+    {
+        var type = node is JsonObject o && o["type"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>()
+            : throw new BadRequest("response_format must be an object with a type", "response_format");
+        switch (type)
+        {
+            case "text" or "json_object":
+                if (o.Count > 1) throw new BadRequest($"response_format {type} takes no other field than type", "response_format");
+                return type == "text" ? null : JsonGrammar.AnyObject;
+            case "json_schema":
+                if (o.Any(p => p.Key is not ("type" or "json_schema"))) throw new BadRequest("response_format json_schema takes type and json_schema", "response_format");
+                if (o["json_schema"] is not JsonObject js || js["schema"] is not JsonObject schema)
+                    throw new BadRequest("response_format json_schema needs json_schema.schema (an object)", "response_format");
+                if (js.Any(p => p.Key is not ("name" or "schema" or "strict" or "description")))
+                    throw new BadRequest($"sio does not implement response_format.json_schema.{js.First(p => p.Key is not ("name" or "schema" or "strict" or "description")).Key}", "response_format");
+                var name = js["name"] is JsonValue nv && nv.TryGetValue<string>(out var n) ? n : "response";
+                try { return JsonGrammar.FromSchema(schema, $"the schema '{name}'"); }
+                catch (SioException e) { throw new BadRequest($"response_format.json_schema.{e.Message}", "response_format"); }
+            default: throw new BadRequest($"response_format type '{type}' is not one of text, json_object, json_schema", "response_format");
+        }
     }
 
     /// <summary>An OpenAI client names a model; one that is not the deployment is 404 model_not_found, as OpenAI answers.</summary>
@@ -76,10 +122,6 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
     /// <summary>Values of known fields that ask for something sio does not do yet: refused, never ignored.</summary>
     static void CheckUnimplementedValues(JsonObject body, bool chat)
     {
-        if (body["response_format"] is JsonNode rf && ResponseFormat(rf) is not ("text" or "json_object"))
-            throw new BadRequest("sio does not implement response_format json_schema yet; it takes {\"type\": \"text\"} and {\"type\": \"json_object\"}", "response_format");
-        if (body["tool_choice"] is JsonNode tc && !(tc is JsonValue tv && tv.GetValueKind() == JsonValueKind.String && tv.GetValue<string>() is "auto" or "none"))
-            throw new BadRequest("sio does not implement tool_choice other than \"auto\" or \"none\" yet (a forced call needs constrained decoding)", "tool_choice");
         if (!chat && BoolField(body, "echo") == true) throw new BadRequest("sio does not implement echo", "echo");
         if (!chat && IntField(body, "best_of") is int b && b != 1) throw new BadRequest("best_of must be 1", "best_of");
         if (!chat && body["suffix"] is JsonValue sv && sv.GetValueKind() == JsonValueKind.String && sv.GetValue<string>().Length > 0)
@@ -87,8 +129,6 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
         if (chat && IntField(body, "top_logprobs") is not null && BoolField(body, "logprobs") != true)
             throw new BadRequest("top_logprobs needs logprobs: true", "top_logprobs");
     }
-
-    static string? ResponseFormat(JsonNode node) => node is JsonObject o && o.Count == 1 && o["type"] is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : null;
 
     /// <summary>Penalties, logit_bias, top_k, seed and logprobs (chat: logprobs true + top_logprobs; completions: logprobs N).</summary>
     static SamplingOptions Sampling(JsonObject body, bool chat, Deployment deployment)
@@ -101,7 +141,7 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
             Seed = IntField(body, "seed"), TopK = IntField(body, "top_k") ?? 0,
             PresencePenalty = FloatField(body, "presence_penalty") ?? 0, FrequencyPenalty = FloatField(body, "frequency_penalty") ?? 0,
             RepetitionPenalty = FloatField(body, "repetition_penalty") ?? 1, LogitBias = LogitBias(body, deployment.Engine.Model.Tokenizer.VocabSize),
-            Logprobs = logprobs, Json = chat && body["response_format"] is JsonNode rf && ResponseFormat(rf) == "json_object",
+            Logprobs = logprobs,
         };
     }
 
@@ -185,7 +225,7 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
             if (m is not JsonObject o || o["role"] is not JsonValue r || r.GetValueKind() != JsonValueKind.String)
                 throw new BadRequest("every message needs a role (a string)", "messages");
             var message = (JsonObject)o.DeepClone();
-            try { message["content"] = o["content"] is null && o["tool_calls"] is JsonArray ? null : ChatTemplate.ContentText(o["content"] ?? throw new SioException("messages: every message needs content (a string or a list of text parts)")); }
+            try { message["content"] = o["content"] is null && o["tool_calls"] is JsonArray ? "" : ChatTemplate.ContentText(o["content"] ?? throw new SioException("messages: every message needs content (a string or a list of text parts)")); }
             catch (SioException e) { throw new BadRequest(e.Message, "messages"); }
             list.Add(message);
         }

@@ -136,10 +136,12 @@ public class OpenAiParameterTests(Stories260KFixture stories)
         }
         var unknown = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, modalities = new[] { "audio" } });
         Assert.Equal((HttpStatusCode.BadRequest, "modalities"), (unknown.Status, unknown.Error["param"]!.GetValue<string>()));
-        var json = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, response_format = new { type = "json_schema", json_schema = new { name = "x", schema = new { type = "object" } } } });
+        // a schema keyword sio cannot enforce is refused with its path, not ignored
+        var json = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, response_format = new { type = "json_schema", json_schema = new { name = "x", schema = new { type = "object", properties = new { code = new { type = "string", pattern = "^[A-Z]+$" } } } } } });
         Assert.Equal((HttpStatusCode.BadRequest, "response_format"), (json.Status, json.Error["param"]!.GetValue<string>()));
+        Assert.Contains("schema.properties.code: sio does not enforce the schema keyword 'pattern'", json.Error["message"]!.GetValue<string>());
         var forced = await Post("/v1/chat/completions", new { messages = new[] { new { role = "user", content = "hi" } }, tool_choice = "required" });
-        Assert.Equal("tool_choice", forced.Error["param"]!.GetValue<string>());
+        Assert.Equal(("tool_choice", "tool_choice needs tools"), (forced.Error["param"]!.GetValue<string>(), forced.Error["message"]!.GetValue<string>()));
         var echo = await Post("/v1/completions", new { prompt = "hi", echo = true });
         Assert.Equal("echo", echo.Error["param"]!.GetValue<string>());
         var chatOnly = await Post("/v1/completions", new { prompt = "hi", messages = Array.Empty<object>() });

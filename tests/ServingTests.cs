@@ -311,7 +311,7 @@ public class ServingTests(Stories260KFixture stories)
             (new { max_tokens = 5 }, "prompt"),
             (new { prompt = "Hi", max_tokens = 0 }, "max_tokens"),
             (new { prompt = "Hi", max_tokens = 600 }, "max_tokens"),
-            (new { prompt = "Hi", n = 2 }, "n"),
+            (new { prompt = "Hi", n = 9 }, "n"),
             (new { prompt = "Hi", temperature = 5 }, "temperature"),
             (new { prompt = string.Join(" ", Enumerable.Repeat("story", 600)), max_tokens = 4 }, "prompt"),
         })

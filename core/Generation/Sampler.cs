@@ -21,14 +21,15 @@ public sealed record SamplingOptions
     public IReadOnlyDictionary<int, float>? LogitBias { get; init; }
     /// <summary>Report each chosen token's log-probability and this many most likely alternatives (null: none).</summary>
     public int? Logprobs { get; init; }
-    /// <summary>The output is one JSON object (OpenAI's response_format json_object), by <see cref="JsonConstraint"/>.</summary>
-    public bool Json { get; init; }
+    /// <summary>The output follows this grammar (response_format json_object or json_schema, a forced tool call), by <see cref="JsonConstraint"/>.</summary>
+    public JsonGrammar? Json { get; init; }
 
     public bool IsGreedy => Temperature <= 0f;
     /// <summary>Penalties or biases change the logits before choosing, so the token depends on more than the model's logits.</summary>
-    public bool ShapesLogits => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || LogitBias is { Count: > 0 } || Json;
-    /// <summary>A speculative verifier may decide this request's tokens: nothing but the model's logits (and the sampler's stream) chooses them.</summary>
-    public bool AllowsDrafting => !ShapesLogits && Logprobs is null;
+    public bool ShapesLogits => PresencePenalty != 0 || FrequencyPenalty != 0 || RepetitionPenalty != 1f || LogitBias is { Count: > 0 } || Json is not null;
+    /// <summary>A speculative verifier may decide this request's tokens (it shapes each draft position's logits as if the
+    /// drafts before it had been emitted: <see cref="Sampler.Lookahead"/>); logprobs are reported one token at a time.</summary>
+    public bool AllowsDrafting => Logprobs is null;
     public const int MaxLogprobs = 20;
 
     public SamplingOptions Validate()
@@ -65,7 +66,7 @@ public sealed class Sampler
     /// <summary>Constrains the output to one JSON object (when <see cref="SamplingOptions.Json"/>); tokens are counted against <paramref name="maxTokens"/>.</summary>
     public void ConstrainToJson(Tokenization.Tokenizer tokenizer, IEnumerable<int> stopTokens, int maxTokens)
     {
-        if (_options.Json) _json = new JsonConstraint(tokenizer, stopTokens, maxTokens);
+        if (_options.Json is { } grammar) _json = new JsonConstraint(tokenizer, stopTokens, maxTokens, grammar);
     }
 
     public Sampler(SamplingOptions options)
@@ -85,6 +86,25 @@ public sealed class Sampler
         int token = _options.IsGreedy ? ArgMax(l) : Draw(Distribution(l));
         if (_options.Logprobs is int k) Last = LogprobOf(l, token, k);
         return token;
+    }
+
+    /// <summary>
+    /// The logits a verifier should see at each draft position: row i shaped (penalties, biases, the JSON constraint) as
+    /// if drafts[..i] had been emitted, by a copy of this sampler's state advanced along the drafts. Rows are read in order.
+    /// </summary>
+    public Speculative.LogitsAt Lookahead(ReadOnlySpan<int> drafts, Speculative.LogitsAt logits)
+    {
+        if (!_options.ShapesLogits) return logits;
+        var fork = new Sampler(_options) { _json = _json?.Fork() };
+        foreach (var (t, n) in _generated) fork._generated[t] = n;
+        fork._seen.UnionWith(_seen);
+        var tokens = drafts.ToArray();
+        int observed = 0;
+        return i =>
+        {
+            for (; observed < i; observed++) fork.Observe(tokens[observed]);
+            return fork.Shape(logits(i));
+        };
     }
 
     /// <summary>The prompt, for the repetition penalty (which covers prompt and output).</summary>

@@ -89,7 +89,7 @@ sealed class BatchScheduler : IRowSink
     EngineSlot Open(int r, GenerationJob job)
     {
         var slot = new EngineSlot(job, _engine.Model, _drafterName).Prepared(_engine.Model);
-        if (_modelDrafter is not null && job.Options.Sampling.AllowsDrafting && _slots.All(x => x is null) && _queue.Reader.Count == 0 && _solo.Choose())
+        if (_modelDrafter is not null && job.Options.Sampling is { AllowsDrafting: true, Json: null } && _slots.All(x => x is null) && _queue.Reader.Count == 0 && _solo.Choose())
         {
             slot.Solo = new SpeculativeDecoder(_engine.Model, _modelDrafter, job.Options.Sampling, _engine.Options.Speculative, _batch.Capacity);
             slot.Prefilled = job.Prompt.Count;

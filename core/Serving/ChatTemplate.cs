@@ -18,9 +18,13 @@ public sealed class ChatTemplate
     readonly JinjaTemplate? _jinja;
     readonly string? _bos, _eos;
 
-    ChatTemplate(JinjaTemplate? jinja, string? bos, string? eos, string source) => (_jinja, _bos, _eos, Source) = (jinja, bos, eos, source);
+    ChatTemplate(JinjaTemplate? jinja, string? bos, string? eos, string source, ToolCallFormat tools) =>
+        (_jinja, _bos, _eos, Source, ToolCalls) = (jinja, bos, eos, source, tools);
 
-    public static readonly ChatTemplate Plain = new(null, null, null, "plain");
+    public static readonly ChatTemplate Plain = new(null, null, null, "plain", ToolCallFormat.Json);
+
+    /// <summary>How a model of this template writes a tool call (read from the template's own instructions).</summary>
+    public ToolCallFormat ToolCalls { get; }
 
     /// <summary>True for the plain template (no chat_template in the model's files).</summary>
     public bool IsPlain => _jinja is null;
@@ -37,7 +41,7 @@ public sealed class ChatTemplate
 
     public static ChatTemplate FromText(string template, string? bosToken, string? eosToken, string source)
     {
-        try { return new ChatTemplate(JinjaTemplate.Parse(template), bosToken, eosToken, source); }
+        try { return new ChatTemplate(JinjaTemplate.Parse(template), bosToken, eosToken, source, ToolCallFormat.Of(template)); }
         catch (SioException e) { throw SioException.InFile(source, e.Message); }
     }
 

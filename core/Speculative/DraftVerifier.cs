@@ -26,8 +26,13 @@ public sealed class DraftVerifier(float margin)
     public float Margin => margin;
 
     /// <summary>Verifies <paramref name="drafts"/> against the target's rows 0..drafts.Length (row i follows the pending token and drafts[..i]).</summary>
-    public Verdict Verify(ReadOnlySpan<int> drafts, LogitsAt logits, Sampler sampler, float[][]? distributions = null) =>
-        sampler.Options.IsGreedy ? Greedy(drafts, logits) : Sampled(drafts, logits, sampler, distributions);
+    /// <remarks>Penalties, biases and a JSON constraint shape each row as if the drafts before it had been emitted, so a
+    /// draft the constraint forbids is rejected like any other token the target would not choose.</remarks>
+    public Verdict Verify(ReadOnlySpan<int> drafts, LogitsAt logits, Sampler sampler, float[][]? distributions = null)
+    {
+        var shaped = sampler.Lookahead(drafts, logits);
+        return sampler.Options.IsGreedy ? Greedy(drafts, shaped) : Sampled(drafts, shaped, sampler, distributions);
+    }
 
     Verdict Greedy(ReadOnlySpan<int> drafts, LogitsAt logitsAt)
     {
@@ -50,7 +55,7 @@ public sealed class DraftVerifier(float margin)
             if (q > 0 && sampler.NextUniform() < Math.Min(1.0, p[x] / q)) continue;
             return new(i, sampler.Draw(Residual(p, distributions?[i], x)), false);
         }
-        return new(drafts.Length, sampler.Sample(logits(drafts.Length)), false);
+        return new(drafts.Length, sampler.Draw(sampler.Distribution(logits(drafts.Length))), false); // the row is shaped already
     }
 
     /// <summary>Whether another logit is within <paramref name="relative"/> (of the top logit) of the best.</summary>

@@ -35,7 +35,7 @@ public sealed class SpeculativeDecoder : IDisposable
         options = (options ?? new SpeculativeOptions()).Validate();
         _target = new Generator(target, capacity);
         _sampler = new Sampler(sampling);
-        _drafter = sampling.AllowsDrafting ? drafter : null; // penalties, biases and logprobs decide from more than the logits a verifier sees
+        _drafter = sampling.AllowsDrafting ? drafter : null; // logprobs are reported one decided token at a time
         _verifier = new DraftVerifier(_drafter is null || !_sampler.Options.IsGreedy ? TieMargin : ExactnessMargin.For(target));
         _controller = _drafter is null ? new DraftLengthController(0, 0) : DraftLengthController.For(target, _drafter, options);
         Stats = new SpeculativeStats { Drafter = _drafter?.Name ?? "none" };
