@@ -49,10 +49,11 @@ sealed class CompletionResponse(HttpContext ctx, Deployment deployment, bool cha
     {
         foreach (var c in choices)
         {
+            var unsent = c.UnsentLogprobs();
             if (c.Calls.Count > 0)
-                await Sse(Chunk(c.Index, new JsonObject { ["content"] = c.Content, ["tool_calls"] = ToolCallsJson(c, streamed: true) }, null, logprobs: Logprobs(c.UnsentLogprobs(), c.SentTextLength)));
-            else if (c.Unsent.Length > 0 || c.UnsentLogprobs().Count > 0)
-                await SendPieceAsync(c, c.Unsent, c.UnsentLogprobs(), c.SentTextLength);
+                await Sse(Chunk(c.Index, new JsonObject { ["content"] = c.Content, ["tool_calls"] = ToolCallsJson(c, streamed: true) }, null, logprobs: Logprobs(unsent, c.SentTextLength)));
+            else if (c.Unsent.Length > 0 || unsent.Count > 0)
+                await SendPieceAsync(c, c.Unsent, unsent, c.SentTextLength);
             var last = Chunk(c.Index, chat ? new JsonObject() : null, c.FinishReason);
             if (c.Index == choices.Count - 1)
             {

@@ -243,8 +243,8 @@ internal struct JsonCursor
         ArrayNode a => (_phase == 3 ? Math.Max(1, a.MinItems - _index) * (1 + a.Item.MinBytes) - 1 : Math.Max(0, a.MinItems - _index) * (1 + a.Item.MinBytes)) + 1,
         StringNode => _phase switch { 1 => 1, 2 => 2, _ => _matched + 1 },
         NumberNode => (JsonMode)_phase is JsonMode.Value or JsonMode.NumberSign or JsonMode.NumberDot or JsonMode.NumberExp or JsonMode.NumberExpSign ? 1 : 0,
-        LiteralsNode l => Cheapest(l.Values.Length, j => l.Values[j], j => 0, l.Values[_index]),
-        PrefixedNode p => _phase == 2 ? p.Suffix.Length - _matched : Cheapest(p.Options.Length, j => p.Options[j].Prefix, j => p.Options[j].Value.MinBytes, p.Options[_index].Prefix) + p.Suffix.Length,
+        LiteralsNode l => CheapestLiteral(l),
+        PrefixedNode p => _phase == 2 ? p.Suffix.Length - _matched : CheapestPrefix(p) + p.Suffix.Length,
         _ => _any.CloseCost,
     };
 
@@ -262,17 +262,25 @@ internal struct JsonCursor
         return best;
     }
 
-    /// <summary>The cheapest completion among the literals (or prefixes) that still match what was written.</summary>
-    readonly int Cheapest(int count, Func<int, byte[]> text, Func<int, int> after, byte[] current)
+    /// <summary>The cheapest completion among the literals that still match what was written (no delegates: this runs per token tried).</summary>
+    readonly int CheapestLiteral(LiteralsNode l)
     {
         int best = SchemaCompiler.Unbounded;
-        for (int j = 0; j < count; j++)
-        {
-            var t = text(j);
-            if (t.Length >= _matched && t.AsSpan(0, _matched).SequenceEqual(current.AsSpan(0, _matched))) best = Math.Min(best, t.Length - _matched + after(j));
-        }
+        foreach (var v in l.Values)
+            if (Matches(v, l.Values[_index])) best = Math.Min(best, v.Length - _matched);
         return best;
     }
+
+    /// <summary>The cheapest completion among the prefixes that still match, each with its value's shortest form.</summary>
+    readonly int CheapestPrefix(PrefixedNode p)
+    {
+        int best = SchemaCompiler.Unbounded;
+        foreach (var (prefix, value) in p.Options)
+            if (Matches(prefix, p.Options[_index].Prefix)) best = Math.Min(best, prefix.Length - _matched + value.MinBytes);
+        return best;
+    }
+
+    readonly bool Matches(byte[] text, byte[] current) => text.Length >= _matched && text.AsSpan(0, _matched).SequenceEqual(current.AsSpan(0, _matched));
 
     readonly int CheapestOptional(ObjectNode o)
     {

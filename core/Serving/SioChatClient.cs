@@ -74,7 +74,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
         var contents = new List<AIContent>();
         var finish = stopped || result?.FinishReason == "stop" ? ChatFinishReason.Stop : ChatFinishReason.Length;
         var rest = text[sent..];
-        if (request.Tools is { } tools && sent == 0 && request.Format.Parse(text, tools.Select(t => t.Name).ToHashSet()) is { Calls.Count: > 0 } parsed)
+        if (request.Tools is not null && sent == 0 && request.Format.Parse(text, request.ToolNames!) is { Calls.Count: > 0 } parsed)
         {
             rest = parsed.Content ?? "";
             finish = ChatFinishReason.ToolCalls;
@@ -87,7 +87,10 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
         return new ChatResponseUpdate { Role = ChatRole.Assistant, ModelId = ModelId, FinishReason = finish, Contents = contents };
     }
 
-    sealed record Request(List<int> Prompt, GenerationOptions Generation, IReadOnlyList<string> Stops, IReadOnlyList<ToolFunction>? Tools, ToolCallFormat Format);
+    sealed record Request(List<int> Prompt, GenerationOptions Generation, IReadOnlyList<string> Stops, IReadOnlyList<ToolFunction>? Tools, ToolCallFormat Format)
+    {
+        public IReadOnlySet<string>? ToolNames { get; } = Tools?.Select(t => t.Name).ToHashSet();
+    }
 
     Request Prepare(IEnumerable<ChatMessage> messages, ChatOptions? options)
     {
