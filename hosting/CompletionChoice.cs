@@ -5,12 +5,11 @@ using Sio.Serving;
 namespace Sio.Hosting;
 
 /// <summary>
-/// One choice of an answer, as its generation job runs: the text cut at the first stop string, its logprobs, and —
+/// One choice of an answer, as its generation job runs: the text (the engine cuts it at the first stop string), its logprobs, and —
 /// when tools were offered — the text held back while it may still be a tool call, then read back into calls.
 /// </summary>
 sealed class CompletionChoice(int index, GenerationJob job, CancellationTokenSource cancel, CompletionRequest request)
 {
-    readonly StopMatcher _matcher = new(request.Stops);
     readonly StringBuilder _text = new();
     readonly List<TokenLogprob> _logprobs = new();
     int _logprobsSent;
@@ -38,11 +37,9 @@ sealed class CompletionChoice(int index, GenerationJob job, CancellationTokenSou
         {
             await foreach (var piece in job.Pieces.Reader.ReadAllAsync(aborted))
             {
-                var safe = _matcher.Feed(piece);
                 while (job.Logprobs?.Reader.TryRead(out var lp) == true) _logprobs.Add(lp);
-                _text.Append(safe);
-                if (send is not null && safe.Length > 0) await SendAsync(send);
-                if (_matcher.Stopped) { cancel.Cancel(); break; }
+                _text.Append(piece);
+                if (send is not null && piece.Length > 0) await SendAsync(send);
             }
         }
         catch (OperationCanceledException) when (aborted.IsCancellationRequested)
@@ -53,10 +50,8 @@ sealed class CompletionChoice(int index, GenerationJob job, CancellationTokenSou
             return;
         }
         try { Result = await job.Result.Task; }
-        catch (OperationCanceledException) when (_matcher.Stopped) { }
         catch (OperationCanceledException) { ClientGone = true; }
         catch (Exception e) { Error = e; }
-        _text.Append(_matcher.Flush());
         while (job.Logprobs?.Reader.TryRead(out var lp) == true) _logprobs.Add(lp);
     }
 
@@ -74,7 +69,7 @@ sealed class CompletionChoice(int index, GenerationJob job, CancellationTokenSou
     public void Finish(Tokenization.Tokenizer tokenizer)
     {
         var text = _text.ToString();
-        FinishReason = _matcher.Stopped ? "stop" : Result?.FinishReason ?? "stop";
+        FinishReason = Result?.FinishReason ?? "stop";
         CompletionTokens = Result?.TokenIds.Count ?? tokenizer.Encode(text, addBos: false).Count;
         Content = text;
         if (request.Tools is { } tools && (_holding || SentTextLength == 0))

@@ -14,7 +14,7 @@ sealed class BadRequest(string message, string? param, int status = 400, string?
 }
 
 /// <summary>A /v1/completions or /v1/chat/completions body, checked and tokenized against the deployment that will run it.</summary>
-sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, List<string> Stops, bool Stream, bool IncludeUsage = false, int N = 1)
+sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, bool Stream, bool IncludeUsage = false, int N = 1)
 {
     /// <summary>The functions offered to the model (tools with tool_choice other than "none"): its answer is read back into tool_calls.</summary>
     public ToolChoice? Tools { get; init; }
@@ -55,6 +55,7 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
         {
             MaxTokens = maxTokens, Sampling = sampling,
             IgnoreModelStopTokens = BoolField(body, "ignore_eos") ?? false, // as vLLM's extension: fixed lengths for benchmarks
+            StopStrings = StopStrings(body),
         };
         bool stream = BoolField(body, "stream") ?? false;
         bool includeUsage = body["stream_options"] switch
@@ -66,7 +67,7 @@ sealed record CompletionRequest(List<int> PromptIds, GenerationOptions Options, 
             JsonObject => throw new BadRequest("stream_options is only allowed when stream is true", "stream_options"),
             _ => throw new BadRequest("stream_options must be an object", "stream_options"),
         };
-        return new CompletionRequest(ids, options, StopStrings(body), stream, includeUsage, n) { Tools = tools?.Offered == true ? tools : null };
+        return new CompletionRequest(ids, options, stream, includeUsage, n) { Tools = tools?.Offered == true ? tools : null };
     }
 
     /// <summary>The most choices one request may ask for (n).</summary>

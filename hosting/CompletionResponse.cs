@@ -33,11 +33,13 @@ sealed class CompletionResponse(HttpContext ctx, Deployment deployment, bool cha
         if (choices.FirstOrDefault(c => c.Error is not null) is { } failed)
         {
             var message = $"generation failed: {failed.Error!.Message}";
+            System.Diagnostics.Activity.Current?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, message);
             if (!request.Stream) await new ApiError(500, message, "server_error").Write(ctx);
             else await Sse(new JsonObject { ["error"] = new JsonObject { ["message"] = message, ["type"] = "server_error" } });
             return;
         }
         foreach (var c in choices) c.Finish(Tokenizer);
+        ServingTraces.Answered(System.Diagnostics.Activity.Current, _id, deployment.Id, [.. choices.Select(c => c.FinishReason)], choices.Sum(c => c.CompletionTokens));
         if (request.Stream) await FinishStreamAsync(choices);
         else await WriteAnswerAsync(choices);
     }

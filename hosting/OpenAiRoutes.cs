@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -64,7 +65,8 @@ sealed class OpenAiRoutes(HostServices host)
         catch (SioException e) { await new ApiError(400, e.Message, "invalid_request_error").Write(ctx); return; }
         catch (OperationCanceledException) { return; } // the client went away
 
-        // one job per choice (n), each with its own cancellation so that a stop string ends only its own choice
+        using var span = ServingTraces.Request(chat ? "chat" : "text_completion", deployment.Id, request.Options, request.PromptIds.Count, request.N, CallerTrace(ctx));
+        // one job per choice (n), each with its own cancellation
         var cancels = Enumerable.Range(0, request.N).Select(_ => CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted)).ToList();
         try
         {
@@ -84,6 +86,10 @@ sealed class OpenAiRoutes(HostServices host)
         }
         finally { foreach (var c in cancels) c.Dispose(); }
     }
+
+    /// <summary>The caller's W3C trace context (traceparent and tracestate headers), so that sio's spans join the caller's trace.</summary>
+    static ActivityContext CallerTrace(HttpContext ctx) =>
+        ActivityContext.TryParse(ctx.Request.Headers["traceparent"], ctx.Request.Headers["tracestate"], out var parent) ? parent : default;
 
     /// <summary>Choice i of n: with a seed, seed + i, so that the choices differ and each is reproducible.</summary>
     static GenerationOptions ChoiceOptions(CompletionRequest request, int i) =>

@@ -329,7 +329,7 @@ public class ServingTests(Stories260KFixture stories)
         Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/healthz")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await s.Http.PostAsync("/v1/completions", Json(new { prompt = "Once upon a time", max_tokens = 6 }))).StatusCode);
         var metrics = await s.Http.GetStringAsync("/metrics");
-        foreach (var name in new[] { "sio_queue_depth", "sio_batch_size", "sio_generated_tokens", "sio_requests", "sio_time_to_first_token", "sio_inter_token_latency" })
+        foreach (var name in new[] { "sio_num_requests_waiting", "sio_num_requests_running", "sio_generation_tokens_total", "sio_requests_total", "sio_time_to_first_token_seconds", "sio_inter_token_latency_seconds" })
             Assert.Contains(name, metrics);
         Assert.Equal(HttpStatusCode.OK, (await s.Http.GetAsync("/readyz")).StatusCode);
     }

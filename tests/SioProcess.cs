@@ -66,6 +66,16 @@ public sealed class SioProcess : IDisposable
         return found;
     }
 
+    /// <summary>Waits for the process to end by itself; false if it is still running after the timeout.</summary>
+    public bool WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout)) return false;
+        _process.WaitForExit(); // and for its output to be read
+        return true;
+    }
+
+    public int ExitCode => _process.ExitCode;
+
     public void Dispose()
     {
         try { if (!_process.HasExited) _process.Kill(true); _process.WaitForExit(); } catch (InvalidOperationException) { }

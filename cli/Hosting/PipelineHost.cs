@@ -103,7 +103,7 @@ public static class PipelineHost
         if (config.UploadDefaults is { } defaults)
             services.AddHostedService(sp => new UploadWatcher(store, sp.GetRequiredService<OptimizationApi>(), defaults, config.WatchInterval,
                 sp.GetRequiredService<ILogger<UploadWatcher>>()));
-        services.AddSioMetrics();
+        services.AddSioTelemetry(config.Api ? "sio up" : "sio optimize");
 
         var app = builder.Build();
         var orchestration = app.Services.GetRequiredService<IOrchestrationService>();

@@ -32,7 +32,7 @@ public static class SioServer
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(listen.Address, listen.Port));
         builder.Services.AddSingleton(deployments);
-        builder.Services.AddSioMetrics();
+        builder.Services.AddSioTelemetry("sio serve");
         var app = builder.Build();
         app.Lifetime.ApplicationStopped.Register(deployments.Dispose);
         new Hosting.AccessPolicy(key).Apply(app);

@@ -11,6 +11,8 @@ public sealed record GenerationOptions
     public SamplingOptions Sampling { get; init; } = new();
     /// <summary>Extra stop ids beside the model's own (EOS, and BOS for llama2.c models).</summary>
     public IReadOnlyList<int> StopTokens { get; init; } = [];
+    /// <summary>Stop sequences: the serving engine ends a request at the first one its text contains, which is cut from the text (finish reason "stop").</summary>
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
     /// <summary>Ignore the model's own stop tokens (EOS, BOS) and generate MaxTokens: fixed output lengths, as load benchmarks use.</summary>
     public bool IgnoreModelStopTokens { get; init; }
     /// <summary>Draft length settings when a drafter is given.</summary>

@@ -20,7 +20,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     /// <summary>Prompts checked for exact speculative output per measurement.</summary>
     public const int ExactnessPrompts = 8;
 
-    public override Task<VariantMeasurement> RunAsync(TaskActivityContext context, BenchmarkInput input) => RunAsync(input);
+    public override Task<VariantMeasurement> RunAsync(TaskActivityContext context, BenchmarkInput input) => PipelineTraces.Step("benchmark", context, input.Variant, () => RunAsync(input));
 
     public async Task<VariantMeasurement> RunAsync(BenchmarkInput input)
     {

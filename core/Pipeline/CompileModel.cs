@@ -7,7 +7,7 @@ namespace Sio.Pipeline;
 /// <summary>The compile step: ahead-of-time graph optimization for the target, keyed by the runtime version and the hardware it was made on.</summary>
 public sealed class CompileModel(ArtifactRepository artifacts) : TaskActivity<CompileInput, ModelArtifact>
 {
-    public override Task<ModelArtifact> RunAsync(TaskActivityContext context, CompileInput input) => RunAsync(input);
+    public override Task<ModelArtifact> RunAsync(TaskActivityContext context, CompileInput input) => PipelineTraces.Step("compile", context, input.Name, () => RunAsync(input));
 
     public async Task<ModelArtifact> RunAsync(CompileInput input)
     {

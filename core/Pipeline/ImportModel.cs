@@ -9,7 +9,7 @@ namespace Sio.Pipeline;
 /// <summary>Imports (or adopts) the model: a llama2.c .bin, a Hugging Face folder, a sio model folder, or a .zip of either.</summary>
 public sealed class ImportModel(ArtifactRepository artifacts) : TaskActivity<ImportInput, ModelArtifact>
 {
-    public override Task<ModelArtifact> RunAsync(TaskActivityContext context, ImportInput input) => RunAsync(input);
+    public override Task<ModelArtifact> RunAsync(TaskActivityContext context, ImportInput input) => PipelineTraces.Step("import", context, input.Model, () => RunAsync(input));
 
     public async Task<ModelArtifact> RunAsync(ImportInput input)
     {

@@ -7,7 +7,7 @@ namespace Sio.Pipeline;
 /// <summary>The publish step: reports/RUN/report.json and report.md, then (when the gate passed and deploying is asked for) deployments/RUN.json, last.</summary>
 public sealed class PublishResult(ArtifactRepository artifacts) : TaskActivity<PublishInput, Published>
 {
-    public override Task<Published> RunAsync(TaskActivityContext context, PublishInput input) => RunAsync(input);
+    public override Task<Published> RunAsync(TaskActivityContext context, PublishInput input) => PipelineTraces.Step("publish", context, input.RunId, () => RunAsync(input));
 
     public async Task<Published> RunAsync(PublishInput input)
     {
@@ -36,7 +36,7 @@ public sealed class PublishResult(ArtifactRepository artifacts) : TaskActivity<P
 /// <param name="events">Who serves the deployment in this process (`sio up`'s loader); null where the blob itself is the event (Azure).</param>
 public sealed class RaiseDeployment(ArtifactRepository artifacts, IDeploymentEvents? events = null) : TaskActivity<string, bool>
 {
-    public override Task<bool> RunAsync(TaskActivityContext context, string manifest) => RunAsync(manifest);
+    public override Task<bool> RunAsync(TaskActivityContext context, string manifest) => PipelineTraces.Step("deploy", context, null, () => RunAsync(manifest));
 
     public async Task<bool> RunAsync(string manifestName)
     {

@@ -7,7 +7,7 @@ namespace Sio.Pipeline;
 /// <summary>The quantize step: the recipe's quantization pass over a model artifact, calibrated (AWQ) on the dataset's calibration half.</summary>
 public sealed class QuantizeModel(ArtifactRepository artifacts) : TaskActivity<QuantizeInput, ModelArtifact>
 {
-    public override Task<ModelArtifact> RunAsync(TaskActivityContext context, QuantizeInput input) => RunAsync(input);
+    public override Task<ModelArtifact> RunAsync(TaskActivityContext context, QuantizeInput input) => PipelineTraces.Step("quantize", context, input.Name, () => RunAsync(input));
 
     public async Task<ModelArtifact> RunAsync(QuantizeInput input)
     {

@@ -11,7 +11,7 @@ namespace Sio.Pipeline;
 /// </summary>
 public sealed class ValidateRequest(ArtifactRepository artifacts) : TaskActivity<OptimizationRequest, StagedDataset>
 {
-    public override Task<StagedDataset> RunAsync(TaskActivityContext context, OptimizationRequest input) => RunAsync(input);
+    public override Task<StagedDataset> RunAsync(TaskActivityContext context, OptimizationRequest input) => PipelineTraces.Step("validate", context, input.Model, () => RunAsync(input));
 
     public async Task<StagedDataset> RunAsync(OptimizationRequest request)
     {

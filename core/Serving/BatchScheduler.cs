@@ -50,6 +50,8 @@ sealed class BatchScheduler : IRowSink
             int busy = 0;
             for (int r = 0; r < _slots.Length; r++) if (_decoding[r] = _slots[r] is { Prefilling: false, Solo: null }) busy++;
             if (busy > 0) _step.Run(_slots, _decoding, this);
+            MeasureCache();
+            if (busy > 0) continue;
             else if (_slots.All(x => x is null) && !WaitForWork(stop)) return; // else prompts still being read, or a solo request
         }
     }
@@ -67,10 +69,10 @@ sealed class BatchScheduler : IRowSink
         {
             if (_slots[r] is not null) continue;
             if (!_queue.Reader.TryRead(out var job)) break;
-            if (job.Cancellation.IsCancellationRequested) { job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); r--; continue; }
+            if (job.Cancellation.IsCancellationRequested) { _engine.Metrics.Ended("abort"); job.Result.TrySetCanceled(); job.Pieces.Writer.TryComplete(); r--; continue; }
             EngineSlot slot;
             try { slot = Open(r, job); }
-            catch (Exception e) { _engine.Metrics.Finished("error"); job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
+            catch (Exception e) { _engine.Metrics.Ended("error"); job.Result.TrySetException(e); job.Pieces.Writer.TryComplete(); r--; continue; }
             _slots[r] = slot;
             _active(+1);
             if (slot.Solo is { } decoder)
@@ -88,7 +90,12 @@ sealed class BatchScheduler : IRowSink
 
     EngineSlot Open(int r, GenerationJob job)
     {
+        var now = DateTime.UtcNow;
+        _engine.Metrics.Admitted(job.Age);
+        ServingTraces.Past("queue", job.Trace, job.ArrivedUtc, now);
         var slot = new EngineSlot(job, _engine.Model, _drafterName).Prepared(_engine.Model);
+        slot.PrefillSpan = ServingTraces.Step("prefill", job.Trace, now);
+        slot.PrefillSpan?.SetTag("gen_ai.usage.input_tokens", job.Prompt.Count);
         if (_modelDrafter is not null && job.Options.Sampling is { AllowsDrafting: true, Json: null } && _slots.All(x => x is null) && _queue.Reader.Count == 0 && _solo.Choose())
         {
             slot.Solo = new SpeculativeDecoder(_engine.Model, _modelDrafter, job.Options.Sampling, _engine.Options.Speculative, _batch.Capacity);
@@ -164,7 +171,7 @@ sealed class BatchScheduler : IRowSink
         catch (Exception e) { if (_slots[r] is not null) Finish(r, null, e); }
     }
 
-    /// <summary>A token for row r: stream it, or end the request.</summary>
+    /// <summary>A token for row r: stream it, or end the request (at a stop token or sequence, at once).</summary>
     void Accept(int r, int token)
     {
         var s = _slots[r]!;
@@ -175,14 +182,30 @@ sealed class BatchScheduler : IRowSink
         s.Sampler.Observe(token);
         if (s.Job.Logprobs is { } logprobs && s.Sampler.Last is { } lp) logprobs.Writer.TryWrite(lp);
         s.Speculative.Emitted++;
-        double now = s.Clock.Elapsed.TotalMilliseconds;
-        if (s.LastTokenMs < 0) _engine.Metrics.FirstToken(s.PrefillMs + now); else _engine.Metrics.NextToken(now - s.LastTokenMs);
-        s.LastTokenMs = now;
-        var piece = s.Stream.Decode(token);
+        Timed(s);
+        var piece = s.Matcher.Feed(s.Stream.Decode(token));
         s.Text.Append(piece);
         if (piece.Length > 0) s.Job.Pieces.Writer.TryWrite(piece);
+        if (s.Matcher.Stopped) { Finish(r, "stop", null); return; }
         if (s.Remaining <= 0 || (s.Solo?.Target.Length ?? _batch.Length(r)) + 1 > _batch.Capacity) { Finish(r, "length", null); return; }
         s.Pending = token;
+    }
+
+    /// <summary>A token's time: the first closes the prefill span and opens the decode span.</summary>
+    void Timed(EngineSlot s)
+    {
+        double now = s.Clock.Elapsed.TotalMilliseconds;
+        if (s.LastTokenMs < 0)
+        {
+            s.FirstTokenAge = s.Job.Age;
+            _engine.Metrics.FirstToken(s.FirstTokenAge);
+            var at = DateTime.UtcNow;
+            ServingTraces.End(s.PrefillSpan, at);
+            s.PrefillSpan = null;
+            s.DecodeSpan = ServingTraces.Step("decode", s.Job.Trace, at);
+        }
+        else _engine.Metrics.NextToken((now - s.LastTokenMs) / 1000);
+        s.LastTokenMs = now;
     }
 
     void TakeSoloStats(EngineSlot s)
@@ -206,14 +229,36 @@ sealed class BatchScheduler : IRowSink
         if (completed && s.Alone && s.Output.Count > 1) _solo.Observe(s.Solo is not null, s.Output.Count - 1, s.Clock.Elapsed.TotalMilliseconds);
         TakeSoloStats(s);
         _active(-1);
-        var tail = s.Stream.Flush();
+        var tail = s.Matcher.Feed(s.Stream.Flush()) + s.Matcher.Flush();
         if (tail.Length > 0) { s.Text.Append(tail); s.Job.Pieces.Writer.TryWrite(tail); }
-        _engine.Metrics.Finished(error is not null ? "error" : reason!);
+        Measured(s, error is not null ? "error" : reason == "cancelled" ? "abort" : reason!);
         if (error is not null) s.Job.Result.TrySetException(error);
         else if (reason == "cancelled") s.Job.Result.TrySetCanceled();
         else s.Job.Result.TrySetResult(new GenerationResult(s.Job.Prompt, s.Output, s.Text.ToString(), reason!, s.PrefillMs, s.Clock.Elapsed.TotalMilliseconds, s.Speculative));
         if (completed) _learner?.Learn(s.Context);
         s.Job.Logprobs?.Writer.TryComplete();
         s.Job.Pieces.Writer.TryComplete();
+    }
+
+    /// <summary>The request's end in the metrics and its spans.</summary>
+    void Measured(EngineSlot s, string reason)
+    {
+        double age = s.Job.Age;
+        _engine.Metrics.Finished(reason, s.Job.Prompt.Count, s.Output.Count, age, s.Output.Count > 0 ? age - s.FirstTokenAge : 0);
+        var now = DateTime.UtcNow;
+        ServingTraces.End(s.PrefillSpan, now); // ended before its first token
+        ServingTraces.End(s.DecodeSpan, now, ("gen_ai.usage.output_tokens", s.Output.Count), ("gen_ai.response.finish_reasons", new[] { reason }),
+            ("sio.draft.proposed", s.Speculative.Proposed), ("sio.draft.accepted", s.Speculative.Accepted));
+    }
+
+    /// <summary>Tokens held in the cache over tokens allocated for it (read by the KV-cache gauge).</summary>
+    public double KvCacheUsage => Volatile.Read(ref _kvUsage);
+    double _kvUsage;
+
+    void MeasureCache()
+    {
+        long held = 0;
+        for (int r = 0; r < _slots.Length; r++) if (_slots[r] is { } s) held += s.Solo?.Target.Length ?? _batch.Length(r);
+        Volatile.Write(ref _kvUsage, (double)held / ((long)_slots.Length * _batch.Capacity));
     }
 }

@@ -44,10 +44,12 @@ sealed class BatchStep(BatchGenerator batch, IDrafter? drafter, DraftVerifier ve
         var (drafts, played) = Draft(slots, decoding, k);
         var plain = new bool[slots.Length];
         var before = new int[slots.Length];
+        var passStart = new DateTime[slots.Length];
         for (int r = 0; r < slots.Length; r++) if (decoding[r]) { before[r] = batch.Length(r); plain[r] = drafts[r]!.Length == 0; }
         try
         {
-            for (int r = 0; r < slots.Length; r++) if (decoding[r] && !plain[r]) batch.Append(r, [slots[r]!.Pending, .. drafts[r]!]);
+            for (int r = 0; r < slots.Length; r++)
+                if (decoding[r] && !plain[r]) { passStart[r] = DateTime.UtcNow; batch.Append(r, [slots[r]!.Pending, .. drafts[r]!]); }
             if (plain.Any(p => p)) batch.Step(_pending, plain);
         }
         catch (Exception e) { rows.FailAll(e); return; }
@@ -58,6 +60,8 @@ sealed class BatchStep(BatchGenerator batch, IDrafter? drafter, DraftVerifier ve
             s.PlainNext = false;
             if (plain[r]) { emitted++; rows.Accept(r, () => s.Sampler.Sample(batch.Logits(r))); continue; }
             var verdict = Verify(r, s, drafts[r]!, before[r]);
+            if (s.DecodeSpan is { } span)
+                ServingTraces.Past("speculative verification", span.Context, passStart[r], DateTime.UtcNow, ("sio.draft.proposed", drafts[r]!.Length), ("sio.draft.accepted", verdict.Accepted));
             proposed += drafts[r]!.Length;
             accepted += verdict.Accepted;
             emitted += Emit(r, s, drafts[r]!, verdict, rows);

@@ -32,7 +32,8 @@ public sealed class Deployment : IDisposable
     public static Deployment Load(string folder, ServeOptions options, ModelOptions? modelOptions = null, string? id = null)
     {
         var model = Model.Load(folder, (modelOptions ?? new ModelOptions()).ForDrafter(options.Speculative));
-        try { return new Deployment(folder, id, model, new InferenceEngine(model, options), model.ChatTemplate); }
+        id ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)));
+        try { return new Deployment(folder, id, model, new InferenceEngine(model, options, id), model.ChatTemplate); }
         catch { model.Dispose(); throw; }
     }
 

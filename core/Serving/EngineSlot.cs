@@ -14,9 +14,16 @@ sealed class EngineSlot(GenerationJob job, Model model, string drafter)
     public System.Text.StringBuilder Text { get; } = new();
     public TokenStream Stream { get; } = model.Tokenizer.CreateStream(job.Prompt[^1]);
     public HashSet<int> Stops { get; } = (job.Options.IgnoreModelStopTokens ? [] : model.StopTokens).Concat(job.Options.StopTokens).ToHashSet();
+    /// <summary>Cuts the text at the first stop sequence (the request then ends at once).</summary>
+    public StopMatcher Matcher { get; } = new(job.Options.StopStrings);
     public Stopwatch Clock { get; } = Stopwatch.StartNew();
     public double PrefillMs { get; set; }
     public double LastTokenMs { get; set; } = -1;
+    /// <summary>The request's age at its first token (its time to first token), in seconds.</summary>
+    public double FirstTokenAge { get; set; }
+    /// <summary>The spans open for this request: reading its prompt, then decoding.</summary>
+    public Activity? PrefillSpan { get; set; }
+    public Activity? DecodeSpan { get; set; }
     /// <summary>The last token, not yet run through the model.</summary>
     public int Pending { get; set; }
     /// <summary>Prompt and output so far (what a drafter continues).</summary>

@@ -27,11 +27,13 @@ public sealed class InferenceEngine : IDisposable
     readonly BatchGenerator _batch;
     readonly IDrafter? _drafter;
 
-    public InferenceEngine(Model model, ServeOptions options)
+    /// <param name="name">The model id clients see (the metrics' model_name); default the model folder's name.</param>
+    public InferenceEngine(Model model, ServeOptions options, string? name = null)
     {
         Model = model;
         Options = options.Validate();
-        Metrics = new ServingMetrics(() => Queued, () => Active);
+        Name = name ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Folder));
+        Metrics = new ServingMetrics(Name, () => Active, () => Queued, () => _scheduler?.KvCacheUsage ?? 0);
         _queue = Channel.CreateBounded<GenerationJob>(new BoundedChannelOptions(Math.Max(1, options.QueueCapacity)) { FullMode = BoundedChannelFullMode.Wait });
         // built here, not in the workers, so that a bad drafter or a cache too large for memory fails the load loudly
         _batch = new BatchGenerator(model, options.MaxConcurrent);
@@ -39,11 +41,13 @@ public sealed class InferenceEngine : IDisposable
         catch { _batch.Dispose(); throw; }
         // measured at load, not in the first request's time
         var verifier = new DraftVerifier(_drafter is null ? SpeculativeDecoder.TieMargin : ExactnessMargin.For(model));
-        var scheduler = new BatchScheduler(this, _queue, _batch, _drafter, verifier, d => Interlocked.Add(ref _active, d));
-        _workers = [Task.Factory.StartNew(() => scheduler.Run(_stop.Token), TaskCreationOptions.LongRunning)];
+        _scheduler = new BatchScheduler(this, _queue, _batch, _drafter, verifier, d => Interlocked.Add(ref _active, d));
+        _workers = [Task.Factory.StartNew(() => _scheduler.Run(_stop.Token), TaskCreationOptions.LongRunning)];
     }
 
+    readonly BatchScheduler? _scheduler;
     public Model Model { get; }
+    public string Name { get; }
     public ServeOptions Options { get; }
     public ServingMetrics Metrics { get; }
     public int Active => Volatile.Read(ref _active);

@@ -40,9 +40,9 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
     {
         var request = Prepare(messages, options);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var span = ServingTraces.Request("chat", ModelId, request.Generation, request.Prompt.Count, 1);
         var job = new GenerationJob(request.Prompt, request.Generation, cancel.Token);
         if (!_engine.TryEnqueue(job)) throw new SioException($"the engine is at capacity ({_engine.Options.MaxConcurrent} running, {_engine.Options.QueueCapacity} queued); retry later");
-        var matcher = new StopMatcher(request.Stops);
         var text = new StringBuilder();
         bool holding = request.Tools is not null;
         int sent = 0;
@@ -50,13 +50,11 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
         {
             await foreach (var piece in job.Pieces.Reader.ReadAllAsync(cancellationToken))
             {
-                text.Append(matcher.Feed(piece));
-                if (matcher.Stopped) cancel.Cancel();
+                text.Append(piece); // the engine cuts the text at a stop sequence and ends the job there
                 if (holding && request.Format.MayBeCall(text.ToString())) continue;
                 holding = false;
                 if (text.Length > sent) yield return new ChatResponseUpdate(ChatRole.Assistant, text.ToString(sent, text.Length - sent)) { ModelId = ModelId };
                 sent = text.Length;
-                if (matcher.Stopped) break;
             }
         }
         finally
@@ -65,14 +63,15 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
             try { await job.Result.Task; } catch (OperationCanceledException) { }
         }
         GenerationResult? result = job.Result.Task.IsCompletedSuccessfully ? job.Result.Task.Result : null;
-        text.Append(matcher.Flush());
-        yield return Last(request, result, matcher.Stopped, text.ToString(), holding ? 0 : sent);
+        var last = Last(request, result, text.ToString(), holding ? 0 : sent);
+        ServingTraces.Answered(span, $"chatcmpl-{span?.SpanId}", ModelId, [last.FinishReason?.Value ?? "stop"], result?.TokenIds.Count ?? 0);
+        yield return last;
     }
 
-    ChatResponseUpdate Last(Request request, GenerationResult? result, bool stopped, string text, int sent)
+    ChatResponseUpdate Last(Request request, GenerationResult? result, string text, int sent)
     {
         var contents = new List<AIContent>();
-        var finish = stopped || result?.FinishReason == "stop" ? ChatFinishReason.Stop : ChatFinishReason.Length;
+        var finish = result?.FinishReason == "stop" ? ChatFinishReason.Stop : ChatFinishReason.Length;
         var rest = text[sent..];
         if (request.Tools is not null && sent == 0 && request.Format.Parse(text, request.ToolNames!) is { Calls.Count: > 0 } parsed)
         {
@@ -87,7 +86,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
         return new ChatResponseUpdate { Role = ChatRole.Assistant, ModelId = ModelId, FinishReason = finish, Contents = contents };
     }
 
-    sealed record Request(List<int> Prompt, GenerationOptions Generation, IReadOnlyList<string> Stops, IReadOnlyList<ToolFunction>? Tools, ToolCallFormat Format)
+    sealed record Request(List<int> Prompt, GenerationOptions Generation, IReadOnlyList<ToolFunction>? Tools, ToolCallFormat Format)
     {
         public IReadOnlySet<string>? ToolNames { get; } = Tools?.Select(t => t.Name).ToHashSet();
     }
@@ -109,7 +108,7 @@ public sealed class SioChatClient(Model model, bool ownsModel = false, ServeOpti
             Temperature = options?.Temperature ?? 0f, TopP = options?.TopP ?? 1f, TopK = options?.TopK ?? 0, Seed = options?.Seed is long s ? (int)s : null,
             PresencePenalty = options?.PresencePenalty ?? 0, FrequencyPenalty = options?.FrequencyPenalty ?? 0, Json = grammar,
         }.Validate();
-        return new Request(prompt, new GenerationOptions { MaxTokens = max, Sampling = sampling }, options?.StopSequences?.ToList() ?? [], functions, template.ToolCalls);
+        return new Request(prompt, new GenerationOptions { MaxTokens = max, Sampling = sampling, StopStrings = options?.StopSequences?.ToList() ?? [] }, functions, template.ToolCalls);
     }
 
     /// <summary>A JSON ResponseFormat (with its schema, if any), or a required tool mode: what constrains the answer.</summary>

@@ -9,7 +9,7 @@ using Sio.Serving;
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddSingleton(new Deployments());
-builder.Services.AddSioMetrics();
+builder.Services.AddSioTelemetry("inference Function App");
 builder.Services.AddSingleton(sp =>
 {
     var store = FunctionsStorage.Store();

@@ -8,7 +8,7 @@ using Sio.Pipeline;
 var builder = FunctionsApplication.CreateBuilder(args);
 builder.ConfigureFunctionsWebApplication();
 builder.Services.AddSioPipeline(FunctionsStorage.PipelineOptions());
-builder.Services.AddSioMetrics();
+builder.Services.AddSioTelemetry("optimizer Function App");
 builder.Services.AddSingleton(sp => OptimizerFunctions.Routes(sp, FunctionsStorage.KeyCheck(),
     PrometheusMetrics.Handler(() => sp)));
 builder.Build().Run();
