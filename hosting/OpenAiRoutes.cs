@@ -78,6 +78,7 @@ sealed class OpenAiRoutes(HostServices host)
                 foreach (var c in cancels) c.Cancel(); // the choices already queued end at once
                 foreach (var queued in jobs.Take(i)) try { await queued.Result.Task; } catch { }
                 ctx.Response.Headers.RetryAfter = "1";
+                span?.SetStatus(ActivityStatusCode.Error, "at capacity");
                 await new ApiError(429, $"the server is at capacity ({engine.Options.MaxConcurrent} running, {engine.Options.QueueCapacity} queued); retry later", "rate_limit_error").Write(ctx);
                 return;
             }
