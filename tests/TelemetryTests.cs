@@ -132,7 +132,8 @@ public class TelemetryTests(Stories260KFixture stories)
             var answer = JsonNode.Parse(await (await http.SendAsync(request)).Content.ReadAsStringAsync())!;
             int proposed = answer["sio"]?["speculative"]?["proposed"]?.GetValue<int>() ?? 0;
 
-            var spans = await collector.WaitAsync(x => x.Any(s => s.Name == "decode"), TimeSpan.FromSeconds(30));
+            // the request's span ends last (after the answer is written), so it may come in a later export than its children
+            var spans = await collector.WaitAsync(x => x.Any(s => s.Name == "decode") && x.Any(s => s.Name == "text_completion traced-model"), TimeSpan.FromSeconds(30));
             var root = spans.Single(x => x.Name == "text_completion traced-model");
             Assert.Equal(caller, root.TraceId); // joined the caller's trace
             Assert.Equal("00f067aa0ba902b7", root.ParentSpanId);
