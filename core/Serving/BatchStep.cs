@@ -49,7 +49,11 @@ sealed class BatchStep(BatchGenerator batch, IDrafter? drafter, DraftVerifier ve
         try
         {
             for (int r = 0; r < slots.Length; r++)
-                if (decoding[r] && !plain[r]) { passStart[r] = DateTime.UtcNow; batch.Append(r, [slots[r]!.Pending, .. drafts[r]!]); }
+                if (decoding[r] && !plain[r])
+                {
+                    if (slots[r]!.DecodeSpan is not null) passStart[r] = DateTime.UtcNow; // read the clock only for a traced row
+                    batch.Append(r, [slots[r]!.Pending, .. drafts[r]!]);
+                }
             if (plain.Any(p => p)) batch.Step(_pending, plain);
         }
         catch (Exception e) { rows.FailAll(e); return; }
