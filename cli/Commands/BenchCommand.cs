@@ -13,7 +13,7 @@ public static class BenchCommand
         var tokens = new Option<int>("--tokens") { Description = "Tokens decoded per run.", DefaultValueFactory = _ => 128 };
         var runs = new Option<int>("--runs") { Description = "Measured runs (after one warm-up); medians are reported.", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per core).", DefaultValueFactory = _ => 0 };
-        var spinning = new Option<string>("--spinning") { Description = "ONNX Runtime's idle threads spin between operators (on, what sio does without a draft model), sleep (off), or both, each model measured both ways.", DefaultValueFactory = _ => "on" };
+        var spinning = new Option<string>("--spinning") { Description = "ONNX Runtime's idle threads spin between operators (on, sio's default), sleep (off), or both, each model measured both ways.", DefaultValueFactory = _ => "on" };
         var engine = new Option<string>("--engine") { Description = "What runs the decode steps: onnx (ONNX Runtime), native (sio's own C# decoder on the CPU, as sio generate --engine native; prompts still prefill in ONNX Runtime), or both, each model measured both ways.", DefaultValueFactory = _ => "onnx" };
         var json = new Option<bool>("--json") { Description = "Print the results as JSON." };
         var decode = new Command("decode", "Prefill and decode tokens/s at batch 1, beside the memory-bandwidth bound measured in the same run.")

@@ -23,7 +23,7 @@ public static class ServeCommand
         var draftTokens = new Option<string>("--draft-tokens") { Description = "1–32 or auto.", DefaultValueFactory = _ => "auto" };
         var chunk = new Option<int>("--prefill-chunk") { Description = "Chunked prefill: a longer prompt is read this many tokens per decode step, so running requests keep streaming (0: whole prompts).", DefaultValueFactory = _ => Defaults.PrefillChunkTokens };
         var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda (needs the GPU build of ONNX Runtime and CUDA 13; refused clearly elsewhere).", DefaultValueFactory = _ => "cpu" };
-        var spinning = new Option<string>("--spinning") { Description = "on: ONNX Runtime's idle threads spin between operators (faster decoding; always off beside a draft model); off: they sleep, leaving the cores to other processes.", DefaultValueFactory = _ => "on" };
+        var spinning = new Option<string>("--spinning") { Description = "on: ONNX Runtime's idle threads spin between operators (faster decoding; beside a draft model they stop when each run returns); off: they sleep, leaving the cores to other processes.", DefaultValueFactory = _ => "on" };
         var cmd = new Command("serve", "Serve a model over OpenAI-compatible HTTP (/v1/completions, /v1/chat/completions, /v1/models, /healthz, /readyz, /metrics; POST /api/deployments {\"model\": DIR} hot-swaps the model; the /api pipeline routes answer 501) with continuous batching, until stopped.")
         {
             dir, host, port, key, concurrent, queue, speculative, draftTokens, chunk, provider, spinning, allowLocal,

@@ -9,8 +9,8 @@ using Sio.Serving;
 namespace Sio.Cli.Serving;
 
 /// <summary>Where and how `sio serve` listens.</summary>
-/// <param name="Spinning">ONNX Runtime's idle threads spin between operators (faster steps; off when a draft model runs
-/// beside the target, whatever this says), or sleep (kinder to other processes on the same cores).</param>
+/// <param name="Spinning">ONNX Runtime's idle threads spin between operators (faster steps; beside a draft model, only
+/// within each run), or sleep (kinder to other processes on the same cores).</param>
 /// <param name="AllowLocalPaths">POST /api/deployments {"model": FOLDER} may load any local model folder (off: the route answers 403).</param>
 public sealed record ServerConfig(string ModelDir, string Host = "127.0.0.1", int Port = 8000, string? ApiKey = null, ServeOptions? Serve = null, string Provider = "cpu", bool Spinning = true,
     bool AllowLocalPaths = false);

@@ -233,7 +233,7 @@ public static class Compiler
     }
 
     /// <summary>Session options to load a graph: the original (full optimization at load) or a compiled form (none left to do).</summary>
-    public static SessionOptions LoadOptions(string? compiledFormat, string target, int threads = 0, bool allowSpinning = false, string? folder = null)
+    public static SessionOptions LoadOptions(string? compiledFormat, string target, int threads = 0, bool allowSpinning = false, string? folder = null, bool stopSpinningAfterRun = false)
     {
         var so = new SessionOptions
         {
@@ -243,6 +243,7 @@ public static class Compiler
         if (threads > 0) so.IntraOpNumThreads = threads;
         so.AddSessionConfigEntry("session.prepack.enable_parallel", "1"); // prepacking dominates session creation; spread it over the cores
         if (!allowSpinning) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        else if (stopSpinningAfterRun) so.AddSessionConfigEntry("session.force_spinning_stop", "1");
         if (compiledFormat == "ort") so.AddSessionConfigEntry("session.load_model_format", "ORT");
         AppendProvider(so, target, folder);
         return so;

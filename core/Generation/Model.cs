@@ -12,14 +12,20 @@ public sealed record ModelOptions
     public int Threads { get; init; }
     /// <summary>Let idle ONNX Runtime threads spin for new work between the operators of a step instead of sleeping. On by
     /// default: int4 decoding runs many small operators per token, and waking sleeping threads for each cost a quarter of
-    /// its speed (the 110M AWQ model on 2 cores: 159–184 tok/s without, 213–245 with; fp32 61–63 vs 65–72). Off, through
-    /// <see cref="ForDrafter"/>, when a draft model takes turns with the target on the same cores: then each one's spinning
-    /// threads steal the other's time (self-draft decoding 58 → 103 tok/s with spinning off).</summary>
+    /// its speed (the 110M AWQ model on 2 cores: 159–184 tok/s without, 213–245 with; fp32 61–63 vs 65–72). When a draft
+    /// model takes turns with the target on the same cores, spinning past the end of a run would steal the other's time,
+    /// so both spin only within their runs (<see cref="StopSpinningAfterRun"/>, through <see cref="ForDrafter"/>).</summary>
     public bool AllowSpinning { get; init; } = true;
 
-    /// <summary>These options for a target that will run with <paramref name="speculative"/>'s drafter: no spinning when
-    /// the drafter is a model.</summary>
-    public ModelOptions ForDrafter(Speculative.SpeculativeOptions speculative) => speculative.UsesDraftModel ? this with { AllowSpinning = false } : this;
+    /// <summary>Spinning threads stop the moment a run returns (ONNX Runtime's <c>session.force_spinning_stop</c>): they
+    /// still spin between the operators of a step, but never into time another session (a draft model taking turns with
+    /// the target on the same cores) needs. The ~110M fp32 model with its int4 self-draft, `sio generate`: 121–140 decode
+    /// tok/s with spinning off in both sessions, 162–165 spinning within runs only, 82–114 with the target spinning on.</summary>
+    public bool StopSpinningAfterRun { get; init; }
+
+    /// <summary>These options for a target that will run with <paramref name="speculative"/>'s drafter: when the drafter is
+    /// a model, spinning only within runs.</summary>
+    public ModelOptions ForDrafter(Speculative.SpeculativeOptions speculative) => speculative.UsesDraftModel ? this with { StopSpinningAfterRun = true } : this;
     /// <summary>cpu, cuda or tensorrt.</summary>
     public string Provider { get; init; } = "cpu";
     /// <summary>What runs single-token decode steps: onnx (ONNX Runtime, like every other run) or native (sio's own C#
@@ -91,7 +97,7 @@ public sealed class Model : IDisposable
         // TensorRT finds its engine and timing caches in the model folder, where `sio compile --target tensorrt` put them
         // beside the native decoder ONNX Runtime only prefills: its threads must not spin on into the decode steps' cores
         bool ortSpins = options.AllowSpinning && options.Engine != "native";
-        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, ortSpins, folder);
+        var so = Compilation.Compiler.LoadOptions(compiledFormat, options.Provider, threads, ortSpins, folder, options.StopSpinningAfterRun);
         Sio.Native.NativeDecoder? native = null;
         try
         {

@@ -26,8 +26,8 @@ public static class DrafterFactory
         }
     }
 
-    /// <summary>A draft model never spins: it takes turns with the target (see <see cref="ModelOptions.AllowSpinning"/>).</summary>
-    static ModelOptions DraftOptions(ModelOptions? o) => (o ?? new ModelOptions()) with { AllowSpinning = false };
+    /// <summary>A draft model spins only within its runs: it takes turns with the target (see <see cref="ModelOptions.StopSpinningAfterRun"/>).</summary>
+    static ModelOptions DraftOptions(ModelOptions? o) => (o ?? new ModelOptions()) with { StopSpinningAfterRun = true };
 
     public static IDrafter? Create(SpeculativeOptions options, Model target, ModelOptions? modelOptions = null, IProgress<string>? progress = null)
     {
