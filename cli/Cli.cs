@@ -17,24 +17,38 @@ public static class Cli
     {
         var config = new InvocationConfiguration { Output = stdout ?? Console.Out, Error = stderr ?? Console.Error, EnableDefaultExceptionHandler = false };
         ProgressTarget.Value = (config.Error, stderr is null && !Console.IsErrorRedirected);
+        bool json = args.Contains("--json");
         try
         {
             var parsed = root.Parse(args);
             if (parsed.Errors.Count > 0 && !WantsHelp(args))
-            {
-                foreach (var error in parsed.Errors) config.Error.WriteLine($"error: {error.Message}");
-                config.Error.WriteLine($"see: {string.Join(' ', CommandPath(parsed.CommandResult))} --help");
-                return 1;
-            }
+                return Fail(config, json, "usage_error", [.. parsed.Errors.Select(e => InDomainWords(e.Message))], $"see: {string.Join(' ', CommandPath(parsed.CommandResult))} --help");
             return parsed.Invoke(config);
         }
         catch (Exception e) when (Unwrap(e) is SioException or IOException or UnauthorizedAccessException)
         {
             // file-system errors name their path in .NET's message ("Access to the path '/x' is denied.")
-            config.Error.WriteLine($"error: {Unwrap(e).Message}");
-            return 1;
+            return Fail(config, json, Unwrap(e) is SioException ? "invalid_input" : "io_error", [Unwrap(e).Message], null);
         }
     }
+
+    /// <summary>An error: "error: …" lines (and a hint) on stderr, and with --json also {"error": {message, type, hint}} on stdout; exit 1.</summary>
+    static int Fail(InvocationConfiguration config, bool json, string type, IReadOnlyList<string> messages, string? hint)
+    {
+        foreach (var m in messages) config.Error.WriteLine($"error: {m}");
+        if (hint is not null) config.Error.WriteLine(hint);
+        if (json) WriteJson(config.Output, new { error = new { message = string.Join("; ", messages), type, hint } });
+        return 1;
+    }
+
+    /// <summary>A parser message without .NET's type names: "Cannot parse argument 'x' for option '--port' as expected type 'System.Int32'." says "as a whole number".</summary>
+    static string InDomainWords(string message) => System.Text.RegularExpressions.Regex.Replace(message, @"as expected type '([\w.`\[\]]+)'", m => m.Groups[1].Value switch
+    {
+        "System.Int32" or "System.Int64" or "System.Nullable`1[System.Int32]" => "as a whole number",
+        "System.Double" or "System.Single" or "System.Nullable`1[System.Double]" => "as a number",
+        "System.Boolean" => "as true or false",
+        _ => "as a value of the right kind",
+    });
 
     static Exception Unwrap(Exception e) => e is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerException!) : e;
 

@@ -100,6 +100,34 @@ public class CliTests(Stories260KFixture stories)
         Refused("--with-env must be NAME=VALUE", "bench", "coldstart", stories.ModelDir, "--with-env", "NOEQUALS");
     }
 
+    [Fact]
+    public void UsageErrorsSpeakTheDomainAndJsonErrorsAreJson()
+    {
+        var (exit, output, err) = Sio("generate", stories.ModelDir, "--max-tokens", "many", "--temperature", "hot");
+        Assert.Equal(1, exit);
+        Assert.Equal("", output);
+        Assert.Contains("error: ", err);
+        Assert.Contains("'many' for option '--max-tokens' as a whole number", err);
+        Assert.Contains("'hot' for option '--temperature' as a number", err);
+        Assert.DoesNotContain("System.", err);
+        Assert.Contains("see: sio generate --help", err);
+        Assert.DoesNotContain("Usage:", err); // a hint, not the whole help
+
+        var usage = Sio("generate", stories.ModelDir, "--max-tokens", "many", "--json");
+        Assert.Equal(1, usage.Exit);
+        var e = JsonNode.Parse(usage.Out)!["error"]!;
+        Assert.Equal("usage_error", e["type"]!.GetValue<string>());
+        Assert.Contains("--max-tokens", e["message"]!.GetValue<string>());
+        Assert.Equal("see: sio generate --help", e["hint"]!.GetValue<string>());
+
+        var missing = Path.Combine(stories.Root, "no-such-model");
+        var input = Sio("generate", missing, "--json");
+        Assert.Equal(1, input.Exit);
+        var ie = JsonNode.Parse(input.Out)!["error"]!;
+        Assert.Contains(missing, ie["message"]!.GetValue<string>());
+        Assert.Contains($"error: {ie["message"]!.GetValue<string>()}", input.Err);
+    }
+
     /// <summary>The command exits 1 and its error names the problem.</summary>
     void Refused(string error, params string[] args)
     {
