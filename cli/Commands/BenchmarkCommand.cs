@@ -48,7 +48,7 @@ public static class BenchmarkCommand
             Cli.EndProgress();
             var o = p.InvocationConfiguration.Output;
             if (p.GetValue(json)) o.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.json")));
-            else o.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.md")).Split("## Preset")[0].TrimEnd() + $"\n\nreport → {outDir}");
+            else o.WriteLine(TerminalReport.Render(File.ReadAllText(Path.Combine(outDir, "report.md")).Split("## Preset")[0], TerminalReport.Width()) + $"\nreport → {outDir}");
             return 0;
         });
         return cmd;

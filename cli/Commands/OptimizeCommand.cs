@@ -98,7 +98,7 @@ public static class OptimizeCommand
                 });
             else
             {
-                p.InvocationConfiguration.Output.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.md")).TrimEnd());
+                p.InvocationConfiguration.Output.Write(TerminalReport.Render(File.ReadAllText(Path.Combine(outDir, "report.md")), TerminalReport.Width()));
                 p.InvocationConfiguration.Output.WriteLine($"\nreport → {Path.Combine(outDir, "report.json")}{(deployment is null ? "" : $"\nserve it: sio serve {Path.Combine(outDir, "model")}{(serveDrafter is null or "none" ? "" : $" --speculative {serveDrafter}")}")}");
             }
             return result.Passed ? 0 : 3;
