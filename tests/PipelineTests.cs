@@ -217,6 +217,11 @@ public class BlobStoreTests(AzuriteFixture azurite)
         var report = JsonNode.Parse(await up.Http.GetStringAsync($"api/optimizations/{id}/report"))!;
         Assert.Equal(3, report["variants"]!.AsArray().Count);
         Assert.NotNull(report["presets"]!["lowestCost"]);
+        // the presets are configurations of variants the gate passed (what can be deployed), never a failed or ungated one
+        var passed = report["gate"]!["checks"]!.AsArray().Where(c => c!["passed"]!.GetValue<bool>()).Select(c => c!["variant"]!.GetValue<string>()).ToList();
+        Assert.NotEmpty(passed);
+        foreach (var name in new[] { "lowestLatency", "lowestCost", "balanced" })
+            Assert.Contains(report["presets"]![name]!["variant"]!.GetValue<string>(), passed);
 
         // Served: the deployed variant answers, decoding speculatively, with the output plain greedy decoding gives.
         for (int i = 0; i < 100 && up.App.Services.GetRequiredService<Deployments>().Current is null; i++) await Task.Delay(100);

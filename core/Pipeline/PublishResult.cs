@@ -17,7 +17,7 @@ public sealed class PublishResult(ArtifactRepository artifacts) : TaskActivity<P
         var report = new
         {
             runId = input.RunId, request = input.Request, passed = input.Decision.Passed, chosen = input.Decision.Chosen,
-            gate = input.Decision, variants = input.Variants, presets = RunReport.Presets(input.Variants), createdUtc = DateTime.UtcNow,
+            gate = input.Decision, variants = input.Variants, presets = RunReport.Presets(input.Variants, input.Decision), createdUtc = DateTime.UtcNow,
         };
         await artifacts.Store.PutTextAsync(Containers.Reports, $"{input.RunId}/report.md", RunReport.Markdown(input));
         await artifacts.Store.PutTextAsync(Containers.Reports, reportName, JsonSerializer.Serialize(report, OptimizationRequest.Json));

@@ -6,10 +6,13 @@ namespace Sio.Pipeline;
 /// <summary>What a run's report says beyond its measurements: the preset serving configurations and the Markdown summary.</summary>
 public static class RunReport
 {
-    /// <summary>Lowest latency (p50 time per output token), lowest cost and balanced (cheapest within twice the lowest latency), over every variant and level.</summary>
-    public static Dictionary<string, object> Presets(IReadOnlyList<VariantMeasurement> variants)
+    /// <summary>Lowest latency (p50 time per output token), lowest cost and balanced (cheapest within twice the lowest
+    /// latency), over every level of the variants the gate passed (what can be deployed), or of every variant when none did.</summary>
+    public static Dictionary<string, object> Presets(IReadOnlyList<VariantMeasurement> variants, GateDecision decision)
     {
-        var all = variants.SelectMany(v => v.Levels.Where(l => l.TpotP50Ms > 0 && double.IsFinite(l.BlendedPricePerMillionTokens)).Select(l => (v.Variant, v.Drafter, Level: l))).ToList();
+        var passed = decision.Checks.Where(c => c.Passed).Select(c => c.Variant).ToHashSet();
+        var all = variants.Where(v => passed.Count == 0 || passed.Contains(v.Variant))
+            .SelectMany(v => v.Levels.Where(l => l.TpotP50Ms > 0 && double.IsFinite(l.BlendedPricePerMillionTokens)).Select(l => (v.Variant, v.Drafter, Level: l))).ToList();
         if (all.Count == 0) return [];
         object P((string Variant, string Drafter, LevelMeasurement Level) x) => new
         {
