@@ -99,7 +99,11 @@ public static class OptimizeCommand
             else
             {
                 p.InvocationConfiguration.Output.Write(TerminalReport.Render(File.ReadAllText(Path.Combine(outDir, "report.md")), TerminalReport.Width()));
-                p.InvocationConfiguration.Output.WriteLine($"\nreport → {Path.Combine(outDir, "report.json")}{(deployment is null ? "" : $"\nserve it: sio serve {Path.Combine(outDir, "model")}{(serveDrafter is null or "none" ? "" : $" --speculative {serveDrafter}")}")}");
+                // paths and commands go on lines of their own, never wrapped, so they can be copied whole
+                var output = p.InvocationConfiguration.Output;
+                output.WriteLine($"\nreport:\n  {Path.Combine(outDir, "report.json")}");
+                if (deployment is not null)
+                    output.WriteLine($"serve it:\n  sio serve {Path.Combine(outDir, "model")}{(serveDrafter is null or "none" ? "" : $" --speculative {serveDrafter}")}");
             }
             return result.Passed ? 0 : 3;
         });
