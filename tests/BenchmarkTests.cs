@@ -108,6 +108,8 @@ public class BenchmarkTests(Stories260KFixture stories) : IDisposable
         var q = r["quality"]!;
         Assert.InRange(q["token_agreement"]!.GetValue<double>(), 0, 1);
         Assert.True(q["perplexity"]!.GetValue<double>() > 1 && q["baseline_perplexity"]!.GetValue<double>() > 1);
+        Assert.True(q["mean_kld"]!.GetValue<double>() > 0, "int4 weights left the distributions unchanged");
+        Assert.InRange(q["same_top_token"]!.GetValue<double>(), 0.3, 1);
         Assert.NotNull(q["rouge_l"]);
         var presets = r["presets"]!;
         foreach (var name in new[] { "lowest_latency", "lowest_cost", "balanced" })

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -75,7 +76,6 @@ public class ConsoleTests
         foreach (var name in new[] { "stories/stories260K.zip", "drafts/aidreams260K.zip" })
             await page.Locator("#uploads-table tr", new() { HasText = name }).GetByRole(AriaRole.Button, new() { Name = "Import" }).ClickAsync();
         await Expect(page.Locator("#models-table tbody tr")).ToHaveCountAsync(2);
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "models.png"), FullPage = true });
 
         // New optimization: AWQ + prompt lookup; an invalid combination is explained before submission.
         await page.GetByRole(AriaRole.Link, new() { Name = "New optimization" }).ClickAsync();
@@ -95,54 +95,145 @@ public class ConsoleTests
         await page.GetByLabel("Drafter").SelectOptionAsync("ngram");
         await page.GetByLabel("Most perplexity increase (%)").FillAsync("50");
         await page.GetByLabel("Least speedup (x, concurrency 1)").FillAsync("0.05");
+        await page.GetByLabel("Most mean KL divergence from the baseline (nats per token, empty for none)").FillAsync("5");
+        await page.GetByLabel("Least same-top-token rate (0 to 1, empty for none)").FillAsync("0.3");
         await page.GetByLabel("Concurrency levels").FillAsync("1,2");
         await page.GetByLabel("Requests per level").FillAsync("4");
         await page.GetByLabel("New tokens per request").FillAsync("24");
         await Expect(page.Locator("#opt-recipe")).ToHaveTextAsync("awq-int4:g32,speculative:ngram");
         await Expect(page.Locator("#opt-submit")).ToBeEnabledAsync();
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "optimize.png"), FullPage = true });
         await page.GetByRole(AriaRole.Button, new() { Name = "Start optimization" }).ClickAsync();
 
-        // Runs: live status until it completes.
+        // Runs: live status until it completes, with its start time and duration.
         await Expect(page).ToHaveURLAsync(root + "#runs");
         var row = page.Locator("#runs-table tbody tr").First;
         await Expect(row).ToContainTextAsync("awq-int4:g32,speculative:ngram");
         await Expect(row.Locator("td").Nth(3)).ToHaveTextAsync("Completed", new() { Timeout = 240_000 });
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "runs.png"), FullPage = true });
+        Assert.Matches(@"\d{4}", await row.Locator("td").Nth(4).TextContentAsync()); // the start, a date with its year
+        Assert.Matches(@"^\d+(\.\d)? s$|^\d+ min \d\d s$", await row.Locator("td").Nth(5).TextContentAsync());
+        var runId = await row.GetAttributeAsync("data-run");
 
-        // Results: charts with one line per variant, the table, the presets.
-        await row.GetByRole(AriaRole.Link, new() { Name = "Results" }).ClickAsync();
+        // One run: every step with its duration, and the event log.
+        await row.GetByRole(AriaRole.Link, new() { Name = $"Details of run {runId}" }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(root + $"#run/{runId}");
+        foreach (var step in new[] { "validate", "import", "quantize", "benchmark", "gate", "publish", "deploy" })
+            await Expect(page.Locator($"#run-steps tr[data-step={step}] td").Nth(3)).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+(\.\d)? s$|^\d+ min \d\d s$"));
+        await Expect(page.Locator("#run-steps tbody tr")).ToHaveCountAsync(7);
+        var events = page.Locator("#run-events li");
+        await Expect(events.First).ToContainTextAsync("validate started");
+        await Expect(events.Filter(new() { HasText = "measured baseline:" })).ToHaveCountAsync(1);
+        await Expect(events.Filter(new() { HasText = "gate: awq-int4:g32+speculative:ngram" })).ToHaveCountAsync(1);
+        await Expect(events.Last).ToContainTextAsync(new System.Text.RegularExpressions.Regex("^\\d\\d:\\d\\d:\\d\\d chose \\S+ and deployed it$"));
+        var chosen = System.Text.RegularExpressions.Regex.Match((await events.Last.TextContentAsync())!, "chose (\\S+) and").Groups[1].Value; // the run deployed it
+        await Expect(page.Locator("#run-summary")).ToContainTextAsync("Completed");
+        await Views(page, shots, "run");
+
+        // Results: charts with one line per variant, the table, the presets (each naming its variant).
+        await page.Locator("#run-links").GetByRole(AriaRole.Link, new() { Name = "Results" }).ClickAsync();
         await Expect(page.Locator("#chart-throughput polyline.series")).ToHaveCountAsync(3);
         await Expect(page.Locator("#chart-itl polyline.series")).ToHaveCountAsync(3);
         await Expect(page.Locator("#variants-table tbody tr")).ToHaveCountAsync(3);
         await Expect(page.Locator("#presets .preset")).ToHaveCountAsync(3);
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "results.png"), FullPage = true });
-        await page.SetViewportSizeAsync(390, 844); // a phone
-        Assert.True(await page.EvaluateAsync<bool>("document.documentElement.scrollWidth <= window.innerWidth + 1"), "the results view scrolls sideways at phone width");
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "results-phone.png"), FullPage = true });
-        await page.SetViewportSizeAsync(1280, 900);
+        var awqRow = page.Locator("#variants-table tbody tr").Nth(1); // the int4 variant against the baseline's distributions
+        await Expect(awqRow.Locator("td").Nth(3)).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^[\d.e-]+ \([\d.e-]+\) · \d+\.\d %$"));
+        await Views(page, shots, "results");
 
-        // Deploy the stacked variant in one click.
+        // Deploy two variants, one click each; the deployments are cards, the live one marked; roll back to the first.
         await page.GetByRole(AriaRole.Button, new() { Name = "Deploy awq-int4:g32+speculative:ngram" }).ClickAsync();
         await Expect(page).ToHaveURLAsync(root + "#deployments");
         await Expect(page.Locator("#deployment-current")).ToContainTextAsync("awq-int4:g32+speculative:ngram");
-        await Expect(page.Locator("#deployment-current")).ToContainTextAsync("drafter ngram");
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "deployments.png"), FullPage = true });
+        var stacked = page.GetByRole(AriaRole.Article, new() { Name = $"Deployment awq-int4:g32+speculative:ngram from run {runId}", Exact = true });
+        await Expect(page.Locator("article.deployment")).ToHaveCountAsync(chosen == "awq-int4:g32+speculative:ngram" ? 1 : 2); // the run published its choice
+        await Expect(stacked.Locator(".badge.live")).ToHaveTextAsync("live", new() { Timeout = 60_000 });
+        await Expect(stacked.Locator(".techniques li")).ToHaveTextAsync(["awq-int4:g32", "speculative:ngram"]);
+        await Expect(stacked).ToContainTextAsync("ngram");
+        await Expect(stacked).ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"Output tok/s\s*\d+\.\d at concurrency 1"));
+        await Expect(stacked).ToContainTextAsync(new System.Text.RegularExpressions.Regex(@"Acceptance\s*\d+\.\d %"));
+        await Expect(stacked.Locator("dd").Last).Not.ToHaveTextAsync("never");
+        await page.GotoAsync(root + $"#results/{runId}");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Deploy awq-int4:g32", Exact = true }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(root + "#deployments");
+        await Expect(page.Locator("#deployment-current")).ToContainTextAsync("Live: awq-int4:g32 from");
+        await Expect(page.Locator("article.deployment")).ToHaveCountAsync(2); // the gate's choice is never published twice
+        await Expect(page.Locator("article.deployment .badge.live")).ToHaveCountAsync(1);
+        await Expect(stacked.Locator(".badge")).ToHaveCountAsync(0);
+        await Views(page, shots, "deployments");
+        await page.SetViewportSizeAsync(390, 844); // the roll back, reached and clicked at phone width
+        await stacked.GetByRole(AriaRole.Button, new() { Name = $"Roll back to this: awq-int4:g32+speculative:ngram from run {runId}" }).ClickAsync();
+        await Expect(stacked.Locator(".badge.live")).ToHaveTextAsync("live", new() { Timeout = 60_000 });
+        await Expect(page.Locator("#deployment-current")).ToContainTextAsync("awq-int4:g32+speculative:ngram");
+        await page.SetViewportSizeAsync(1280, 900);
 
-        // Playground: a streamed answer with tokens/s and acceptance.
+        // Playground, completion: a streamed answer with tokens/s and acceptance.
         await page.GetByRole(AriaRole.Link, new() { Name = "Playground" }).ClickAsync();
         await Expect(page.Locator("#play-send")).ToBeEnabledAsync(new() { Timeout = 60_000 });
-        await page.GetByLabel("Prompt", new() { Exact = true }).FillAsync("Once upon a time, there was a little girl named Lily. She loved to play outside.");
+        await page.GetByLabel("Completion: the text is continued as it is").CheckAsync();
+        await page.GetByLabel("Message", new() { Exact = true }).FillAsync("Once upon a time, there was a little girl named Lily. She loved to play outside.");
         await page.GetByLabel("Most new tokens").FillAsync("60");
         await page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
         await Expect(page.Locator("#play-stats[data-done=true]")).ToHaveCountAsync(1, new() { Timeout = 60_000 });
-        Assert.False(string.IsNullOrWhiteSpace(await page.Locator("#play-output").TextContentAsync()));
+        Assert.False(string.IsNullOrWhiteSpace(await page.Locator(".msg.assistant .text").TextContentAsync()));
         var stats = await page.Locator("#play-stats").TextContentAsync();
         Assert.Matches(@"tokens/s: \d+(\.\d)?", stats);
         Assert.Matches(@"acceptance: \d+(\.\d)? %", stats);
-        await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "playground.png"), FullPage = true });
+
+        // Playground, chat: a system prompt and two turns, the second sent with the whole conversation.
+        var sent = new List<string>();
+        page.Request += (_, r) => { if (r.Url.EndsWith("/v1/chat/completions")) sent.Add(r.PostData ?? ""); };
+        await page.GetByLabel("Chat: the conversation goes through the model's chat template").CheckAsync();
+        await page.GetByLabel("System prompt").FillAsync("You tell short stories.");
+        foreach (var (turn, text) in new[] { (1, "Tell me about Lily."), (2, "And her dog?") })
+        {
+            await page.GetByLabel("Message", new() { Exact = true }).FillAsync(text);
+            await page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+            await Expect(page.Locator("#play-stats[data-done=true]")).ToHaveCountAsync(1, new() { Timeout = 60_000 });
+            await Expect(page.Locator("#chat-log .msg")).ToHaveCountAsync(2 * turn);
+        }
+        await Expect(page.Locator("#chat-log .msg")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex[] { new("^user"), new("^assistant"), new("^user"), new("^assistant") });
+        var second = JsonNode.Parse(sent[^1])!["messages"]!.AsArray();
+        Assert.Equal(["system", "user", "assistant", "user"], second.Select(m => m!["role"]!.GetValue<string>()));
+        Assert.Equal("You tell short stories.", second[0]!["content"]!.GetValue<string>());
+        Assert.Equal("And her dog?", second[3]!["content"]!.GetValue<string>());
+        Assert.Equal(await page.Locator("#chat-log .msg.assistant .text").First.TextContentAsync(), second[2]!["content"]!.GetValue<string>());
+        await Views(page, shots, "playground");
+
+        // Metrics: from the server's own /metrics, sampled since the console opened, so the requests above are in the window.
+        File.WriteAllText("/tmp/metrics-debug.txt", await up.Http.GetStringAsync("metrics"));
+        await page.GetByRole(AriaRole.Link, new() { Name = "Metrics" }).ClickAsync();
+        await Expect(page.Locator("#metrics-tiles")).ToContainTextAsync("Output tok/s", new() { Timeout = 10_000 });
+        var finished = page.Locator("#metrics-tiles div", new() { HasText = "Requests finished" }).Locator("dd");
+        await Expect(finished).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^[3-9]$|^\\d\\d+$"), new() { Timeout = 10_000 });
+        await Expect(page.Locator("#chart-m-throughput polyline.series")).ToHaveCountAsync(1);
+        Assert.True(await page.Locator("#chart-m-throughput polyline.series").EvaluateAsync<int>("e => e.points.numberOfItems") >= 2);
+        await Expect(page.Locator("#chart-m-requests polyline.series")).ToHaveCountAsync(2);
+        await Views(page, shots, "metrics");
+
+        // The other views at both widths.
+        foreach (var view in new[] { "models", "optimize", "runs" })
+        {
+            await page.GotoAsync(root + "#" + view);
+            await Views(page, shots, view);
+        }
+        await page.SetViewportSizeAsync(390, 844); // at phone width a run's details are reached from the runs table (its last column)
+        await page.GotoAsync(root + "#runs");
+        await page.Locator("#runs-table").GetByRole(AriaRole.Link, new() { Name = $"Details of run {runId}" }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(root + $"#run/{runId}");
         Assert.Empty(errors);
         try { Directory.Delete(profile, true); } catch (IOException) { }
+    }
+
+    /// <summary>The current view at a laptop's width and a phone's: a screenshot of each, and at the phone's the page
+    /// never scrolls sideways (wide tables scroll inside their own box).</summary>
+    static async Task Views(IPage page, string shots, string name)
+    {
+        foreach (var (width, height, suffix) in new[] { (1280, 900, ""), (390, 844, "-phone") })
+        {
+            await page.SetViewportSizeAsync(width, height);
+            await page.WaitForTimeoutAsync(100);
+            Assert.True(await page.EvaluateAsync<bool>("document.documentElement.scrollWidth <= window.innerWidth + 1"), $"the {name} view scrolls sideways at {width} px");
+            await page.ScreenshotAsync(new() { Path = Path.Combine(shots, $"{name}{suffix}.png"), FullPage = true });
+        }
+        await page.SetViewportSizeAsync(1280, 900);
     }
 
     [Fact] // security item 10: with a key set the console still loads, asks for the key, and then works

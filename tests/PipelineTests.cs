@@ -508,7 +508,7 @@ public class OptimizeCommandTests
         var root = TestPaths.TempDir("optimize");
         var outDir = Path.Combine(root, "out");
         var (exit, output, err) = CliTests.Sio("optimize", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev, "--recipe", "rtn-int4:g64,compile,speculative:ngram",
-            "--gate", "max-perplexity-increase=50,min-speedup=0.05", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",
+            "--gate", "max-perplexity-increase=50,min-speedup=0.05,max-kld=5,min-top1=0.3", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",
             "--store", Path.Combine(root, "store"), "--work-dir", Path.Combine(root, "work"), "--out", outDir, "--json");
         Assert.True(exit == 0, err + output);
         var j = JsonNode.Parse(output)!;
@@ -524,6 +524,20 @@ public class OptimizeCommandTests
         var report = JsonNode.Parse(File.ReadAllText(j["report"]!.GetValue<string>()))!;
         Assert.Equal(["baseline", "rtn-int4:g64", "rtn-int4:g64+compile", "rtn-int4:g64+compile+speculative:ngram"],
             report["variants"]!.AsArray().Select(v => v!["variant"]!.GetValue<string>()));
+        // each variant against the baseline's distributions: the int4 weights diverge, the drafter adds nothing to it
+        var kld = report["variants"]!.AsArray().Select(v => v!["fromBaseline"]).ToList();
+        Assert.Null(kld[0]);
+        Assert.True(kld[1]!["meanKld"]!.GetValue<double>() > 0 && kld[1]!["sameTopToken"]!.GetValue<double>() is > 0.3 and <= 1);
+        Assert.Equal(kld[2]!["meanKld"]!.GetValue<double>(), kld[3]!["meanKld"]!.GetValue<double>(), 5);
+        Assert.Contains("KL divergence mean", File.ReadAllText(Path.Combine(outDir, "report.md")));
+
+        // a stricter divergence gate refuses every int4 variant, naming why (the artifacts and measurements are reused)
+        var (strict, strictOut, strictErr) = CliTests.Sio("optimize", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev, "--recipe", "rtn-int4:g64,compile,speculative:ngram",
+            "--gate", "max-perplexity-increase=50,min-speedup=0.05,max-kld=1e-9", "--concurrency", "1", "--requests", "3", "--max-new-tokens", "16",
+            "--store", Path.Combine(root, "store"), "--work-dir", Path.Combine(root, "work"), "--out", Path.Combine(root, "strict"), "--json");
+        Assert.True(strict == 3, strictErr + strictOut);
+        var reasons = JsonNode.Parse(strictOut)!["reasons"]!.AsArray().Select(r => r!.GetValue<string>()).ToList();
+        Assert.Equal(3, reasons.Count(r => r.Contains("KL divergence") && r.EndsWith("exceeds the 1E-09 allowed")));
 
         var (bad, _, badErr) = CliTests.Sio("optimize", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev, "--recipe", "compile,awq-int4", "--out", Path.Combine(root, "bad"));
         Assert.Equal(1, bad);

@@ -55,6 +55,23 @@ public class TelemetryTests(Stories260KFixture stories)
         Assert.Equal(0, after.Value("sio_requests_total", new(model) { ["finished_reason"] = "abort" }));
     }
 
+    [Fact] // a redeploy or roll back of the same model id: its series must survive the old engine's release
+    public async Task AHotSwapToTheSameModelKeepsItsMetrics()
+    {
+        var dir = UniqueModel("swap-model");
+        await using var s = new ServerFixture(dir, new ServeOptions { MaxConcurrent = 1 }, allowLocalPaths: true);
+        var model = new Dictionary<string, string> { ["model_name"] = "swap-model" };
+        for (int round = 1; round <= 3; round++)
+        {
+            if (round > 1) Assert.Equal(HttpStatusCode.OK, (await s.Http.PostAsJsonAsync("/api/deployments", new { model = dir })).StatusCode);
+            await Complete(s, new { prompt = "Once upon a time", max_tokens = 6, temperature = 0 });
+            var m = await WaitFor(s, m => m.Value("sio_requests_total", model) >= round);
+            Assert.Equal(round, m.Value("sio_requests_total", model)); // totals carry over the swaps, as one model's counter
+            Assert.Equal(6 * round, m.Value("sio_generation_tokens_total", model));
+            Assert.Single(m.Samples, x => x.Name == "sio_num_requests_running" && x.Labels.GetValueOrDefault("model_name") == "swap-model");
+        }
+    }
+
     [Fact]
     public async Task MetricsAreVllmsInSecondsWithModelNameFinishReasonsAndStatusCodes()
     {

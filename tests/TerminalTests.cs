@@ -1,10 +1,12 @@
 using System.Diagnostics;
 using Sio.Cli;
+using Sio.Models;
 
 namespace Sio.Tests;
 
 /// <summary>What a person sees in a terminal: the report fitted to the terminal's width, and a real `sio optimize`
-/// under a pseudo-terminal (util-linux `script`) printing its steps with their durations and the final report.</summary>
+/// under a pseudo-terminal (util-linux `script`) printing its steps with their durations and the final report, and
+/// `sio quantize` drawing its bar with percentage and ETA there, and plain lines per 10 % in a log.</summary>
 public class TerminalTests
 {
     const string Report = """
@@ -59,15 +61,8 @@ public class TerminalTests
         var sio = Path.Combine(AppContext.BaseDirectory, "sio.dll");
         var command = $"stty cols 90 rows 40; dotnet {sio} optimize {TestPaths.Stories260K} --dataset {TestPaths.TinyStoriesDev} --recipe rtn-int4 " +
             $"--gate max-perplexity-increase=1000,min-speedup=0.05 --concurrency 1 --requests 2 --max-new-tokens 8 --store {root}/store --work-dir {root}/work --out {root}/out";
-        var info = new ProcessStartInfo("script", ["-qec", command, "/dev/null"]) { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment.Remove("COLUMNS");
-        using var p = Process.Start(info)!;
-        var output = p.StandardOutput.ReadToEndAsync();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(3)), "sio optimize did not finish");
-        var screen = (await output).Replace("\r\n", "\n");
-        Assert.Equal(0, p.ExitCode);
-        // what the terminal shows after each carriage return: every piece within the 90 columns
-        var shown = screen.Split('\n').SelectMany(l => l.Split('\r')).Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]", "")).ToList();
+        var (exit, shown) = await InATerminal(command);
+        Assert.Equal(0, exit);
         // a path or a command on a line of its own is never wrapped (it is copied whole); every other line fits
         var copyable = new System.Text.RegularExpressions.Regex(@"^  (sio serve )?/\S+( --speculative \S+)?$");
         Assert.All(shown.Where(l => !copyable.IsMatch(l)), l => Assert.True(l.Length <= 90, $"{l.Length} columns: {l}"));
@@ -79,5 +74,52 @@ public class TerminalTests
         Assert.True(serveIt > 0 && shown[serveIt + 1] == $"  sio serve {root}/out/model", "the serve command follows 'serve it:' on a line of its own");
         Assert.DoesNotContain(shown, l => l.TrimStart().StartsWith('|'));
         Directory.Delete(root, true);
+    }
+
+    [Fact]
+    public async Task QuantizeShowsABarWithPercentageAndEtaInATerminalAndPlainLinesInALog()
+    {
+        var root = TestPaths.TempDir("pty-quantize");
+        var model = Path.Combine(root, "model");
+        ModelImporter.Import(new ImportRequest { Source = TestPaths.Stories260K }, model);
+        var sio = $"dotnet {Path.Combine(AppContext.BaseDirectory, "sio.dll")} quantize {model} --method awq --calibration {TestPaths.TinyStoriesDev}";
+
+        // a terminal: one line redrawn in place, a bar with its percentage, elapsed time and ETA, per phase, up to N/N
+        var (exit, shown) = await InATerminal($"stty cols 90 rows 40; {sio} --out {root}/tty");
+        Assert.Equal(0, exit);
+        var bar = new System.Text.RegularExpressions.Regex(@"^quantize: \[[#-]{20}\] +(\d+) ?% \d+\.\ds(, ETA \d+\.\ds)?  (?<phase>calibration|scale search|quantizing) (?<done>\d+)/(?<total>\d+)");
+        var frames = shown.Select(l => bar.Match(l)).Where(m => m.Success).ToList();
+        foreach (var phase in new[] { "calibration", "scale search", "quantizing" })
+            Assert.Contains(frames, m => m.Groups["phase"].Value == phase && m.Groups["done"].Value == m.Groups["total"].Value); // each phase reaches N/N
+        Assert.Contains(frames, m => m.Value.Contains(", ETA "));
+        Assert.Equal(35, int.Parse(frames.Last(m => m.Groups["phase"].Value == "quantizing").Groups["total"].Value)); // the linears, not every initializer
+        Assert.All(shown.Where(l => l.StartsWith("quantize:")), l => Assert.True(l.Length <= 90, $"{l.Length} columns: {l}")); // the bar never wraps
+        Assert.Contains(shown, l => l.StartsWith("awq int4 g32: 35 linears"));
+
+        // a log (stderr not a terminal): plain lines when a phase starts and at every 10 %, with the ETA, then the total
+        var info = new ProcessStartInfo("bash", ["-c", $"{sio} --out {root}/log"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(info)!;
+        var (stdout, stderr) = (p.StandardOutput.ReadToEndAsync(), p.StandardError.ReadToEndAsync());
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)));
+        var log = (await stderr).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.DoesNotContain('\r', await stderr);
+        Assert.Contains(log, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^quantize: quantizing 100 ?% \(35/35\), \d+\.\ds$"));
+        Assert.Contains(log, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^quantize: calibration \d+ ?% \(\d+/64\), \d+\.\ds, ETA \d+\.\ds$"));
+        Assert.Matches(@"^quantize: done in \d+\.\ds$", log[^1]);
+        Assert.Contains("awq int4 g32: 35 linears", await stdout);
+        Directory.Delete(root, true);
+    }
+
+    /// <summary>Runs a shell command under a pseudo-terminal (util-linux `script`); what the terminal shows: each line,
+    /// split at carriage returns (each redraw), with the escape sequences removed.</summary>
+    static async Task<(int Exit, List<string> Shown)> InATerminal(string command)
+    {
+        var info = new ProcessStartInfo("script", ["-qec", command, "/dev/null"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.Environment.Remove("COLUMNS");
+        using var p = Process.Start(info)!;
+        var output = p.StandardOutput.ReadToEndAsync();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(3)), $"{command} did not finish");
+        var screen = (await output).Replace("\r\n", "\n");
+        return (p.ExitCode, screen.Split('\n').SelectMany(l => l.Split('\r')).Select(l => System.Text.RegularExpressions.Regex.Replace(l, @"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]", "")).ToList());
     }
 }

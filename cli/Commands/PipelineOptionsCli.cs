@@ -10,7 +10,7 @@ public sealed class PipelineOptionsCli
     static readonly BenchmarkSettings Bench = new();
 
     public Option<string> Recipe { get; } = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => Pipeline.Recipe.Default };
-    public Option<string?> Gate { get; } = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M (default max-perplexity-increase=10,min-speedup=1)." };
+    public Option<string?> Gate { get; } = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M,max-kld=NATS (mean KL divergence from the baseline per token),min-top1=RATE (0-1: how often the variant's top token is the baseline's) (default max-perplexity-increase=10,min-speedup=1)." };
     public Option<string> Concurrency { get; } = new("--concurrency") { Description = "Concurrency levels each variant is measured at.", DefaultValueFactory = _ => string.Join(",", Bench.Concurrency) };
     public Option<int> Requests { get; } = new("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => Bench.Requests };
     public Option<int> MaxNew { get; } = new("--max-new-tokens") { Description = "New tokens per benchmark request.", DefaultValueFactory = _ => Bench.MaxNewTokens };
@@ -43,7 +43,9 @@ public sealed class PipelineOptionsCli
                 "max-perplexity-increase" => g with { MaxPerplexityIncreasePercent = v },
                 "min-speedup" => g with { MinSpeedup = v },
                 "max-price" => g with { MaxPricePerMillionTokens = v },
-                _ => throw new SioException($"--gate: unknown gate '{kv[0]}'; use max-perplexity-increase, min-speedup or max-price"),
+                "max-kld" => g with { MaxKld = v },
+                "min-top1" => g with { MinSameTopToken = v },
+                _ => throw new SioException($"--gate: unknown gate '{kv[0]}'; use max-perplexity-increase, min-speedup, max-price, max-kld or min-top1"),
             };
         }
         return g;

@@ -2,11 +2,13 @@ using Sio.Generation;
 
 namespace Sio.Evaluation;
 
-public sealed record AgreementResult(int Prompts, int TokensPerPrompt, double TokenAgreement, double ExactMatch);
+/// <param name="EmptyBoth">Prompts that both models ended at once (nothing to compare): left out of every rate.</param>
+public sealed record AgreementResult(int Prompts, int TokensPerPrompt, double TokenAgreement, double ExactMatch, int EmptyBoth = 0);
 
 /// <summary>
 /// How often a model's greedy continuation equals a baseline's on the same prompts: the fraction of
-/// positions with the same token, and the fraction of prompts continued identically.
+/// positions with the same token, and the fraction of prompts continued identically. A prompt both models end at once
+/// (two empty continuations) says nothing about agreement and is left out, never counted as identical.
 /// </summary>
 public static class GreedyAgreement
 {
@@ -16,7 +18,7 @@ public static class GreedyAgreement
 
     public static AgreementResult Compare(Model model, Model baseline, Dataset data, int prompts = 50, int tokens = 32)
     {
-        int used = 0, same = 0;
+        int used = 0, same = 0, empty = 0;
         long positions = 0, matches = 0;
         var options = new GenerationOptions { MaxTokens = tokens };
         foreach (var r in data.Records)
@@ -26,13 +28,15 @@ public static class GreedyAgreement
             if (prompt.Count + tokens > Math.Min(model.Config.ContextLength, baseline.Config.ContextLength)) continue;
             var a = TextGeneration.Generate(model, prompt, options).TokenIds;
             var b = TextGeneration.Generate(baseline, prompt, options).TokenIds;
+            if (a.Count == 0 && b.Count == 0) { empty++; continue; }
             int n = Math.Max(a.Count, b.Count);
             for (int i = 0; i < n; i++) if (i < a.Count && i < b.Count && a[i] == b[i]) matches++;
             positions += n;
             if (a.SequenceEqual(b)) same++;
             used++;
         }
+        if (used == 0 && empty > 0) throw SioException.InFile(data.Path, $"both models ended all {empty} continuations at once: there is nothing to compare");
         if (used == 0) throw SioException.InFile(data.Path, "no record leaves room for a continuation within the context");
-        return new AgreementResult(used, tokens, positions > 0 ? (double)matches / positions : 1, (double)same / used);
+        return new AgreementResult(used, tokens, (double)matches / positions, (double)same / used, empty);
     }
 }

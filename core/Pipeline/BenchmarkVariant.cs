@@ -25,18 +25,20 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     public async Task<VariantMeasurement> RunAsync(BenchmarkInput input)
     {
         var instance = Pricing.Resolve(input.Instance, input.PricePerHour);
-        var key = ContentAddress.Of("benchmark/3", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour);
+        var key = ContentAddress.Of("benchmark/4", input.Variant, input.Model.Key, input.Drafter, input.Dataset.Sha256, JsonSerializer.Serialize(input.Settings), instance.Name, instance.PricePerHour,
+            input.Reference?.Key ?? "");
         var name = $"{ArtifactRepository.MeasurementsPrefix}/{key}.json";
         if (await artifacts.Store.GetTextAsync(Containers.Artifacts, name) is { } cached)
             return JsonSerializer.Deserialize<VariantMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
         var folder = await artifacts.MaterializeAsync(input.Model.Key);
+        var reference = input.Reference is { } r && r.Key != input.Model.Key ? await artifacts.MaterializeAsync(r.Key) : null;
         var dataFile = await artifacts.ArtifactFileAsync(input.Dataset.EvaluationKey);
         await MeasurementLock.WaitAsync(); // building a datastore is heavy work too: never beside a measurement
         VariantMeasurement m;
         try
         {
             if (DrafterSpec.Parse(input.Drafter) is { Kind: DrafterKind.Datastore, Path: null }) input = input with { Drafter = await DatastoreAsync(input.Model, folder, input.Dataset) };
-            m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, dataFile, instance) with { Drafter = input.Drafter };
+            m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, dataFile, instance, reference) with { Drafter = input.Drafter };
         }
         finally { MeasurementLock.Release(); }
         await artifacts.Store.PutTextAsync(Containers.Artifacts, name, JsonSerializer.Serialize(m, OptimizationRequest.Json));
@@ -63,7 +65,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         return new DrafterSpec(DrafterKind.Datastore, $"{Containers.Artifacts}/{name}").ToString();
     }
 
-    VariantMeasurement Measure(BenchmarkInput input, string folder, string dataFile, Instance instance)
+    VariantMeasurement Measure(BenchmarkInput input, string folder, string dataFile, Instance instance, string? referenceFolder)
     {
         var s = input.Settings;
         var data = DatasetReader.Read(dataFile);
@@ -78,7 +80,8 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         }.Validate();
         var prompts = LoadBenchmark.Prompts(model, data, config);
         var levels = LoadBenchmark.Sweep(model, prompts, config, instance, 0);
-        var ppl = Perplexity.Evaluate(model, data with { Records = data.Records.Take(s.PerplexityRecords).ToList() }, maxTokensPerRecord: 256);
+        var scored = data with { Records = data.Records.Take(s.PerplexityRecords).ToList() };
+        var ppl = Perplexity.Evaluate(model, scored, maxTokensPerRecord: 256);
         var spec = levels.FirstOrDefault(l => l.AcceptanceRate is not null);
         var (exactChecked, exact) = !speculative.Enabled ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, speculative, s.MaxNewTokens);
         return new VariantMeasurement(input.Variant, input.Model, input.Drafter,
@@ -86,7 +89,18 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
                 Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,
                 Math.Round(Math.Max(0, l.E2eMs.P50 - l.TtftMs.P50) / Math.Max(1, s.MaxNewTokens - 1), 4))).ToList(),
             Math.Round(ppl.Perplexity, 5), spec?.AcceptanceRate, spec?.MeanAcceptedLength, instance.Name, instance.PricePerHour, false,
-            exactChecked, exact, VariantMeasurement.ThisWorker);
+            exactChecked, exact, VariantMeasurement.ThisWorker, FromBaseline(input, model, scored, referenceFolder, modelOptions));
+    }
+
+    /// <summary>KL divergence and same-top-token rate from the baseline on the perplexity records; a variant that serves
+    /// the baseline's own weights (a drafter alone) is 0 and 1 by construction, without a second pass.</summary>
+    static BaselineDivergence? FromBaseline(BenchmarkInput input, Model model, Dataset scored, string? referenceFolder, ModelOptions options)
+    {
+        if (input.Reference is null) return null;
+        if (referenceFolder is null) return new BaselineDivergence(0, 0, 1, 0);
+        using var reference = Model.Load(referenceFolder, options);
+        var d = Divergence.Compare(model, reference, scored, maxTokensPerRecord: 256);
+        return new BaselineDivergence(Math.Round(d.MeanKld, 6), Math.Round(d.P99Kld, 6), Math.Round(d.SameTopToken, 5), d.Tokens);
     }
 
     /// <summary>The deployment's promise, checked on the user's own prompts: greedy decoding with the drafter gives the

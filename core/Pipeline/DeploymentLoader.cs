@@ -23,7 +23,7 @@ public sealed class DeploymentLoader(Deployments deployments, ServeOptions serve
             if (LiveId == manifest.Id && deployments.Current is not null) return; // the same event twice
             var folder = await artifacts.MaterializeAsync(manifest.ModelKey);
             var options = serve with { Speculative = new SpeculativeOptions { Drafter = await artifacts.LocalDrafterAsync(manifest.Drafter) } };
-            deployments.Swap(Deployment.Load(folder, options, modelOptions, $"{DeploymentManifest.SafeName(manifest.Variant)}-{manifest.ModelKey[..8]}"));
+            deployments.Swap(Deployment.Load(folder, options, modelOptions, manifest.ServedModelId));
             LiveId = manifest.Id;
         }
         finally { _gate.Release(); }

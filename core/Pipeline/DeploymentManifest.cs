@@ -17,6 +17,9 @@ public sealed record DeploymentManifest(string Id, string RunId, string Variant,
         new(id, runId, v.Variant, v.Model.Key, $"{Artifacts.Containers.Artifacts}/{ArtifactRepository.ModelsPrefix}/{v.Model.Key}", v.Drafter,
             $"{Artifacts.Containers.Reports}/{runId}/report.json", speedup, pricePerMillionTokens, DateTime.UtcNow);
 
+    /// <summary>The model id the deployment is served under (`/v1/models`): the variant's safe name and the model key's first 8 characters.</summary>
+    [System.Text.Json.Serialization.JsonIgnore] public string ServedModelId => $"{SafeName(Variant)}-{ModelKey[..Math.Min(8, ModelKey.Length)]}";
+
     public string ToJson() => JsonSerializer.Serialize(this, OptimizationRequest.Json);
     public static DeploymentManifest? Parse(string? json) => json is null ? null : JsonSerializer.Deserialize<DeploymentManifest>(json, OptimizationRequest.Json);
 }

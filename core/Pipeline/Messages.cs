@@ -11,12 +11,14 @@ public sealed record StagedDataset(string Key, string Sha256, int Records, strin
 /// <param name="Config">The quantization pass's config, as <see cref="Recipe.Parse"/> derives it from the recipe (no calibration file yet: the step supplies the dataset's calibration half).</param>
 public sealed record QuantizeInput(ModelArtifact Model, Quantization.QuantizationConfig Config, StagedDataset Dataset, string Name);
 public sealed record CompileInput(ModelArtifact Model, string Target, string Name);
-public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour);
+/// <param name="Reference">The baseline a variant's distributions are compared with (KL divergence, same top token); null for the baseline itself.</param>
+public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string Drafter, StagedDataset Dataset, BenchmarkSettings Settings, string? Instance, double? PricePerHour,
+    ModelArtifact? Reference = null);
 
 /// <summary>One variant measured: throughput and latency per concurrency level, price and quality.</summary>
 public sealed record VariantMeasurement(string Variant, ModelArtifact Model, string Drafter, IReadOnlyList<LevelMeasurement> Levels,
     double Perplexity, double? AcceptanceRate, double? MeanAcceptedLength, string Instance, double PricePerHour, bool Reused,
-    int? ExactChecked = null, int? ExactOutputs = null, string? Worker = null)
+    int? ExactChecked = null, int? ExactOutputs = null, string? Worker = null, BaselineDivergence? FromBaseline = null)
 {
     /// <summary>The worker process that measured it (host/pid): with several workers on one task hub, the fan-out is spread over them.</summary>
     public static string ThisWorker => $"{Environment.MachineName}/{Environment.ProcessId}";
@@ -27,6 +29,9 @@ public sealed record VariantMeasurement(string Variant, ModelArtifact Model, str
     public double CheapestPricePerMillionTokens => Levels.Where(l => double.IsFinite(l.BlendedPricePerMillionTokens) && l.BlendedPricePerMillionTokens > 0)
         .Select(l => l.BlendedPricePerMillionTokens).DefaultIfEmpty(double.PositiveInfinity).Min();
 }
+
+/// <summary>A variant's next-token distributions against the baseline's on the evaluation records (llama.cpp's KLD statistics).</summary>
+public sealed record BaselineDivergence(double MeanKld, double P99Kld, double SameTopToken, long Tokens);
 
 /// <summary>
 /// One concurrency level. TPOT (time per output token after the first, p50) is the latency that speculative decoding
@@ -45,7 +50,10 @@ public sealed record OptimizationResult(string RunId, bool Passed, string? Chose
 
 /// <summary>The custom status of a run: where it is and, when it failed, where and why.</summary>
 public sealed record PipelineStatus(string Step, int StepNumber, int Steps, string? Detail = null, string? FailedStep = null, string? Error = null,
-    IReadOnlyList<StepTime>? Done = null);
+    IReadOnlyList<StepTime>? Done = null, IReadOnlyList<RunEvent>? Events = null);
 
-/// <summary>A finished step of a run and how long it took (orchestration time: from the step's start to the next's).</summary>
-public sealed record StepTime(int Number, string Step, double Seconds);
+/// <summary>A finished step of a run, when it started and how long it took (orchestration time: from the step's start to the next's).</summary>
+public sealed record StepTime(int Number, string Step, double Seconds, DateTime? Started = null);
+
+/// <summary>One line of a run's event log (UTC, the orchestration's clock).</summary>
+public sealed record RunEvent(DateTime At, string Message);

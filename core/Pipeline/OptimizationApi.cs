@@ -112,10 +112,13 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
         OptimizationRequest? input = null;
         try { input = m.SerializedInput is null ? null : m.ReadInputAs<OptimizationRequest>(); } catch (JsonException) { }
         var urls = Urls(baseUrl, m.InstanceId);
+        var ended = m.RuntimeStatus is not (OrchestrationRuntimeStatus.Pending or OrchestrationRuntimeStatus.Running or OrchestrationRuntimeStatus.Suspended);
         return new
         {
             id = m.InstanceId, runtimeStatus = m.RuntimeStatus.ToString(), createdAt = m.CreatedAt, lastUpdatedAt = m.LastUpdatedAt,
+            durationSeconds = Math.Round(((ended ? m.LastUpdatedAt : DateTimeOffset.UtcNow) - m.CreatedAt).TotalSeconds, 1),
             step = status?.Step, stepNumber = status?.StepNumber, steps = status?.Steps, detail = status?.Detail,
+            stepTimes = status?.Done ?? [], events = status?.Events ?? [],
             failedStep = status?.FailedStep ?? (m.FailureDetails is { } f && f.ErrorMessage.Contains(" failed: ") ? f.ErrorMessage.Split(" failed: ")[0] : null),
             error = m.FailureDetails?.ErrorMessage,
             input = input is null ? null : new { input.Model, input.Recipe, input.Dataset }, output, urls.statusQueryGetUri, urls.reportUri,
@@ -168,13 +171,21 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
             catch (SioException e) { return ApiResult.Fail(400, "Bad run id", e.Message, new() { ["runId"] = [e.Message] }); }
             var report = await Store.GetTextAsync(Containers.Reports, $"{run}/report.json", ct);
             if (report is null) return ApiResult.Fail(404, "No such report", $"run '{run}' has no report (it has not completed)");
-            var v = JsonNode.Parse(report)?["variants"]?.AsArray().FirstOrDefault(x => x?["variant"]?.GetValue<string>() == variant);
+            var reportNode = JsonNode.Parse(report);
+            var v = reportNode?["variants"]?.AsArray().FirstOrDefault(x => x?["variant"]?.GetValue<string>() == variant);
             if (v is null) return ApiResult.Fail(404, "No such variant", $"run '{run}' measured no variant '{variant}'", new() { ["variant"] = ["unknown"] });
-            var m = v.Deserialize<VariantMeasurement>(OptimizationRequest.Json)!;
-            var safe = DeploymentManifest.SafeName(variant);
-            name = $"{run}--{safe}.json";
-            var manifest = DeploymentManifest.For($"{run}--{safe}", run, m, 0, m.CheapestPricePerMillionTokens);
-            await Store.PutTextAsync(Containers.Deployments, name, manifest.ToJson(), ct);
+            if (DeploymentManifest.Parse(await Store.GetTextAsync(Containers.Deployments, $"{run}.json", ct))?.Variant == variant)
+                name = $"{run}.json"; // the gate's choice, published with the report: the same deployment, not a second one
+            else
+            {
+                var m = v.Deserialize<VariantMeasurement>(OptimizationRequest.Json)!;
+                var check = reportNode?["gate"]?["checks"]?.AsArray().FirstOrDefault(c => c?["variant"]?.GetValue<string>() == variant);
+                var speedup = variant == "baseline" ? 1 : check?["speedup"]?.GetValue<double>() ?? 0;
+                var safe = DeploymentManifest.SafeName(variant);
+                name = $"{run}--{safe}.json";
+                var manifest = DeploymentManifest.For($"{run}--{safe}", run, m, speedup, m.CheapestPricePerMillionTokens);
+                await Store.PutTextAsync(Containers.Deployments, name, manifest.ToJson(), ct);
+            }
         }
         if (string.IsNullOrEmpty(name)) return ApiResult.Fail(400, "Nothing to deploy", "send {\"runId\": \"ID\"}, {\"runId\": \"ID\", \"variant\": \"NAME\"} or {\"deployment\": \"deployments/NAME.json\"}", new() { ["runId"] = ["required"] });
         var bare = name.StartsWith(Containers.Deployments + "/") ? name[(Containers.Deployments.Length + 1)..] : name;
@@ -253,12 +264,8 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
 
     public static ApiResult Instances() => new(200, new { instances = Benchmarking.Pricing.Catalogue() });
 
-    public async Task<ApiResult> DeploymentsAsync(CancellationToken ct = default)
-    {
-        var current = await Store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current, ct);
-        var all = (await Store.ListAsync(Containers.Deployments, "", ct)).Where(o => o.Name != DeploymentManifest.Current).Select(o => o.Name).ToList();
-        return new ApiResult(200, new { current = current is null ? null : JsonNode.Parse(current), deployments = all });
-    }
+    /// <summary>The live deployment and every published one as a card: variant, techniques, measured numbers, when it was live.</summary>
+    public async Task<ApiResult> DeploymentsAsync(CancellationToken ct = default) => new(200, await DeploymentCatalog.ListAsync(Store, ct));
 
     public async Task<ApiResult> UploadsAsync(CancellationToken ct = default) =>
         new(200, new { uploads = (await Store.ListAsync(Containers.Uploads, "", ct)).Select(o => new { name = o.Name, size = o.Size, lastModified = o.LastModified }) });

@@ -74,9 +74,15 @@ public sealed record QualityGates
     public double? MinSpeedup { get; init; } = 1.0;
     /// <summary>Highest blended $ per 1M tokens (at the variant's cheapest concurrency level).</summary>
     public double? MaxPricePerMillionTokens { get; init; }
+    /// <summary>Most mean KL divergence (nats per token) of the variant's next-token distributions from the baseline's, on the dataset.</summary>
+    public double? MaxKld { get; init; }
+    /// <summary>Least rate (0 to 1) at which the variant and the baseline put the same token on top.</summary>
+    public double? MinSameTopToken { get; init; }
 
     public IEnumerable<(string, string)> Problems()
     {
+        if (MaxKld is < 0) yield return ("maxKld", "must be ≥ 0");
+        if (MinSameTopToken is < 0 or > 1) yield return ("minSameTopToken", "must be between 0 and 1");
         if (MaxPerplexityIncreasePercent is < 0) yield return ("maxPerplexityIncreasePercent", "must be ≥ 0");
         if (MinSpeedup is <= 0) yield return ("minSpeedup", "must be > 0");
         if (MaxPricePerMillionTokens is <= 0) yield return ("maxPricePerMillionTokens", "must be > 0");

@@ -21,28 +21,13 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         var recipe = Recipe.Parse(request.Recipe);
         var models = recipe.Where(t => t is not SpeculativePass).ToList();
         int steps = 5 + models.Count + (request.Deploy ? 1 : 0), step = 0;
-        string current = "";
-
-        // every status names the steps done so far with their durations, so a poller that missed one still shows it
-        var done = new List<StepTime>();
-        var (shown, since) = (0, context.CurrentUtcDateTime);
-        string shownName = "";
-        void Status(string name, int number, string? detail = null)
-        {
-            if (number != shown)
-            {
-                if (shown > 0) done.Add(new StepTime(shown, shownName, Math.Round((context.CurrentUtcDateTime - since).TotalSeconds, 2)));
-                (shown, shownName, since) = (number, name, context.CurrentUtcDateTime);
-            }
-            context.SetCustomStatus(new PipelineStatus(name, number, steps, detail, Done: [.. done]));
-        }
+        var log = new RunLog(context, steps);
 
         async Task<T> Run<T>(string name, string activity, object input, string? detail = null)
         {
-            current = name;
-            Status(name, ++step, detail);
+            log.Step(name, ++step, detail);
             try { return await context.CallActivityAsync<T>(activity, input, Retry); }
-            catch (TaskFailedException e) { throw Failed(context, name, step, steps, e); }
+            catch (TaskFailedException e) { throw Failed(log, name, step, e); }
         }
 
         var dataset = await Run<StagedDataset>("validate", nameof(ValidateRequest), request);
@@ -66,12 +51,11 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         if (recipe.OfType<SpeculativePass>().FirstOrDefault() is { } spec)
             variants.Add((variants.Count == 0 ? spec.Spec : $"{name}+{spec.Spec}", model, spec.Drafter.ToString()));
 
-        current = "benchmark";
         int benchStep = ++step, total = variants.Count + 1;
-        Status("benchmark", benchStep, $"0/{total} variants measured");
+        log.Step("benchmark", benchStep, $"0/{total} variants measured");
         var measuring = new[] { ("baseline", baseline, "none") }.Concat(variants)
             .Select(v => context.CallActivityAsync<VariantMeasurement>(nameof(BenchmarkVariant),
-                new BenchmarkInput(v.Item1, v.Item2, v.Item3, dataset, request.Benchmark, request.Instance, request.PricePerHour), Retry))
+                new BenchmarkInput(v.Item1, v.Item2, v.Item3, dataset, request.Benchmark, request.Instance, request.PricePerHour, v.Item1 == "baseline" ? null : baseline), Retry))
             .ToList();
         var measured = new VariantMeasurement[total];
         try
@@ -82,29 +66,38 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
             {
                 var finished = await Task.WhenAny(pending);
                 pending.Remove(finished);
-                measured[measuring.IndexOf(finished)] = await finished;
-                Status("benchmark", benchStep, $"{total - pending.Count}/{total} variants measured");
+                var m = measured[measuring.IndexOf(finished)] = await finished;
+                log.Event(Measured(m));
+                log.Step("benchmark", benchStep, $"{total - pending.Count}/{total} variants measured");
             }
         }
-        catch (TaskFailedException e) { throw Failed(context, "benchmark", benchStep, steps, e); }
+        catch (TaskFailedException e) { throw Failed(log, "benchmark", benchStep, e); }
 
-        Status("gate", ++step);
+        log.Step("gate", ++step);
         var decision = QualityGate.Evaluate(measured[0], measured[1..], request.Gates);
+        foreach (var c in decision.Checks)
+            log.Event(c.Passed ? $"gate: {c.Variant} passed ({c.Speedup:0.00}x)" : $"gate: {c.Variant} refused: {string.Join("; ", c.Failures)}");
 
         var published = await Run<Published>("publish", nameof(PublishResult), new PublishInput(context.InstanceId, request, measured, decision));
         bool deployed = false;
         if (request.Deploy && published.DeploymentManifest is { } manifest)
             deployed = await Run<bool>("deploy", nameof(RaiseDeployment), manifest);
-        done.Add(new StepTime(shown, shownName, Math.Round((context.CurrentUtcDateTime - since).TotalSeconds, 2)));
-        context.SetCustomStatus(new PipelineStatus("done", steps, steps, decision.Passed ? $"chose {decision.Chosen}" : "no variant passed the gate", Done: [.. done]));
+        log.Finish(decision.Passed ? $"chose {decision.Chosen}{(deployed ? " and deployed it" : "")}" : "no variant passed the gate");
         return new OptimizationResult(context.InstanceId, decision.Passed, decision.Chosen, published.Report, published.DeploymentManifest, deployed,
             decision.Checks.SelectMany(c => c.Failures.Select(f => $"{c.Variant}: {f}")).ToList());
     }
 
-    static PipelineStepFailedException Failed(TaskOrchestrationContext context, string step, int number, int steps, TaskFailedException e)
+    static string Measured(VariantMeasurement m)
+    {
+        var best = m.Levels.MaxBy(l => l.OutputTokensPerSecond);
+        return best is null ? $"measured {m.Variant}" : $"measured {m.Variant}: {best.OutputTokensPerSecond:0.#} output tok/s at concurrency {best.Concurrency}" +
+            $"{(m.AcceptanceRate is { } a ? $", acceptance {100 * a:0.#} %" : "")}{(m.FromBaseline is { Tokens: > 0 } d ? $", KL divergence {d.MeanKld:G3}, same top token {100 * d.SameTopToken:0.#} %" : "")}{(m.Reused ? " (reused)" : "")}";
+    }
+
+    static PipelineStepFailedException Failed(RunLog log, string step, int number, TaskFailedException e)
     {
         var reason = e.FailureDetails.ErrorMessage;
-        context.SetCustomStatus(new PipelineStatus(step, number, steps, null, step, reason));
+        log.Fail(step, number, reason);
         return new PipelineStepFailedException(step, reason);
     }
 }

@@ -46,7 +46,11 @@ public sealed class RaiseDeployment(ArtifactRepository artifacts, IDeploymentEve
             ?? throw new SioException($"deployment {manifestName} does not exist");
         var current = DeploymentManifest.Parse(await store.GetTextAsync(Containers.Deployments, DeploymentManifest.Current));
         if (events is not null) await events.DeployAsync(manifest);
-        if (current?.Id != manifest.Id) await store.PutTextAsync(Containers.Deployments, DeploymentManifest.Current, manifest.ToJson());
+        if (current?.Id != manifest.Id)
+        {
+            await DeploymentCatalog.RecordAsync(store, name, manifest, DateTime.UtcNow); // first: a retry after a failed write records it again, harmlessly
+            await store.PutTextAsync(Containers.Deployments, DeploymentManifest.Current, manifest.ToJson());
+        }
         return true;
     }
 }

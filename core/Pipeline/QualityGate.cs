@@ -2,11 +2,12 @@ namespace Sio.Pipeline;
 
 /// <summary>The gate's verdict: the variant chosen (if any) and, for every variant, why it passed or not.</summary>
 public sealed record GateDecision(bool Passed, string? Chosen, IReadOnlyList<GateCheck> Checks);
-public sealed record GateCheck(string Variant, bool Passed, double PerplexityIncreasePercent, double Speedup, double PricePerMillionTokens, IReadOnlyList<string> Failures);
+public sealed record GateCheck(string Variant, bool Passed, double PerplexityIncreasePercent, double Speedup, double PricePerMillionTokens, IReadOnlyList<string> Failures,
+    double? MeanKld = null, double? SameTopToken = null);
 
 /// <summary>
 /// The quality and cost gate (pure): each variant is compared with the baseline on perplexity
-/// increase, decode speedup at concurrency 1 (p50 time per output token) and blended price. Of the variants that pass, the one
+/// increase, KL divergence and same-top-token rate (when asked for), decode speedup at concurrency 1 (p50 time per output token) and blended price. Of the variants that pass, the one
 /// with the most techniques stacked wins (the recipe is what the user asked for; its shorter prefixes
 /// are the fallbacks when the full stack fails a gate).
 /// </summary>
@@ -27,10 +28,14 @@ public static class QualityGate
             if (gates.MaxPerplexityIncreasePercent is double mp && !(ppl <= mp)) failures.Add($"perplexity +{ppl:F2} % exceeds the {mp} % allowed");
             if (gates.MinSpeedup is double ms && !(speedup >= ms)) failures.Add($"speedup {speedup:F2}x is under the {ms}x required");
             if (gates.MaxPricePerMillionTokens is double mx && !(price <= mx)) failures.Add($"${price:G4} per 1M tokens exceeds the ${mx} allowed");
+            var d = v.FromBaseline;
+            if (gates.MaxKld is double mk && !(d?.MeanKld <= mk)) failures.Add(d is null ? "no KL divergence was measured" : $"KL divergence {d.MeanKld:G3} exceeds the {mk} allowed");
+            if (gates.MinSameTopToken is double mt && !(d?.SameTopToken >= mt))
+                failures.Add(d is null ? "no same-top-token rate was measured" : $"same top token {100 * d.SameTopToken:F1} % is under the {100 * mt:0.#} % required");
             if (v.ExactChecked is int n && v.ExactOutputs is int same && same < n)
                 failures.Add($"speculative output differed from plain greedy decoding on {n - same} of {n} evaluation prompts");
             if (v.Levels.Any(l => l.Errors > 0)) failures.Add($"{v.Levels.Sum(l => l.Errors)} benchmark requests failed");
-            checks.Add(new GateCheck(v.Variant, failures.Count == 0, Math.Round(ppl, 3), Math.Round(speedup, 3), price, failures));
+            checks.Add(new GateCheck(v.Variant, failures.Count == 0, Math.Round(ppl, 3), Math.Round(speedup, 3), price, failures, d?.MeanKld, d?.SameTopToken));
         }
         var winner = checks.LastOrDefault(c => c.Passed); // variants come in recipe order, each stacking one more technique
         return new GateDecision(winner is not null, winner?.Variant, checks);

@@ -34,11 +34,20 @@ public static class RunReport
         foreach (var v in input.Variants)
             foreach (var l in v.Levels)
                 sb.AppendLine($"| {v.Variant} | {(DrafterSpec.Parse(v.Drafter).Kind == DrafterKind.Datastore ? "datastore" : v.Drafter)} | {v.Perplexity:F4} | {l.Concurrency} | {l.OutputTokensPerSecond:F1} | {l.TtftP50Ms:F2} | {l.TpotP50Ms:F3} | {l.ItlP50Ms:F3} | {l.BlendedPricePerMillionTokens:G4} |");
+        var compared = input.Variants.Where(v => v.FromBaseline is { Tokens: > 0 }).ToList();
+        if (compared.Count > 0)
+        {
+            sb.AppendLine("\nAgainst the baseline's next-token distributions on the same tokens (KL divergence in nats per token, as llama.cpp reports it):\n");
+            sb.AppendLine("| variant | KL divergence mean | KL divergence p99 | same top token | tokens |");
+            sb.AppendLine("|---|---|---|---|---|");
+            foreach (var v in compared)
+                sb.AppendLine($"| {v.Variant} | {v.FromBaseline!.MeanKld:G4} | {v.FromBaseline.P99Kld:G4} | {100 * v.FromBaseline.SameTopToken:F2} % | {v.FromBaseline.Tokens} |");
+        }
         foreach (var v in input.Variants.Where(v => v.ExactChecked is not null))
             sb.AppendLine($"\n{v.Variant}: greedy output with the drafter equal to plain greedy decoding on {v.ExactOutputs}/{v.ExactChecked} evaluation prompts.");
         sb.AppendLine($"\n## Gate\n\n{(input.Decision.Passed ? $"Passed: **{input.Decision.Chosen}**." : "No variant passed.")}\n");
         foreach (var c in input.Decision.Checks)
-            sb.AppendLine($"- {c.Variant}: perplexity {c.PerplexityIncreasePercent:+0.00;-0.00} %, speedup {c.Speedup:F2}x, ${c.PricePerMillionTokens:G4}/1M — {(c.Passed ? "pass" : string.Join("; ", c.Failures))}");
+            sb.AppendLine($"- {c.Variant}: perplexity {c.PerplexityIncreasePercent:+0.00;-0.00} %{(c.MeanKld is double k ? $", KL divergence {k:G3}, same top token {100 * c.SameTopToken:F1} %" : "")}, speedup {c.Speedup:F2}x, ${c.PricePerMillionTokens:G4}/1M — {(c.Passed ? "pass" : string.Join("; ", c.Failures))}");
         return sb.ToString();
     }
 }

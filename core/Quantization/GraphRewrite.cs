@@ -53,20 +53,21 @@ sealed class GraphRewrite
         var og = _plan.Model.Graph;
         g.Graph.Input.AddRange(og.Input);
         g.Graph.Output.AddRange(og.Output);
-        int index = 0;
-        foreach (var t in og.Initializer) WriteInitializer(t, ++index, og.Initializer.Count);
+        foreach (var t in og.Initializer) WriteInitializer(t);
         if (_stashed.Count > 0)
             throw new InvalidOperationException($"fused linears never all came past: {string.Join(", ", _stashed.Keys.Select(FusedName))}");
         WriteNodes(og);
         g.Save(Path.Combine(dir, DecoderGraph.ModelFile), _plan.Model.MetadataProps.Select(m => (m.Key, m.Value)));
     }
 
-    void WriteInitializer(TensorProto t, int index, int count)
+    int _written; // linears written so far: progress counts linears, not every initializer, so it ends at N/N
+
+    void WriteInitializer(TensorProto t)
     {
         if (_config.FoldOnly && _quantized.TryGetValue(t.Name, out var folded)) WriteFolded(folded);
         else if (_replaced.TryGetValue(t.Name, out var l))
         {
-            _progress?.Report($"quantizing {index}/{count}: {l.Name}");
+            _progress?.Report($"quantizing {++_written}/{_replaced.Count}: {l.Name}");
             WriteLinear(l);
         }
         else if (t.Name == _plan.Embedding && _config.Embedding != "fp32") WriteEmbedding(t);

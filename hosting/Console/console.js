@@ -8,6 +8,9 @@ const el = (tag, attrs = {}, ...children) => {
   return e;
 };
 const fmtBytes = (n) => n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB" : n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B";
+const fmtTime = (iso) => iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) : "–";
+const fmtClock = (iso) => new Date(iso).toLocaleTimeString(undefined, { hour12: false });
+const fmtDuration = (s) => s == null ? "–" : s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${Math.floor(s / 60)} min ${String(Math.round(s % 60)).padStart(2, "0")} s` : `${Math.floor(s / 3600)} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`;
 const isModelUpload = (n) => /\.zip$/i.test(n) || (/\.bin$/i.test(n) && !/(^|\/)tok[^/]*$/i.test(n));
 const isDataset = (n) => /\.(jsonl|json|txt)$/i.test(n) && !/tokenizer\.json$/i.test(n);
 
@@ -40,15 +43,17 @@ async function api(path, options = {}) {
 }
 
 // ---- navigation -------------------------------------------------------------------------------
-const views = ["models", "optimize", "runs", "results", "deployments", "playground"];
+const views = ["models", "optimize", "runs", "run", "results", "deployments", "metrics", "playground"];
 let poller = null;
 function show() {
   const [view, arg] = (location.hash.slice(1) || "models").split("/");
   for (const v of views) $("#view-" + v).hidden = v !== view;
-  for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.dataset.view === view) && a.setAttribute("aria-current", "page");
+  for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.dataset.view === ({ run: "runs", results: "runs" }[view] ?? view)) && a.setAttribute("aria-current", "page");
   clearInterval(poller);
   ({ models: loadModels, optimize: loadOptimize, runs: () => { loadRuns(); poller = setInterval(loadRuns, 1000); },
-     results: () => loadResults(decodeURIComponent(arg || "")), deployments: loadDeployments, playground: loadPlayground })[view]?.();
+     run: () => { const id = decodeURIComponent(arg || ""); loadRun(id); poller = setInterval(() => loadRun(id), 1000); },
+     results: () => loadResults(decodeURIComponent(arg || "")), deployments: loadDeployments,
+     metrics: () => { drawMetrics(); poller = setInterval(drawMetrics, 2000); }, playground: loadPlayground })[view]?.();
   $("#view-" + view)?.querySelector("h2")?.focus?.();
 }
 window.addEventListener("hashchange", show);
@@ -135,7 +140,7 @@ function request() {
   const num = (id) => $(id).value === "" ? null : Number($(id).value);
   return {
     model: $("#opt-model").value, dataset: $("#opt-dataset").value, recipe: recipe(),
-    gates: { maxPerplexityIncreasePercent: num("#gate-ppl"), minSpeedup: num("#gate-speedup"), maxPricePerMillionTokens: num("#gate-price") },
+    gates: { maxPerplexityIncreasePercent: num("#gate-ppl"), minSpeedup: num("#gate-speedup"), maxPricePerMillionTokens: num("#gate-price"), maxKld: num("#gate-kld"), minSameTopToken: num("#gate-top1") },
     benchmark: { concurrency: $("#bench-concurrency").value.split(",").map(x => Number(x.trim())).filter(x => x > 0), requests: num("#bench-requests"), maxNewTokens: num("#bench-tokens") },
     instance: $("#opt-instance").value || null, pricePerHour: num("#opt-price"),
   };
@@ -169,51 +174,88 @@ $("#optimize-form").addEventListener("submit", async (ev) => {
 });
 
 // ---- runs -------------------------------------------------------------------------------------
+const isRunning = (r) => ["Running", "Pending", "Suspended"].includes(r.runtimeStatus);
+const statusClass = (r) => r.runtimeStatus === "Completed" ? "pass" : ["Failed", "Terminated"].includes(r.runtimeStatus) ? "fail" : "";
+const stepText = (r) => r.failedStep ? `${r.failedStep} failed: ${r.error}` : r.step ? `${r.step} (${r.stepNumber}/${r.steps})${r.detail ? " · " + r.detail : ""}` : "";
+function cancelButton(r, after) {
+  const b = el("button", { type: "button", class: "secondary", text: "Cancel", "aria-label": `Cancel run ${r.id}` });
+  b.onclick = async () => { b.disabled = true; await api(`/api/optimizations/${r.id}`, { method: "DELETE" }).catch(() => {}); after(); };
+  return b;
+}
 async function loadRuns() {
   const { optimizations } = await api("/api/optimizations");
   optimizations.sort((a, b) => (b.createdAt ?? "").localeCompare(a.createdAt ?? ""));
   const tb = $("#runs-table tbody"); tb.replaceChildren();
   for (const r of optimizations) {
-    const running = ["Running", "Pending"].includes(r.runtimeStatus);
-    const actions = el("td");
-    if (running) {
-      const b = el("button", { type: "button", class: "secondary", text: "Cancel", "aria-label": `Cancel run ${r.id}` });
-      b.onclick = async () => { b.disabled = true; await api(`/api/optimizations/${r.id}`, { method: "DELETE" }).catch(() => {}); loadRuns(); };
-      actions.append(b);
-    }
-    if (r.runtimeStatus === "Completed") actions.append(el("a", { href: `#results/${encodeURIComponent(r.id)}`, text: "Results" }));
-    const step = r.failedStep ? `${r.failedStep} failed: ${r.error}` : r.step ? `${r.step} (${r.stepNumber}/${r.steps})${r.detail ? " · " + r.detail : ""}` : "";
-    const status = el("td", { text: r.runtimeStatus, class: r.runtimeStatus === "Completed" ? "pass" : ["Failed", "Terminated"].includes(r.runtimeStatus) ? "fail" : "" });
+    const actions = el("td", { class: "actions" }, el("a", { href: `#run/${encodeURIComponent(r.id)}`, text: "Details", "aria-label": `Details of run ${r.id}` }));
+    if (r.runtimeStatus === "Completed") actions.append(el("a", { href: `#results/${encodeURIComponent(r.id)}`, text: "Results", "aria-label": `Results of run ${r.id}` }));
+    if (isRunning(r)) actions.append(cancelButton(r, loadRuns));
     tb.append(el("tr", { "data-run": r.id }, el("td", {}, el("code", { text: r.id })), el("td", { text: r.input?.model ?? "" }), el("td", { text: r.input?.recipe ?? "" }),
-      status, el("td", { class: r.failedStep ? "error" : "", text: step }), actions));
+      el("td", { class: statusClass(r), text: r.runtimeStatus }), el("td", { class: "nowrap", text: fmtTime(r.createdAt) }),
+      el("td", { class: "nowrap", text: fmtDuration(r.durationSeconds) }), el("td", { class: r.failedStep ? "error" : "", text: stepText(r) }), actions));
   }
+}
+
+// ---- one run: its steps with their timings, and its event log ---------------------------------
+async function loadRun(id) {
+  const r = await api(`/api/optimizations/${encodeURIComponent(id)}`);
+  $("#run-id").textContent = id;
+  const facts = [["Status", el("span", { class: statusClass(r), text: r.runtimeStatus })], ["Model", r.input?.model ?? "–"], ["Recipe", r.input?.recipe || "(baseline only)"],
+    ["Dataset", r.input?.dataset ?? "–"], ["Started", fmtTime(r.createdAt)], [isRunning(r) ? "Running for" : "Duration", fmtDuration(r.durationSeconds)],
+    ["Step", stepText(r) || "–"]];
+  $("#run-summary").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)]));
+  const links = $("#run-links"); links.replaceChildren();
+  if (r.runtimeStatus === "Completed") links.append(el("a", { href: `#results/${encodeURIComponent(id)}`, text: "Results" }));
+  if (isRunning(r)) links.append(cancelButton(r, () => loadRun(id)));
+  // the finished steps, then the one under way (its time so far, from its "started" event)
+  const rows = r.stepTimes.map(s => ({ number: s.number, step: s.step, started: s.started, seconds: s.seconds, running: false }));
+  if (isRunning(r) && r.step && !rows.some(s => s.number === r.stepNumber)) {
+    const since = [...r.events].reverse().find(e => e.message.startsWith(r.step + " started"))?.at;
+    rows.push({ number: r.stepNumber, step: r.step, started: since, seconds: since ? (Date.now() - Date.parse(since)) / 1000 : null, running: true });
+  }
+  const longest = Math.max(1e-9, ...rows.map(s => s.seconds ?? 0)), total = rows.reduce((a, s) => a + (s.seconds ?? 0), 0) || 1;
+  $("#run-steps tbody").replaceChildren(...rows.map(s => el("tr", { "data-step": s.step },
+    el("td", { text: `${s.number}/${r.steps}` }), el("td", { text: s.step + (s.running ? " (running)" : "") + (r.failedStep === s.step ? " (failed)" : "") }),
+    el("td", { class: "nowrap", text: s.started ? fmtClock(s.started) : "–" }), el("td", { class: "nowrap", text: fmtDuration(s.seconds) }),
+    el("td", { class: "bar-col" }, el("span", { class: "bar" + (s.running ? " running" : ""), style: `width:${(100 * (s.seconds ?? 0) / longest).toFixed(1)}%`, title: `${(100 * (s.seconds ?? 0) / total).toFixed(0)} % of the run` })))));
+  $("#run-events").replaceChildren(...r.events.map(e => el("li", { class: /failed|refused/.test(e.message) ? "error" : "" }, el("time", { datetime: e.at, text: fmtClock(e.at) }), " ", e.message)));
+  if (!isRunning(r)) clearInterval(poller);
 }
 
 // ---- results ----------------------------------------------------------------------------------
 const palette = ["#0b5cad", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#1098ad"];
-function lineChart(svg, series, yLabel) {
+// A line chart with y from zero. xAxis: { label, ticks, pos (a value to 0..1), format }.
+function plot(svg, series, yLabel, xAxis) {
   const W = 420, H = 260, L = 56, R = 12, T = 12, B = 64;
-  const xs = [...new Set(series.flatMap(s => s.points.map(p => p[0])))].sort((a, b) => a - b);
-  const ymax = Math.max(1e-9, ...series.flatMap(s => s.points.map(p => p[1]))) * 1.1;
-  const x = (v) => L + (xs.length < 2 ? (W - L - R) / 2 : (xs.indexOf(v) / (xs.length - 1)) * (W - L - R));
-  const y = (v) => T + (1 - v / ymax) * (H - T - B);
+  const top = Math.max(0, ...series.flatMap(s => s.points.map(p => p[1])));
+  const ymax = top > 0 ? top * 1.1 : 1;
+  const x = (v) => L + xAxis.pos(v) * (W - L - R), y = (v) => T + (1 - v / ymax) * (H - T - B);
   const ns = "http://www.w3.org/2000/svg", n = (tag, a, text) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(a)) e.setAttribute(k, v); if (text !== undefined) e.textContent = text; return e; };
   svg.replaceChildren(n("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#888" }), n("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#888" }));
   for (let i = 0; i <= 4; i++) { const v = ymax * i / 4; svg.append(n("text", { x: L - 4, y: y(v) + 4, "text-anchor": "end", "font-size": 10 }, v >= 100 ? v.toFixed(0) : v.toFixed(2))); }
-  for (const c of xs) svg.append(n("text", { x: x(c), y: H - B + 14, "text-anchor": "middle", "font-size": 10 }, String(c)));
-  svg.append(n("text", { x: (L + W - R) / 2, y: H - B + 28, "text-anchor": "middle", "font-size": 11 }, "concurrency"));
+  for (const c of xAxis.ticks) svg.append(n("text", { x: x(c), y: H - B + 14, "text-anchor": "middle", "font-size": 10 }, xAxis.format(c)));
+  svg.append(n("text", { x: (L + W - R) / 2, y: H - B + 28, "text-anchor": "middle", "font-size": 11 }, xAxis.label));
   svg.append(n("text", { x: 12, y: (T + H - B) / 2, "font-size": 11, transform: `rotate(-90 12 ${(T + H - B) / 2})`, "text-anchor": "middle" }, yLabel));
+  if (!series.some(s => s.points.length)) svg.append(n("text", { x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle", "font-size": 12, fill: "#57606a" }, "no data yet"));
   series.forEach((s, i) => {
     const color = palette[i % palette.length];
     const pts = s.points.sort((a, b) => a[0] - b[0]).map(p => `${x(p[0])},${y(p[1])}`).join(" ");
     const line = n("polyline", { points: pts, fill: "none", stroke: color, "stroke-width": 2, class: "series" });
     line.append(n("title", {}, s.name));
     svg.append(line);
-    for (const p of s.points) svg.append(n("circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
+    if (s.points.length <= 40) for (const p of s.points) svg.append(n("circle", { cx: x(p[0]), cy: y(p[1]), r: 3, fill: color }));
     svg.append(n("rect", { x: L + (i % 2) * 180, y: H - 30 + Math.floor(i / 2) * 13, width: 10, height: 3, fill: color }));
     svg.append(n("text", { x: L + 14 + (i % 2) * 180, y: H - 26 + Math.floor(i / 2) * 13, "font-size": 10 }, s.name));
   });
 }
+// concurrency levels equally spaced (1, 2, 4, 8 read as steps, not as a linear scale)
+function lineChart(svg, series, yLabel) {
+  const xs = [...new Set(series.flatMap(s => s.points.map(p => p[0])))].sort((a, b) => a - b);
+  plot(svg, series, yLabel, { label: "concurrency", ticks: xs, pos: (v) => xs.length < 2 ? 0.5 : xs.indexOf(v) / (xs.length - 1), format: String });
+}
+// time: seconds before now
+const timeAxis = (windowSeconds) => ({ label: "seconds ago", ticks: [0, 1, 2, 3, 4].map(i => -windowSeconds + i * windowSeconds / 4),
+  pos: (v) => (v + windowSeconds) / windowSeconds, format: (v) => String(Math.round(-v)) });
 
 async function loadResults(id) {
   $("#results-run").textContent = id;
@@ -235,7 +277,9 @@ async function loadResults(id) {
       catch (e) { deploy.textContent = "Failed: " + e.message; }
     };
     const delta = ((v.perplexity / base.perplexity - 1) * 100).toFixed(2);
+    const d = v.fromBaseline;
     tb.append(el("tr", {}, el("td", { text: v.variant }), el("td", { text: v.drafter.startsWith("datastore:") ? "datastore" : v.drafter }), el("td", { text: `${v.perplexity.toFixed(4)} (${delta >= 0 ? "+" : ""}${delta} %)` }),
+      el("td", { class: "nowrap", text: d ? `${d.meanKld.toPrecision(3)} (${d.p99Kld.toPrecision(3)}) · ${(100 * d.sameTopToken).toFixed(1)} %` : "–" }),
       el("td", { text: c ? c.speedup.toFixed(2) + "x" : "1.00x" }), el("td", { text: price.toPrecision(4) }),
       el("td", { text: v.acceptanceRate == null ? "–" : (100 * v.acceptanceRate).toFixed(1) + " %" }),
       el("td", { class: c ? (c.passed ? "pass" : "fail") : "", text: c ? (c.passed ? "pass" : c.failures.join("; ")) : "baseline" }), el("td", {}, deploy)));
@@ -247,69 +291,197 @@ async function loadResults(id) {
       el("p", { class: "muted", text: `${p.tpotP50Ms.toFixed(3)} ms/token p50 · TTFT p50 ${p.ttftP50Ms.toFixed(1)} ms · ${p.outputTokensPerSecond.toFixed(0)} tok/s · $${p.pricePerMillionTokens.toPrecision(3)}/1M` })));
 }
 
-// ---- deployments ------------------------------------------------------------------------------
+// ---- deployments: a card per published deployment; deploying an earlier one is the roll back ---
+const ms = (v) => v == null ? "–" : `${v.toFixed(v < 10 ? 2 : 1)} ms`;
 async function loadDeployments() {
-  const d = await api("/api/deployments");
-  const box = $("#deployment-current");
-  box.replaceChildren(d.current
-    ? el("p", {}, "Serving ", el("strong", { text: d.current.variant }), ` from run ${d.current.runId} (model ${d.current.modelKey.slice(0, 12)}…, drafter ${d.current.drafter}).`)
-    : el("p", { text: "Nothing is deployed yet." }));
-  $("#deployments-table tbody").replaceChildren(...d.deployments.map(n => el("tr", {}, el("td", {}, el("code", { text: n })))));
+  const [d, served] = await Promise.all([api("/api/deployments"), api("/v1/models").catch(() => ({ data: [] }))]);
+  const servedIds = new Set(served.data.map(m => m.id));
+  $("#deployment-current").textContent = d.current ? `Live: ${d.current.variant} from run ${d.current.runId}.` : "Nothing is deployed yet: deploy a variant from a run's results.";
+  const cards = d.deployments.map(c => {
+    const badge = c.live ? (servedIds.has(c.servedModel) ? el("span", { class: "badge live", text: "live" }) : el("span", { class: "badge", text: "live, loading" })) : null;
+    const m = c.measured, one = m?.concurrency1, best = m?.best;
+    const facts = [["Model", el("code", { text: c.model.slice(0, 12) + "…", title: c.model })], ["Served as", el("code", { text: c.servedModel })], ["Drafter", c.drafter.startsWith("datastore:") ? "datastore" : c.drafter],
+      ["Speedup", `${c.speedup.toFixed(2)}x`], ["Output tok/s", one ? `${one.outputTokensPerSecond.toFixed(1)} at concurrency ${one.concurrency}` : "–"],
+      ["Best", best ? `${best.outputTokensPerSecond.toFixed(1)} tok/s at concurrency ${best.concurrency}` : "–"], ["TTFT p50", ms(one?.ttftP50Ms)], ["Time per token p50", ms(one?.tpotP50Ms)],
+      ["$ / 1M tokens", Number.isFinite(c.pricePerMillionTokens) ? c.pricePerMillionTokens.toPrecision(4) : "–"], ["Perplexity", m ? m.perplexity.toFixed(3) : "–"],
+      ["Acceptance", m?.acceptanceRate == null ? "–" : `${(100 * m.acceptanceRate).toFixed(1)} %`], ["Published", fmtTime(c.createdUtc)], ["Last deployed", c.deployedUtc ? fmtTime(c.deployedUtc) : "never"]];
+    const card = el("article", { class: "card deployment" + (c.live ? " is-live" : ""), "data-deployment": c.deployment, "aria-label": `Deployment ${c.variant} from run ${c.runId}` },
+      el("h3", {}, c.variant, ...(badge ? [" ", badge] : [])), el("p", { class: "muted", text: `run ${c.runId}` }),
+      el("ul", { class: "techniques", "aria-label": "Techniques" }, ...(c.techniques.length ? c.techniques.map(t => el("li", { text: t })) : [el("li", { text: "no technique (baseline)" })])),
+      el("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)])));
+    if (!c.live) {
+      const verb = c.deployedUtc ? "Roll back to this" : "Deploy";
+      const b = el("button", { type: "button", class: "secondary", text: verb, "aria-label": `${verb}: ${c.variant} from run ${c.runId}` });
+      b.onclick = async () => {
+        b.disabled = true; b.textContent = "Deploying…";
+        try { await api("/api/deployments", { method: "POST", body: JSON.stringify({ deployment: c.deployment }) }); await loadDeployments(); }
+        catch (e) { b.textContent = "Failed: " + e.message; }
+      };
+      card.append(b);
+    }
+    return card;
+  });
+  $("#deployment-cards").replaceChildren(...cards);
 }
 
-// ---- playground -------------------------------------------------------------------------------
+// ---- metrics: sampled from the server's own /metrics while the console is open -----------------
+const samples = [];
+function parseMetrics(text) {
+  const out = new Map();
+  for (const line of text.split("\n")) {
+    if (!line || line[0] === "#") continue;
+    const brace = line.indexOf("{"), close = line.lastIndexOf("}");
+    const name = brace >= 0 ? line.slice(0, brace) : line.slice(0, line.indexOf(" "));
+    const labels = {};
+    if (brace >= 0) for (const m of line.slice(brace + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]] = m[2];
+    const value = line.slice((brace >= 0 ? close : name.length) + 1).trim().split(" ")[0];
+    if (!out.has(name)) out.set(name, []);
+    out.get(name).push({ labels, value: value === "+Inf" ? Infinity : Number(value) });
+  }
+  return out;
+}
+const total = (m, name) => (m.get(name) ?? []).reduce((a, s) => a + s.value, 0);
+function histogram(m, name) {
+  const buckets = new Map();
+  for (const s of m.get(name + "_bucket") ?? []) { const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le); buckets.set(le, (buckets.get(le) ?? 0) + s.value); }
+  return { buckets, sum: total(m, name + "_sum"), count: total(m, name + "_count") };
+}
+async function sampleMetrics() {
+  const r = await fetch("/metrics", { headers: auth() }); // never prompts for the key itself: the views do
+  if (!r.ok) return;
+  const m = parseMetrics(await r.text());
+  samples.push({ t: Date.now(), generated: total(m, "sio_generation_tokens_total"), prompt: total(m, "sio_prompt_tokens_total"), requests: total(m, "sio_requests_total"),
+    running: total(m, "sio_num_requests_running"), waiting: total(m, "sio_num_requests_waiting"), kv: Math.max(0, ...(m.get("sio_kv_cache_usage_ratio") ?? []).map(s => s.value)),
+    ttft: histogram(m, "sio_time_to_first_token_seconds"), itl: histogram(m, "sio_inter_token_latency_seconds"), queue: histogram(m, "sio_request_queue_time_seconds") });
+  while (samples.length && samples[0].t < Date.now() - 16 * 60_000) samples.shift();
+}
+// What a counter gained over a run of samples; a drop is a restart (a new deployment's counters), as PromQL's increase() reads it.
+function increase(seq, f) { let sum = 0; for (let i = 1; i < seq.length; i++) { const a = f(seq[i - 1]), b = f(seq[i]); sum += b >= a ? b - a : b; } return sum; }
+// A quantile of the observations a histogram gained over a run of samples, interpolated within its bucket (as histogram_quantile).
+function quantile(q, seq, h) {
+  const les = [...seq[seq.length - 1][h].buckets.keys()].sort((x, y) => x - y);
+  const cum = les.map(le => increase(seq, s => s[h].buckets.get(le) ?? 0));
+  const n = cum[cum.length - 1] ?? 0;
+  if (n <= 0) return null;
+  const rank = q * n;
+  for (let i = 0; i < les.length; i++) {
+    if (cum[i] < rank) continue;
+    const lo = i ? les[i - 1] : 0, below = i ? cum[i - 1] : 0;
+    if (!Number.isFinite(les[i])) return 1000 * lo;
+    return 1000 * (lo + (les[i] - lo) * ((rank - below) / Math.max(1e-12, cum[i] - below)));
+  }
+  return null;
+}
+function between(seq) {
+  const secs = (seq[seq.length - 1].t - seq[0].t) / 1000, finished = increase(seq, s => s.requests);
+  return { tokensPerSecond: increase(seq, s => s.generated) / secs, finished, ttft50: quantile(0.5, seq, "ttft"), ttft99: quantile(0.99, seq, "ttft"),
+    itl50: quantile(0.5, seq, "itl"), itl99: quantile(0.99, seq, "itl"), queue50: quantile(0.5, seq, "queue") };
+}
+function drawMetrics() {
+  const windowSeconds = Number($("#metrics-window").value), now = Date.now();
+  const shown = samples.filter(s => s.t >= now - windowSeconds * 1000);
+  const last = samples[samples.length - 1];
+  const tiles = [];
+  if (shown.length >= 2) {
+    const w = between(shown);
+    tiles.push(["Output tok/s", w.tokensPerSecond.toFixed(1)], ["Requests finished", String(w.finished)], ["TTFT p50", ms(w.ttft50)], ["TTFT p99", ms(w.ttft99)],
+      ["ITL p50", ms(w.itl50)], ["ITL p99", ms(w.itl99)], ["Queue p50", ms(w.queue50)], ["Running", String(last.running)], ["Waiting", String(last.waiting)],
+      ["KV cache", `${(100 * last.kv).toFixed(1)} %`]);
+  } else tiles.push(["Collecting", "the first samples arrive within 2 s"]);
+  $("#metrics-tiles").replaceChildren(...tiles.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
+  // each point: the 10 s before it
+  const points = shown.map(b => { const seq = samples.filter(s => s.t >= b.t - 10_000 && s.t <= b.t); return { t: (b.t - now) / 1000, b, w: seq.length < 2 ? null : between(seq) }; }).filter(p => p.w);
+  const series = (name, f) => ({ name, points: points.map(p => [p.t, f(p)]).filter(p => p[1] != null && Number.isFinite(p[1])) });
+  const x = timeAxis(windowSeconds);
+  plot($("#chart-m-throughput"), [series("output tok/s", p => p.w.tokensPerSecond)], "tokens/s", x);
+  plot($("#chart-m-ttft"), [series("p50", p => p.w.ttft50), series("p99", p => p.w.ttft99)], "ms", x);
+  plot($("#chart-m-itl"), [series("p50", p => p.w.itl50), series("p99", p => p.w.itl99)], "ms", x);
+  plot($("#chart-m-queue"), [series("p50", p => p.w.queue50)], "ms", x);
+  plot($("#chart-m-requests"), [series("running", p => p.b.running), series("waiting", p => p.b.waiting)], "requests", x);
+  plot($("#chart-m-kv"), [series("KV cache", p => 100 * p.b.kv)], "%", x);
+}
+$("#metrics-window").addEventListener("change", drawMetrics);
+setInterval(() => sampleMetrics().catch(() => {}), 2000);
+sampleMetrics().catch(() => {});
+
+// ---- playground: a chat through the model's template (system prompt, turns, streaming), or plain completion ----
+let conversation = [];
 async function loadPlayground() {
   const m = await api("/v1/models");
   $("#play-model").textContent = m.data.length ? `Model: ${m.data[0].id}` : "Nothing is deployed yet: deploy a variant first.";
   $("#play-send").disabled = m.data.length === 0;
 }
+const playMode = () => document.querySelector("input[name=play-mode]:checked").value;
+function bubble(role, text) {
+  const body = el("div", { class: "text", text });
+  const b = el("div", { class: `msg ${role}`, "data-role": role }, el("span", { class: "role", text: role }), body);
+  $("#chat-log").append(b);
+  return body;
+}
+function newConversation() { conversation = []; $("#chat-log").replaceChildren(); $("#play-stats").textContent = "tokens/s: – · acceptance: –"; delete $("#play-stats").dataset.done; }
+$("#play-new").addEventListener("click", newConversation);
+for (const r of document.querySelectorAll("input[name=play-mode]")) r.addEventListener("change", () => { $("#play-system").disabled = playMode() !== "chat"; newConversation(); });
 async function draftCounters() {
-  const text = await (await authFetch("/metrics")).text();
-  const get = (name) => text.split("\n").filter(l => l.startsWith(name)).reduce((s, l) => s + Number(l.split(" ").pop()), 0);
-  return { proposed: get("sio_draft_tokens_proposed"), accepted: get("sio_draft_tokens_accepted") };
+  const m = parseMetrics(await (await fetch("/metrics", { headers: auth() })).text());
+  return { proposed: total(m, "sio_draft_tokens_proposed_total"), accepted: total(m, "sio_draft_tokens_accepted_total") };
+}
+// Reads an OpenAI stream of server-sent events, calling onChunk with each parsed chunk.
+async function readEvents(response, onChunk) {
+  const reader = response.body.getReader(), dec = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const line = buf.slice(0, i).trim(); buf = buf.slice(i + 2);
+      if (!line.startsWith("data:")) continue;
+      const data = line.slice(5).trim();
+      if (data !== "[DONE]") onChunk(JSON.parse(data));
+    }
+  }
 }
 $("#play-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
-  const out = $("#play-output"), stats = $("#play-stats");
-  out.textContent = ""; $("#play-send").disabled = true;
+  const stats = $("#play-stats"), chat = playMode() === "chat", text = $("#play-prompt").value;
+  if (!text.trim()) { stats.textContent = "Write a message first."; return; }
+  delete stats.dataset.done;
+  $("#play-send").disabled = true;
+  if (!chat) $("#chat-log").replaceChildren();
+  bubble(chat ? "user" : "prompt", text);
+  const out = bubble("assistant", "");
   const before = await draftCounters().catch(() => null);
-  let tokens = 0, first = 0, acceptance = "–";
+  let tokens = 0, first = 0, acceptance = "–", answer = "";
   const t0 = performance.now();
   const live = setInterval(async () => {
     const now = await draftCounters().catch(() => null);
     if (before && now && now.proposed > before.proposed) acceptance = (100 * (now.accepted - before.accepted) / (now.proposed - before.proposed)).toFixed(1) + " % (live)";
   }, 300);
-  const render = () => { const secs = (performance.now() - (first || t0)) / 1000; stats.textContent = `tokens: ${tokens} · tokens/s: ${tokens > 1 && secs > 0 ? ((tokens - 1) / secs).toFixed(1) : "–"} · acceptance: ${acceptance}`; };
+  const render = () => {
+    const secs = (performance.now() - (first || t0)) / 1000;
+    stats.textContent = `tokens: ${tokens} · first token: ${first ? ((first - t0) / 1000).toFixed(2) + " s" : "–"} · tokens/s: ${tokens > 1 && secs > 0 ? ((tokens - 1) / secs).toFixed(1) : "–"} · acceptance: ${acceptance}`;
+  };
   try {
-    const chat = $("#play-chat").checked;
-    const request = { max_tokens: Number($("#play-tokens").value), temperature: Number($("#play-temperature").value), stream: true };
-    if (chat) request.messages = [{ role: "user", content: $("#play-prompt").value }]; else request.prompt = $("#play-prompt").value;
-    const r = await authFetch(chat ? "/v1/chat/completions" : "/v1/completions", { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify(request) });
+    const request = { max_tokens: Number($("#play-tokens").value), temperature: Number($("#play-temperature").value), stream: true, stream_options: { include_usage: true } };
+    if (chat) {
+      const system = $("#play-system").value.trim();
+      request.messages = [...(system ? [{ role: "system", content: system }] : []), ...conversation, { role: "user", content: text }];
+    } else request.prompt = text;
+    const r = await authFetch(chat ? "/v1/chat/completions" : "/v1/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
     if (!r.ok) { const b = await r.json().catch(() => ({})); throw new Error(b.error?.message ?? r.statusText); }
-    const reader = r.body.getReader(), dec = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const line = buf.slice(0, i).trim(); buf = buf.slice(i + 2);
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(5).trim();
-        if (data === "[DONE]") continue;
-        const chunk = JSON.parse(data);
-        const piece = (chat ? chunk.choices?.[0]?.delta?.content : chunk.choices?.[0]?.text) ?? "";
-        if (piece) { if (!first) first = performance.now(); out.textContent += piece; }
-        if (chunk.usage) tokens = chunk.usage.completion_tokens; else if (piece) tokens++;
-        if (chunk.sio?.speculative) acceptance = `${(100 * chunk.sio.speculative.acceptance_rate).toFixed(1)} % (${chunk.sio.speculative.accepted}/${chunk.sio.speculative.proposed} drafts, ${chunk.sio.speculative.drafter})`;
-        render();
-      }
-    }
+    await readEvents(r, (chunk) => {
+      const piece = (chat ? chunk.choices?.[0]?.delta?.content : chunk.choices?.[0]?.text) ?? "";
+      if (piece) { if (!first) first = performance.now(); answer += piece; out.textContent = answer; }
+      if (chunk.usage) tokens = chunk.usage.completion_tokens; else if (piece) tokens++;
+      const spec = chunk.sio?.speculative;
+      if (spec) acceptance = spec.proposed > 0 ? `${(100 * spec.acceptance_rate).toFixed(1)} % (${spec.accepted}/${spec.proposed} drafted tokens, ${spec.drafter})` : `– (${spec.drafter} drafted nothing)`;
+      render();
+    });
+    if (chat) { conversation.push({ role: "user", content: text }, { role: "assistant", content: answer }); $("#play-prompt").value = ""; }
     render();
     stats.dataset.done = "true";
-  } catch (e) { stats.textContent = "Failed: " + e.message; }
+  } catch (e) { stats.textContent = "Failed: " + e.message; out.parentElement.remove(); }
   finally { clearInterval(live); $("#play-send").disabled = false; }
 });
 
