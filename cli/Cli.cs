@@ -68,6 +68,13 @@ public static class Cli
         catch (Exception e) when (e is FormatException or OverflowException) { throw new SioException($"{option} must be comma-separated numbers, got '{value}'"); }
     }
 
+    /// <summary>Parses "0.5,1,2" for an option, or fails naming the option.</summary>
+    public static double[] DoubleList(string option, string value)
+    {
+        try { return value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => double.Parse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture)).ToArray(); }
+        catch (Exception e) when (e is FormatException or OverflowException) { throw new SioException($"{option} must be comma-separated numbers, got '{value}'"); }
+    }
+
     /// <summary>--engine onnx|native for commands that decode one sequence.</summary>
     public static Option<string> EngineOption()
     {

@@ -11,7 +11,8 @@ namespace Sio.Benchmarking;
 public sealed record VariantResult(string Name, string Model, string Drafter, IReadOnlyList<LevelResult> Levels);
 
 /// <summary>A serving configuration taken from the sweep.</summary>
-public sealed record Preset(string Variant, int Concurrency, double ItlP50Ms, double TtftP50Ms, double BlendedPricePerMillionTokens, double OutputTokensPerSecond);
+/// <param name="PricePerMillionTokens">From the measured output throughput (3:1 input:output blend).</param>
+public sealed record Preset(string Variant, int Concurrency, double ItlP50Ms, double TtftP50Ms, double PricePerMillionTokens, double OutputTokensPerSecond, double? RequestRate = null);
 
 /// <summary>
 /// Runs the sweep for a model (and its baseline) on the user's data and writes report.json,
@@ -78,15 +79,15 @@ public static class BenchmarkReport
     /// <summary>Lowest latency (p50 ITL), lowest cost ($/1M tokens) and balanced (lowest cost with p50 ITL under the bound; default twice the lowest).</summary>
     public static Dictionary<string, Preset> Presets(IReadOnlyList<VariantResult> variants, double? latencyBoundMs)
     {
-        var all = variants.SelectMany(v => v.Levels.Where(l => l.Requests > 0 && l.ItlMs.P50 > 0 && double.IsFinite(l.BlendedPricePerMillionTokens)).Select(l => (Variant: v.Name, Level: l))).ToList();
+        var all = variants.SelectMany(v => v.Levels.Where(l => l.Requests > 0 && l.ItlMs.P50 > 0 && double.IsFinite(l.PricePerMillionTokens)).Select(l => (Variant: v.Name, Level: l))).ToList();
         if (all.Count == 0) return new();
-        Preset P((string Variant, LevelResult Level) x) => new(x.Variant, x.Level.Concurrency, x.Level.ItlMs.P50, x.Level.TtftMs.P50, x.Level.BlendedPricePerMillionTokens, x.Level.OutputTokensPerSecond);
+        Preset P((string Variant, LevelResult Level) x) => new(x.Variant, x.Level.Concurrency, x.Level.ItlMs.P50, x.Level.TtftMs.P50, x.Level.PricePerMillionTokens, x.Level.OutputTokensPerSecond, x.Level.RequestRate);
         var fastest = all.MinBy(x => (x.Level.ItlMs.P50, x.Level.E2eMs.P50));
-        var cheapest = all.MinBy(x => x.Level.BlendedPricePerMillionTokens);
+        var cheapest = all.MinBy(x => x.Level.PricePerMillionTokens);
         double bound = latencyBoundMs ?? 2 * fastest.Level.ItlMs.P50;
         var presets = new Dictionary<string, Preset> { ["lowest_latency"] = P(fastest), ["lowest_cost"] = P(cheapest) };
         var underBound = all.Where(x => x.Level.ItlMs.P50 <= bound).ToList();
-        if (underBound.Count > 0) presets["balanced"] = P(underBound.MinBy(x => x.Level.BlendedPricePerMillionTokens));
+        if (underBound.Count > 0) presets["balanced"] = P(underBound.MinBy(x => x.Level.PricePerMillionTokens));
         return presets;
     }
 
@@ -95,13 +96,21 @@ public static class BenchmarkReport
     static object LevelJson(LevelResult l) => new
     {
         concurrency = l.Concurrency,
+        request_rate = l.RequestRate,
+        runs = l.Runs,
         requests = l.Requests,
         errors = l.Errors,
         wall_seconds = l.WallSeconds,
         ttft_ms = l.TtftMs,
         itl_ms = l.ItlMs,
         e2e_ms = l.E2eMs,
+        tpot_ms = l.TpotMs,
         output_tokens_per_second = l.OutputTokensPerSecond,
+        output_tokens_per_second_ci95 = l.OutputTokensPerSecondCi95,
+        good_requests = l.GoodRequests,
+        goodput = l.Goodput,
+        goodput_ci95 = l.GoodputCi95,
+        price_per_million_tokens = double.IsFinite(l.PricePerMillionTokens) ? l.PricePerMillionTokens : (double?)null,
         output_tokens_per_second_per_request = l.OutputTokensPerSecondPerRequest,
         requests_per_second = l.RequestsPerSecond,
         total_tokens_per_second = l.TotalTokensPerSecond,
@@ -131,14 +140,18 @@ public static class BenchmarkReport
                 duration_seconds = r.Config.DurationSeconds, prompt_tokens_min = r.Config.PromptTokensMin, prompt_tokens_max = r.Config.PromptTokensMax,
                 speculative = r.Config.Speculative.Drafter, draft_tokens = r.Config.Speculative.DraftTokens?.ToString() ?? "auto",
                 mode = r.Config.Endpoint is null ? "in-process" : "http", endpoint = r.Config.Endpoint?.ToString(),
+                load = r.Config.OpenLoop ? "open-loop" : "closed-loop", request_rates = r.Config.RequestRates, burstiness = r.Config.OpenLoop ? r.Config.Burstiness : (double?)null,
+                max_batch = r.Config.OpenLoop && r.Config.Endpoint is null ? r.Config.MaxBatch : (int?)null, runs = r.Config.Runs,
+                slo = r.Config.Slo is { } slo ? new { ttft_ms = slo.TtftMs, tpot_ms = slo.TpotMs, e2e_ms = slo.E2eMs } : null,
             },
             levels = main.Levels.Select(LevelJson),
             instance = new { name = r.Instance.Name, price_per_hour = r.Instance.PricePerHour, discount = r.Discount, currency = r.Instance.Currency, source = r.Instance.Source, as_of = r.Instance.AsOf },
-            price_formula = "total throughput = (1 / p50 ITL) × concurrency; $/1M tokens = (1 − discount) × $/hour ÷ (total throughput × 3600 ÷ 10^6) ÷ 4",
+            price_formula = "price_per_million_tokens: (1 − discount) × $/hour ÷ (measured output tokens/s × 3600 ÷ 10^6) ÷ 4 (a 3:1 input:output blend); " +
+                "blended_price_per_million_tokens, the reference product's formula, for comparison only: the same with total throughput = (1 / p50 ITL) × concurrency",
             baseline = variants.Count > 1 ? new { path = variants[0].Model, levels = variants[0].Levels.Select(LevelJson) } : null,
             quality,
             presets,
-            charts = new[] { Charts.Throughput, Charts.Itl, Charts.Price },
+            charts = Charts.All,
         }, Json);
     }
 
@@ -149,17 +162,27 @@ public static class BenchmarkReport
         md.AppendLine();
         md.AppendLine($"Machine: {Compilation.HardwareFingerprint.Description}. ONNX Runtime {Compilation.Compiler.OrtVersion}.");
         md.AppendLine($"Dataset: `{Path.GetFileName(data.Path)}` (sha256 {data.Sha256[..12]}…): {prompts.Prompts.Count} prompts used, {prompts.SkippedRows} rows unusable, {prompts.OutOfRange} outside {r.Config.PromptTokensMin}–{r.Config.PromptTokensMax} tokens.");
-        md.AppendLine($"Up to {r.Config.MaxNewTokens} new tokens per request; closed loop; {(r.Config.DurationSeconds is double d ? $"{d} s" : $"{r.Config.Requests} requests")} per level.");
+        var c = r.Config;
+        md.AppendLine($"Up to {c.MaxNewTokens} new tokens per request; " + (c.OpenLoop
+            ? $"open loop: arrivals at each request rate on a seeded gamma schedule (burstiness {c.Burstiness}{(c.Burstiness == 1 ? ", Poisson" : "")}), {c.Requests} requests per level{(c.Endpoint is null ? $", sio's batching engine with {c.MaxBatch} rows" : "")}; latencies from each request's arrival"
+            : $"closed loop; {(c.DurationSeconds is double d ? $"{d} s" : $"{c.Requests} requests")} per level") +
+            $"{(c.Runs > 1 ? $"; {c.Runs} runs per level (percentiles over every request; ± is the 95 % confidence interval of the runs' mean)" : "")}.");
+        md.AppendLine(c.Slo is { } slo ? $"Goodput: requests per second that met every objective ({slo})." : "Goodput: every answered request (no --slo given).");
+        md.AppendLine("$/1M tokens from the measured output throughput (3:1 input:output blend); the reference product's formula (total tok/s = 1/ITL × concurrency) is shown apart for comparison.");
         md.AppendLine($"Price: {r.Instance.Name} at ${r.Instance.PricePerHour}/hour{(r.Discount > 0 ? $", {r.Discount:P0} discount" : "")} ({r.Instance.Source}, {r.Instance.AsOf}).");
         md.AppendLine();
         foreach (var v in variants)
         {
             md.AppendLine($"## {v.Name}{(v.Drafter != "none" ? $" (speculative: {v.Drafter})" : "")}");
             md.AppendLine();
-            md.AppendLine("| concurrency | requests | errors | TTFT p50 / p90 / p99 ms | ITL p50 / p90 / p99 ms | E2E p50 ms | output tok/s | total tok/s (1/ITL × c) | $/1M tokens | acceptance |");
-            md.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+            md.AppendLine($"| {(c.OpenLoop ? "request rate" : "concurrency")} | requests | errors | TTFT p50 / p90 / p99 ms | TPOT p50 / p99 ms | ITL p50 / p99 ms | E2E p50 / p99 ms | output tok/s | goodput req/s | $/1M tokens | $/1M (1/ITL × c formula) | acceptance |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var l in v.Levels)
-                md.AppendLine($"| {l.Concurrency} | {l.Requests} | {l.Errors} | {l.TtftMs.P50:F1} / {l.TtftMs.P90:F1} / {l.TtftMs.P99:F1} | {l.ItlMs.P50:F2} / {l.ItlMs.P90:F2} / {l.ItlMs.P99:F2} | {l.E2eMs.P50:F0} | {l.OutputTokensPerSecond:F1} | {l.TotalTokensPerSecond:F1} | {l.BlendedPricePerMillionTokens:F4} | {(l.AcceptanceRate is double a ? a.ToString("P1") : "—")} |");
+            {
+                var tpot = l.TpotMs ?? Percentiles.Empty;
+                md.AppendLine($"| {(l.RequestRate is double rate ? $"{rate:0.###}/s" : l.Concurrency.ToString())} | {l.Requests} | {l.Errors} | {l.TtftMs.P50:F1} / {l.TtftMs.P90:F1} / {l.TtftMs.P99:F1} | {tpot.P50:F2} / {tpot.P99:F2} | {l.ItlMs.P50:F2} / {l.ItlMs.P99:F2} | {l.E2eMs.P50:F0} / {l.E2eMs.P99:F0} | " +
+                    $"{l.OutputTokensPerSecond:F1}{(l.OutputTokensPerSecondCi95 is double ci ? $" ± {ci:F1}" : "")} | {l.Goodput:F2}{(l.GoodputCi95 is double gci ? $" ± {gci:F2}" : "")} | {l.PricePerMillionTokens:G4} | {l.BlendedPricePerMillionTokens:G4} | {(l.AcceptanceRate is double a ? a.ToString("P1") : "—")} |");
+            }
             md.AppendLine();
         }
         if (quality is not null)
@@ -175,12 +198,12 @@ public static class BenchmarkReport
         }
         md.AppendLine("## Preset serving configurations");
         md.AppendLine();
-        md.AppendLine("| preset | variant | concurrency | ITL p50 ms | TTFT p50 ms | $/1M tokens | output tok/s |");
+        md.AppendLine("| preset | variant | level | ITL p50 ms | TTFT p50 ms | $/1M tokens | output tok/s |");
         md.AppendLine("|---|---|---|---|---|---|---|");
         foreach (var (k, p) in presets)
-            md.AppendLine($"| {k.Replace('_', ' ')} | {p.Variant} | {p.Concurrency} | {p.ItlP50Ms:F2} | {p.TtftP50Ms:F1} | {p.BlendedPricePerMillionTokens:F4} | {p.OutputTokensPerSecond:F1} |");
+            md.AppendLine($"| {k.Replace('_', ' ')} | {p.Variant} | {(p.RequestRate is double rate ? $"{rate:0.###} requests/s" : $"concurrency {p.Concurrency}")} | {p.ItlP50Ms:F2} | {p.TtftP50Ms:F1} | {p.PricePerMillionTokens:G4} | {p.OutputTokensPerSecond:F1} |");
         md.AppendLine();
-        md.AppendLine($"![throughput]({Charts.Throughput}) ![ITL]({Charts.Itl}) ![price]({Charts.Price})");
+        md.AppendLine(string.Join(" ", Charts.All.Select(c => $"![{Path.GetFileNameWithoutExtension(c)}]({c})")));
         return md.ToString();
     }
 }

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Sio.Generation;
 
 namespace Sio.Evaluation;
@@ -31,8 +32,8 @@ public static class Divergence
         double nll = 0, refNll = 0;
         long same = 0;
         int used = 0;
-        var p = new double[reference.Config.VocabSize];
-        var q = new double[model.Config.VocabSize];
+        int vocab = reference.Config.VocabSize;
+        var (logP, logQ, probP, diff) = (new float[vocab], new float[vocab], new float[vocab], new float[vocab]);
         foreach (var record in dataset.Records)
         {
             var (ids, first) = Perplexity.Tokens(reference, record, budget);
@@ -43,11 +44,12 @@ public static class Divergence
             theirs.AppendTokens(ids.ToArray());
             for (int i = first; i < ids.Count; i++)
             {
-                int top = LogSoftmax(theirs.Logits(i - 1), p), myTop = LogSoftmax(mine.Logits(i - 1), q);
-                klds.Add(Kld(p, q));
+                int top = LogSoftmax(theirs.Logits(i - 1), logP, probP), myTop = LogSoftmax(mine.Logits(i - 1), logQ, diff);
+                TensorPrimitives.Subtract(logP, logQ, diff);
+                klds.Add(Math.Max(0, TensorPrimitives.Dot(probP, diff))); // KL(P‖Q) = Σ p (log p − log q), never below 0 (rounding)
                 if (top == myTop) same++;
-                refNll -= p[ids[i]];
-                nll -= q[ids[i]];
+                refNll -= logP[ids[i]];
+                nll -= logQ[ids[i]];
             }
             used++;
             progress?.Report(used);
@@ -59,23 +61,16 @@ public static class Divergence
             Math.Exp(nll / n), Math.Exp(refNll / n));
     }
 
-    /// <summary>Writes log-softmax(logits) into <paramref name="logProbs"/>; returns the index of the largest logit.</summary>
-    static int LogSoftmax(ReadOnlySpan<float> logits, double[] logProbs)
+    /// <summary>Writes log-softmax(logits) into <paramref name="logProbs"/> and the probabilities into <paramref name="probs"/>
+    /// (SIMD, single precision: a 128,256-token vocabulary costs tens of microseconds); returns the index of the largest logit.</summary>
+    static int LogSoftmax(ReadOnlySpan<float> logits, Span<float> logProbs, Span<float> probs)
     {
-        int top = 0;
-        for (int j = 1; j < logits.Length; j++) if (logits[j] > logits[top]) top = j;
-        double max = logits[top], sum = 0;
-        for (int j = 0; j < logits.Length; j++) sum += Math.Exp(logits[j] - max);
-        double log = max + Math.Log(sum);
-        for (int j = 0; j < logits.Length; j++) logProbs[j] = logits[j] - log;
+        int top = TensorPrimitives.IndexOfMax(logits);
+        TensorPrimitives.Subtract(logits, logits[top], logProbs);
+        TensorPrimitives.Exp(logProbs, probs);
+        float sum = TensorPrimitives.Sum(probs);
+        TensorPrimitives.Subtract(logProbs, MathF.Log(sum), logProbs);
+        TensorPrimitives.Divide(probs, sum, probs);
         return top;
-    }
-
-    /// <summary>KL(P ‖ Q) = Σ p (log p − log q), from log-probabilities; never below 0 (rounding).</summary>
-    static double Kld(double[] logP, double[] logQ)
-    {
-        double kld = 0;
-        for (int j = 0; j < logP.Length; j++) kld += Math.Exp(logP[j]) * (logP[j] - logQ[j]);
-        return Math.Max(0, kld);
     }
 }

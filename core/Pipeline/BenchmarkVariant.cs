@@ -20,6 +20,10 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     /// <summary>Prompts checked for exact speculative output per measurement.</summary>
     public const int ExactnessPrompts = 8;
 
+    /// <summary>Evaluation records (each cut to 256 tokens) on which a variant's distributions are compared with the baseline's:
+    /// up to 2,048 scored tokens, which pins the mean KL divergence to a few percent, at two full-vocabulary passes per token.</summary>
+    public const int DivergenceRecords = 8;
+
     public override Task<VariantMeasurement> RunAsync(TaskActivityContext context, BenchmarkInput input) => PipelineTraces.Step("benchmark", context, input.Variant, () => RunAsync(input));
 
     public async Task<VariantMeasurement> RunAsync(BenchmarkInput input)
@@ -38,7 +42,8 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         try
         {
             if (DrafterSpec.Parse(input.Drafter) is { Kind: DrafterKind.Datastore, Path: null }) input = input with { Drafter = await DatastoreAsync(input.Model, folder, input.Dataset) };
-            m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, dataFile, instance, reference) with { Drafter = input.Drafter };
+            m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, dataFile, instance) with { Drafter = input.Drafter };
+            m = m with { FromBaseline = await FromBaselineAsync(input, folder, dataFile, reference) };
         }
         finally { MeasurementLock.Release(); }
         await artifacts.Store.PutTextAsync(Containers.Artifacts, name, JsonSerializer.Serialize(m, OptimizationRequest.Json));
@@ -65,7 +70,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         return new DrafterSpec(DrafterKind.Datastore, $"{Containers.Artifacts}/{name}").ToString();
     }
 
-    VariantMeasurement Measure(BenchmarkInput input, string folder, string dataFile, Instance instance, string? referenceFolder)
+    VariantMeasurement Measure(BenchmarkInput input, string folder, string dataFile, Instance instance)
     {
         var s = input.Settings;
         var data = DatasetReader.Read(dataFile);
@@ -80,8 +85,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         }.Validate();
         var prompts = LoadBenchmark.Prompts(model, data, config);
         var levels = LoadBenchmark.Sweep(model, prompts, config, instance, 0);
-        var scored = data with { Records = data.Records.Take(s.PerplexityRecords).ToList() };
-        var ppl = Perplexity.Evaluate(model, scored, maxTokensPerRecord: 256);
+        var ppl = Perplexity.Evaluate(model, data with { Records = data.Records.Take(s.PerplexityRecords).ToList() }, maxTokensPerRecord: 256);
         var spec = levels.FirstOrDefault(l => l.AcceptanceRate is not null);
         var (exactChecked, exact) = !speculative.Enabled ? ((int?)null, (int?)null) : ExactOutputs(model, prompts.Prompts, speculative, s.MaxNewTokens);
         return new VariantMeasurement(input.Variant, input.Model, input.Drafter,
@@ -89,18 +93,27 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
                 Math.Round(l.ItlMs.P90, 3), Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, 0, l.OutputTokensPerSecond), l.Errors,
                 Math.Round(Math.Max(0, l.E2eMs.P50 - l.TtftMs.P50) / Math.Max(1, s.MaxNewTokens - 1), 4))).ToList(),
             Math.Round(ppl.Perplexity, 5), spec?.AcceptanceRate, spec?.MeanAcceptedLength, instance.Name, instance.PricePerHour, false,
-            exactChecked, exact, VariantMeasurement.ThisWorker, FromBaseline(input, model, scored, referenceFolder, modelOptions));
+            exactChecked, exact, VariantMeasurement.ThisWorker);
     }
 
-    /// <summary>KL divergence and same-top-token rate from the baseline on the perplexity records; a variant that serves
-    /// the baseline's own weights (a drafter alone) is 0 and 1 by construction, without a second pass.</summary>
-    static BaselineDivergence? FromBaseline(BenchmarkInput input, Model model, Dataset scored, string? referenceFolder, ModelOptions options)
+    /// <summary>KL divergence and same-top-token rate from the baseline on the first evaluation records, stored per model,
+    /// baseline and dataset (a speculative variant serves the weights of the variant before it: computed once). A variant
+    /// that serves the baseline's own weights (a drafter alone) is 0 and 1 by construction, without a pass.</summary>
+    async Task<BaselineDivergence?> FromBaselineAsync(BenchmarkInput input, string folder, string dataFile, string? referenceFolder)
     {
         if (input.Reference is null) return null;
         if (referenceFolder is null) return new BaselineDivergence(0, 0, 1, 0);
+        var records = Math.Min(DivergenceRecords, input.Settings.PerplexityRecords);
+        var name = $"{ArtifactRepository.MeasurementsPrefix}/{ContentAddress.Of("divergence/1", input.Model.Key, input.Reference.Key, input.Dataset.Sha256, records)}.json";
+        if (await artifacts.Store.GetTextAsync(Containers.Artifacts, name) is { } cached) return JsonSerializer.Deserialize<BaselineDivergence>(cached, OptimizationRequest.Json);
+        var data = DatasetReader.Read(dataFile);
+        var options = artifacts.Options.ModelOptions;
+        using var model = Model.Load(folder, options);
         using var reference = Model.Load(referenceFolder, options);
-        var d = Divergence.Compare(model, reference, scored, maxTokensPerRecord: 256);
-        return new BaselineDivergence(Math.Round(d.MeanKld, 6), Math.Round(d.P99Kld, 6), Math.Round(d.SameTopToken, 5), d.Tokens);
+        var d = Divergence.Compare(model, reference, data with { Records = data.Records.Take(records).ToList() }, maxTokensPerRecord: 256);
+        var result = new BaselineDivergence(Math.Round(d.MeanKld, 6), Math.Round(d.P99Kld, 6), Math.Round(d.SameTopToken, 5), d.Tokens);
+        await artifacts.Store.PutTextAsync(Containers.Artifacts, name, JsonSerializer.Serialize(result, OptimizationRequest.Json));
+        return result;
     }
 
     /// <summary>The deployment's promise, checked on the user's own prompts: greedy decoding with the drafter gives the

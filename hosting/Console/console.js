@@ -248,10 +248,11 @@ function plot(svg, series, yLabel, xAxis) {
     svg.append(n("text", { x: L + 14 + (i % 2) * 180, y: H - 26 + Math.floor(i / 2) * 13, "font-size": 10 }, s.name));
   });
 }
-// concurrency levels equally spaced (1, 2, 4, 8 read as steps, not as a linear scale)
+// concurrency on a log2 axis (1, 2, 4, 8 equally spaced; 1 and 4 two steps apart)
 function lineChart(svg, series, yLabel) {
   const xs = [...new Set(series.flatMap(s => s.points.map(p => p[0])))].sort((a, b) => a - b);
-  plot(svg, series, yLabel, { label: "concurrency", ticks: xs, pos: (v) => xs.length < 2 ? 0.5 : xs.indexOf(v) / (xs.length - 1), format: String });
+  const lo = Math.log2(xs[0] ?? 1), span = Math.log2(xs[xs.length - 1] ?? 1) - lo;
+  plot(svg, series, yLabel, { label: "concurrency (log2 scale)", ticks: xs, pos: (v) => span > 0 ? (Math.log2(v) - lo) / span : 0.5, format: String });
 }
 // time: seconds before now
 const timeAxis = (windowSeconds) => ({ label: "seconds ago", ticks: [0, 1, 2, 3, 4].map(i => -windowSeconds + i * windowSeconds / 4),
