@@ -73,10 +73,13 @@ public class LoadGenerationTests(Stories260KFixture stories)
         var dir = TestPaths.TempDir("open-loop");
         var (exit, output, err) = CliTests.Sio("benchmark", stories.ModelDir, "--dataset", TestPaths.TinyStoriesDev, "--request-rate", "40,400", "--requests", "10",
             "--runs", "2", "--slo", "ttft=30s,tpot=5s", "--max-batch", "4", "--max-new-tokens", "8", "--prompt-tokens-min", "4", "--prompt-tokens-max", "200",
-            "--out", Path.Combine(dir, "report"), "--json");
+            "--baseline", stories.ModelDir, "--out", Path.Combine(dir, "report"), "--json");
         Assert.True(exit == 0, err);
         var r = JsonNode.Parse(output)!;
         Assert.Equal("open-loop", r["config"]!["load"]!.GetValue<string>());
+        // a plain-text dataset: the distributions are compared on its texts; the model against itself diverges by nothing
+        Assert.Equal(0, r["quality"]!["mean_kld"]!.GetValue<double>());
+        Assert.Equal(1, r["quality"]!["same_top_token"]!.GetValue<double>());
         var levels = r["levels"]!.AsArray();
         Assert.Equal([40.0, 400.0], levels.Select(l => l!["request_rate"]!.GetValue<double>()));
         foreach (var l in levels)

@@ -112,6 +112,31 @@ public class RecipeTests
     }
 
     [Fact]
+    public void TheTargetChoosesAmongTheVariantsThatPassed()
+    {
+        var model = new ModelArtifact("models/k", "m", "int4", 1, false);
+        // name, TPOT at c=1 (ms), output tok/s at c=1 and c=4, $/1M at c=4
+        VariantMeasurement V(string name, double tpot, double tps1, double tps4, double price, double ppl = 3.4) => new(name, model, "none",
+            [new LevelMeasurement(1, tps1, 1, 1, 1, 2 * price, 0, tpot), new LevelMeasurement(4, tps4, 1, 1, 1, price, 0, tpot * 2)], ppl, null, null, "x", 1, false);
+        var baseline = V("baseline", 1.0, 100, 300, 0.010);
+        var variants = new[]
+        {
+            V("awq", 0.6, 160, 500, 0.006),                // fastest and cheapest
+            V("awq+compile", 0.7, 150, 600, 0.008),        // the most throughput
+            V("awq+compile+spec", 0.5, 170, 450, 0.009, ppl: 99), // lowest latency, but its perplexity fails the gate
+        };
+        var gates = new QualityGates { MaxPerplexityIncreasePercent = 10, MinSpeedup = 1 };
+        Assert.Equal("awq+compile", QualityGate.Evaluate(baseline, variants, gates).Chosen); // the most stacked that passed
+        Assert.Equal("awq", QualityGate.Evaluate(baseline, variants, gates, "latency").Chosen);
+        Assert.Equal("awq+compile", QualityGate.Evaluate(baseline, variants, gates, "throughput").Chosen);
+        Assert.Equal("awq", QualityGate.Evaluate(baseline, variants, gates, "cost").Chosen);
+        Assert.Equal("cost", QualityGate.Evaluate(baseline, variants, gates, "cost").Target);
+        var bad = new OptimizationRequest { Model = "m.bin", Dataset = "d.jsonl", Target = "speed" }.Problems();
+        Assert.Equal("target must be one of stack, latency, throughput, cost, got 'speed'", bad["target"].Single());
+        Assert.Equal(new OptimizationRequest { Model = "m.bin", Dataset = "d.jsonl" }.InstanceId(), new OptimizationRequest { Model = "m.bin", Dataset = "d.jsonl", Target = null }.InstanceId());
+    }
+
+    [Fact]
     public void RequestProblemsNameTheirFields()
     {
         var p = new OptimizationRequest { Model = "uploads/../etc/passwd", Recipe = "awq-int4", Gates = new() { MinSpeedup = 0 }, Benchmark = new() { Concurrency = [] } }.Problems();
@@ -211,7 +236,8 @@ public class BlobStoreTests(AzuriteFixture azurite)
         }
         var artifacts = await Names(Containers.Artifacts);
         Assert.Equal(2, artifacts.Count(n => n.StartsWith("models/") && n.EndsWith("/manifest.json"))); // baseline + awq-int4
-        Assert.Equal(3, artifacts.Count(n => n.StartsWith("measurements/")));
+        // three variants measured, and one divergence from the baseline: the int4 weights' (the drafter's variant serves the same weights and reuses it)
+        Assert.Equal(4, artifacts.Count(n => n.StartsWith("measurements/")));
         Assert.Contains($"{id}/report.json", await Names(Containers.Reports));
         Assert.Contains(DeploymentManifest.Current, await Names(Containers.Deployments));
         var report = JsonNode.Parse(await up.Http.GetStringAsync($"api/optimizations/{id}/report"))!;

@@ -11,6 +11,7 @@ public sealed class PipelineOptionsCli
 
     public Option<string> Recipe { get; } = new("--recipe") { Description = $"Techniques, {Pipeline.Recipe.Help}.", DefaultValueFactory = _ => Pipeline.Recipe.Default };
     public Option<string?> Gate { get; } = new("--gate") { Description = "Quality and cost gate: max-perplexity-increase=PCT,min-speedup=X,max-price=$PER1M,max-kld=NATS (mean KL divergence from the baseline per token),min-top1=RATE (0-1: how often the variant's top token is the baseline's) (default max-perplexity-increase=10,min-speedup=1)." };
+    public Option<string> Target { get; } = TargetOption();
     public Option<string> Concurrency { get; } = new("--concurrency") { Description = "Concurrency levels each variant is measured at.", DefaultValueFactory = _ => string.Join(",", Bench.Concurrency) };
     public Option<int> Requests { get; } = new("--requests") { Description = "Requests per concurrency level.", DefaultValueFactory = _ => Bench.Requests };
     public Option<int> MaxNew { get; } = new("--max-new-tokens") { Description = "New tokens per benchmark request.", DefaultValueFactory = _ => Bench.MaxNewTokens };
@@ -19,13 +20,24 @@ public sealed class PipelineOptionsCli
     public Option<string?> Store { get; } = new("--store") { Description = "Artifact store: a folder or a Blob Storage connection string (UseDevelopmentStorage=true for Azurite); default $SIO_STORE, else $SIO_HOME/store. Prefer $SIO_STORE for a connection string: a command line is visible to every local user." };
     public Option<string?> WorkDir { get; } = new("--work-dir") { Description = "Local folder for materialized artifacts (default $SIO_HOME/work)." };
 
-    public IEnumerable<Option> All => [Recipe, Gate, Concurrency, Requests, MaxNew, Instance, Price, Store, WorkDir];
+    public IEnumerable<Option> All => [Recipe, Gate, Target, Concurrency, Requests, MaxNew, Instance, Price, Store, WorkDir];
+
+    static Option<string> TargetOption()
+    {
+        var o = new Option<string>("--target")
+        {
+            Description = "How the gate chooses among the variants that pass: stack (the most techniques stacked, the recipe as asked), latency (lowest time per output token at concurrency 1), throughput (most output tokens/s at any level) or cost (lowest $ per 1M tokens).",
+            DefaultValueFactory = _ => "stack",
+        };
+        o.AcceptOnlyFromAmong(QualityGate.Targets);
+        return o;
+    }
 
     public OptimizationRequest Request(ParseResult p, string model, string? tokenizer, string dataset) => new()
     {
         Model = model, Tokenizer = tokenizer, Dataset = dataset, Recipe = p.GetValue(Recipe)!, Gates = ParseGate(p.GetValue(Gate)),
         Benchmark = new BenchmarkSettings { Concurrency = Cli.IntList("--concurrency", p.GetValue(Concurrency)!), Requests = p.GetValue(Requests), MaxNewTokens = p.GetValue(MaxNew) },
-        Instance = p.GetValue(Instance), PricePerHour = p.GetValue(Price),
+        Instance = p.GetValue(Instance), PricePerHour = p.GetValue(Price), Target = p.GetValue(Target) is "stack" ? null : p.GetValue(Target),
     };
 
     public static QualityGates ParseGate(string? spec)

@@ -191,7 +191,7 @@ public static class BenchmarkReport
             md.AppendLine();
             md.AppendLine($"- Greedy token agreement {quality.TokenAgreement:P1}, identical answers {quality.ExactMatch:P0} ({quality.Prompts} prompts{(quality.EmptyBoth > 0 ? $"; {quality.EmptyBoth} that both models ended at once left out" : "")}).");
             if (quality.MeanKld is double k)
-                md.AppendLine($"- KL divergence from the baseline's next-token distributions on the reference responses: mean {k:G4}, p99 {quality.P99Kld:G4} nats per token; same top token {quality.SameTopToken:P2}.");
+                md.AppendLine($"- KL divergence from the baseline's next-token distributions{(quality.ReferenceRecords > 0 ? " on the reference responses" : " on the dataset's texts")}: mean {k:G4}, p99 {quality.P99Kld:G4} nats per token; same top token {quality.SameTopToken:P2}.");
             if (quality.Perplexity is double p) md.AppendLine($"- Perplexity of the {quality.ReferenceRecords} reference responses: {p:F4} (baseline {quality.BaselinePerplexity:F4}).");
             if (quality.RougeL is double rl) md.AppendLine($"- ROUGE-L F1 against the references: {rl:F4} (baseline {quality.BaselineRougeL:F4}).");
             md.AppendLine();

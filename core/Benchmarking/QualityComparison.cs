@@ -14,7 +14,7 @@ public static class QualityComparison
     /// Perplexity of the reference responses (where the dataset has them) for both models; greedy
     /// token agreement and exact match against the baseline (a prompt both models end at once is left out: two empty
     /// answers agree on nothing); the KL divergence of the model's next-token distributions from the baseline's on the
-    /// reference responses (same vocabulary only); ROUGE-L F1 of each model's greedy answer against the reference response.
+    /// reference responses, or on the texts of a plain-text dataset (same vocabulary only); ROUGE-L F1 of each model's greedy answer against the reference response.
     /// </summary>
     public static QualityResult Compare(Model model, Model baseline, BenchmarkPrompts prompts, int maxNewTokens, int maxPrompts = 32)
     {
@@ -26,9 +26,11 @@ public static class QualityComparison
             var ds = new Dataset("references", refs, 0, "");
             ppl = Perplexity.Evaluate(model, ds).Perplexity;
             basePpl = Perplexity.Evaluate(baseline, ds).Perplexity;
-            if (model.Tokenizer.Fingerprint() == baseline.Tokenizer.Fingerprint() && model.Config.VocabSize == baseline.Config.VocabSize)
-                divergence = Divergence.Compare(model, baseline, ds);
         }
+        // the distributions on the reference responses, or, for a dataset of plain texts, on the texts themselves
+        var compared = refs.Count > 0 ? refs : prompts.Records.Where(r => !r.IsPromptResponse && !string.IsNullOrEmpty(r.Text)).Take(maxPrompts).ToList();
+        if (compared.Count > 0 && model.Tokenizer.Fingerprint() == baseline.Tokenizer.Fingerprint() && model.Config.VocabSize == baseline.Config.VocabSize)
+            divergence = Divergence.Compare(model, baseline, new Dataset("quality", compared, 0, ""), maxTokensPerRecord: refs.Count > 0 ? 0 : 256);
         var options = new GenerationOptions { MaxTokens = maxNewTokens };
         long positions = 0, matches = 0;
         int same = 0, n = 0, empty = 0;

@@ -27,6 +27,10 @@ public sealed record OptimizationRequest
     public double? PricePerHour { get; init; }
     /// <summary>Deploy the chosen variant when it passes the gates.</summary>
     public bool Deploy { get; init; } = true;
+    /// <summary>How the gate chooses among the variants that pass: stack (the most techniques stacked: the recipe as
+    /// asked; the default, null), latency (lowest time per output token at concurrency 1), throughput (most output
+    /// tokens/s at any level) or cost (lowest $ per 1M tokens).</summary>
+    public string? Target { get; init; }
 
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -55,6 +59,7 @@ public sealed record OptimizationRequest
         foreach (var (field, message) in Gates.Problems()) Add($"gates.{field}", message);
         foreach (var (field, message) in Benchmark.Problems()) Add($"benchmark.{field}", message);
         if (PricePerHour is <= 0) Add("pricePerHour", $"pricePerHour must be > 0, got {PricePerHour}");
+        if (Target is not null && !QualityGate.Targets.Contains(Target)) Add("target", $"target must be one of {string.Join(", ", QualityGate.Targets)}, got '{Target}'");
         if (Instance is not null && PricePerHour is null)
             try { Benchmarking.Pricing.Resolve(Instance, null); } catch (SioException e) { Add("instance", e.Message); }
         return p.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());

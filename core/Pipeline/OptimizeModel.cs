@@ -74,7 +74,7 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         catch (TaskFailedException e) { throw Failed(log, "benchmark", benchStep, e); }
 
         log.Step("gate", ++step);
-        var decision = QualityGate.Evaluate(measured[0], measured[1..], request.Gates);
+        var decision = QualityGate.Evaluate(measured[0], measured[1..], request.Gates, request.Target);
         foreach (var c in decision.Checks)
             log.Event(c.Passed ? $"gate: {c.Variant} passed ({c.Speedup:0.00}x)" : $"gate: {c.Variant} refused: {string.Join("; ", c.Failures)}");
 
@@ -82,7 +82,7 @@ public sealed class OptimizeModel : TaskOrchestrator<OptimizationRequest, Optimi
         bool deployed = false;
         if (request.Deploy && published.DeploymentManifest is { } manifest)
             deployed = await Run<bool>("deploy", nameof(RaiseDeployment), manifest);
-        log.Finish(decision.Passed ? $"chose {decision.Chosen}{(deployed ? " and deployed it" : "")}" : "no variant passed the gate");
+        log.Finish(decision.Passed ? $"chose {decision.Chosen}{(decision.Target == "stack" ? "" : $" (target: {decision.Target})")}{(deployed ? " and deployed it" : "")}" : "no variant passed the gate");
         return new OptimizationResult(context.InstanceId, decision.Passed, decision.Chosen, published.Report, published.DeploymentManifest, deployed,
             decision.Checks.SelectMany(c => c.Failures.Select(f => $"{c.Variant}: {f}")).ToList());
     }

@@ -45,7 +45,7 @@ public static class RunReport
         }
         foreach (var v in input.Variants.Where(v => v.ExactChecked is not null))
             sb.AppendLine($"\n{v.Variant}: greedy output with the drafter equal to plain greedy decoding on {v.ExactOutputs}/{v.ExactChecked} evaluation prompts.");
-        sb.AppendLine($"\n## Gate\n\n{(input.Decision.Passed ? $"Passed: **{input.Decision.Chosen}**." : "No variant passed.")}\n");
+        sb.AppendLine($"\n## Gate\n\n{(input.Decision.Passed ? $"Passed: **{input.Decision.Chosen}** (chosen by {(input.Decision.Target == "stack" ? "the most techniques stacked" : $"target {input.Decision.Target}")} among the variants that passed)." : "No variant passed.")}\n");
         foreach (var c in input.Decision.Checks)
             sb.AppendLine($"- {c.Variant}: perplexity {c.PerplexityIncreasePercent:+0.00;-0.00} %{(c.MeanKld is double k ? $", KL divergence {k:G3}, same top token {100 * c.SameTopToken:F1} %" : "")}, speedup {c.Speedup:F2}x, ${c.PricePerMillionTokens:G4}/1M — {(c.Passed ? "pass" : string.Join("; ", c.Failures))}");
         return sb.ToString();

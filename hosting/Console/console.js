@@ -143,6 +143,7 @@ function request() {
     gates: { maxPerplexityIncreasePercent: num("#gate-ppl"), minSpeedup: num("#gate-speedup"), maxPricePerMillionTokens: num("#gate-price"), maxKld: num("#gate-kld"), minSameTopToken: num("#gate-top1") },
     benchmark: { concurrency: $("#bench-concurrency").value.split(",").map(x => Number(x.trim())).filter(x => x > 0), requests: num("#bench-requests"), maxNewTokens: num("#bench-tokens") },
     instance: $("#opt-instance").value || null, pricePerHour: num("#opt-price"),
+    target: $("#gate-target").value === "stack" ? null : $("#gate-target").value,
   };
 }
 
@@ -262,7 +263,8 @@ async function loadResults(id) {
   $("#results-run").textContent = id;
   const report = await api(`/api/optimizations/${encodeURIComponent(id)}/report`);
   const checks = Object.fromEntries(report.gate.checks.map(c => [c.variant, c]));
-  $("#results-gate").textContent = report.passed ? `The gate chose ${report.chosen}.` : "No variant passed the gate.";
+  const by = { latency: " for the lowest latency", throughput: " for the most throughput", cost: " for the lowest cost" }[report.gate.target] ?? "";
+  $("#results-gate").textContent = report.passed ? `The gate chose ${report.chosen}${by}.` : "No variant passed the gate.";
   $("#results-gate").className = report.passed ? "pass" : "fail";
   lineChart($("#chart-throughput"), report.variants.map(v => ({ name: v.variant, points: v.levels.map(l => [l.concurrency, l.outputTokensPerSecond]) })), "output tokens/s");
   lineChart($("#chart-itl"), report.variants.map(v => ({ name: v.variant, points: v.levels.map(l => [l.concurrency, l.tpotP50Ms]) })), "p50 ms per output token");
