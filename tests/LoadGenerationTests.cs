@@ -89,6 +89,9 @@ public class LoadGenerationTests(Stories260KFixture stories)
             Assert.Equal(20, l["good_requests"]!.GetValue<int>()); // objectives nothing here can miss
             Assert.True(l["goodput"]!.GetValue<double>() > 0 && l["goodput_ci95"] is not null && l["output_tokens_per_second_ci95"] is not null);
             Assert.True(l["tpot_ms"]!["p99"]!.GetValue<double>() >= l["tpot_ms"]!["p50"]!.GetValue<double>());
+            // each request's queue time is part of its TTFT, so every percentile of the one is at most the other's
+            Assert.InRange(l["queue_ms"]!["p99"]!.GetValue<double>(), 0, l["ttft_ms"]!["p99"]!.GetValue<double>());
+            Assert.InRange(l["queue_ms"]!["p50"]!.GetValue<double>(), 0, l["ttft_ms"]!["p50"]!.GetValue<double>());
             Assert.True(l["price_per_million_tokens"]!.GetValue<double>() > 0);
         }
         foreach (var chart in Charts.All) Assert.True(File.Exists(Path.Combine(dir, "report", chart)), chart);
@@ -110,6 +113,7 @@ public class LoadGenerationTests(Stories260KFixture stories)
         Assert.Equal(8, l["requests"]!.GetValue<int>());
         Assert.Equal(0, l["good_requests"]!.GetValue<int>()); // no answer over HTTP starts within 1 ms
         Assert.Equal(0, l["goodput"]!.GetValue<double>());
+        Assert.Null(l["queue_ms"]); // over HTTP the queue is the server's: it exports it as sio_request_queue_time_seconds
         Assert.True(l["output_tokens_per_second"]!.GetValue<double>() > 0);
         Directory.Delete(dir, true);
     }

@@ -105,6 +105,7 @@ public static class BenchmarkReport
         itl_ms = l.ItlMs,
         e2e_ms = l.E2eMs,
         tpot_ms = l.TpotMs,
+        queue_ms = l.QueueMs,
         output_tokens_per_second = l.OutputTokensPerSecond,
         output_tokens_per_second_ci95 = l.OutputTokensPerSecondCi95,
         good_requests = l.GoodRequests,
@@ -175,12 +176,12 @@ public static class BenchmarkReport
         {
             md.AppendLine($"## {v.Name}{(v.Drafter != "none" ? $" (speculative: {v.Drafter})" : "")}");
             md.AppendLine();
-            md.AppendLine($"| {(c.OpenLoop ? "request rate" : "concurrency")} | requests | errors | TTFT p50 / p90 / p99 ms | TPOT p50 / p99 ms | ITL p50 / p99 ms | E2E p50 / p99 ms | output tok/s | goodput req/s | $/1M tokens | $/1M (1/ITL × c formula) | acceptance |");
-            md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+            md.AppendLine($"| {(c.OpenLoop ? "request rate" : "concurrency")} | requests | errors | TTFT p50 / p90 / p99 ms | TPOT p50 / p99 ms | ITL p50 / p99 ms | E2E p50 / p99 ms | queue p50 / p99 ms | output tok/s | goodput req/s | $/1M tokens | $/1M (1/ITL × c formula) | acceptance |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var l in v.Levels)
             {
                 var tpot = l.TpotMs ?? Percentiles.Empty;
-                md.AppendLine($"| {(l.RequestRate is double rate ? $"{rate:0.###}/s" : l.Concurrency.ToString())} | {l.Requests} | {l.Errors} | {l.TtftMs.P50:F1} / {l.TtftMs.P90:F1} / {l.TtftMs.P99:F1} | {tpot.P50:F2} / {tpot.P99:F2} | {l.ItlMs.P50:F2} / {l.ItlMs.P99:F2} | {l.E2eMs.P50:F0} / {l.E2eMs.P99:F0} | " +
+                md.AppendLine($"| {(l.RequestRate is double rate ? $"{rate:0.###}/s" : l.Concurrency.ToString())} | {l.Requests} | {l.Errors} | {l.TtftMs.P50:F1} / {l.TtftMs.P90:F1} / {l.TtftMs.P99:F1} | {tpot.P50:F2} / {tpot.P99:F2} | {l.ItlMs.P50:F2} / {l.ItlMs.P99:F2} | {l.E2eMs.P50:F0} / {l.E2eMs.P99:F0} | {(l.QueueMs is { } q ? $"{q.P50:F1} / {q.P99:F1}" : "—")} | " +
                     $"{l.OutputTokensPerSecond:F1}{(l.OutputTokensPerSecondCi95 is double ci ? $" ± {ci:F1}" : "")} | {l.Goodput:F2}{(l.GoodputCi95 is double gci ? $" ± {gci:F2}" : "")} | {l.PricePerMillionTokens:G4} | {l.BlendedPricePerMillionTokens:G4} | {(l.AcceptanceRate is double a ? a.ToString("P1") : "—")} |");
             }
             md.AppendLine();

@@ -56,7 +56,9 @@ public sealed record LoadBenchmarkConfig
 }
 
 /// <summary>One request's timings.</summary>
-public sealed record RequestTiming(double TtftMs, IReadOnlyList<double> ItlMs, double E2eMs, int PromptTokens, int OutputTokens, SpeculativeStats Speculative)
+/// <param name="QueueMs">Time from arrival until the engine gave the request a row (open loop in-process; null where unknown).</param>
+public sealed record RequestTiming(double TtftMs, IReadOnlyList<double> ItlMs, double E2eMs, int PromptTokens, int OutputTokens, SpeculativeStats Speculative,
+    double? QueueMs = null)
 {
     /// <summary>Time per output token after the first (null for a one-token answer).</summary>
     public double? TpotMs => OutputTokens > 1 && E2eMs > TtftMs ? (E2eMs - TtftMs) / (OutputTokens - 1) : null;
@@ -73,7 +75,7 @@ public sealed record LevelResult(int Concurrency, int Requests, int Errors, doub
     double OutputTokensPerSecond, double OutputTokensPerSecondPerRequest, double RequestsPerSecond, double TotalTokensPerSecond,
     double BlendedPricePerMillionTokens, double? AcceptanceRate, double? MeanAcceptedLength, IReadOnlyList<string> ErrorMessages,
     Percentiles? TpotMs = null, double? RequestRate = null, int GoodRequests = 0, double Goodput = 0, double PricePerMillionTokens = double.PositiveInfinity,
-    int Runs = 1, double? OutputTokensPerSecondCi95 = null, double? GoodputCi95 = null);
+    int Runs = 1, double? OutputTokensPerSecondCi95 = null, double? GoodputCi95 = null, Percentiles? QueueMs = null);
 
 /// <summary>The prompts a sweep uses, and how many dataset rows could not be used.</summary>
 public sealed record BenchmarkPrompts(IReadOnlyList<List<int>> Prompts, IReadOnlyList<DatasetRecord> Records, int SkippedRows, int OutOfRange);
@@ -273,7 +275,8 @@ public static class LoadBenchmark
             Percentiles.Of(timings.Select(t => t.TpotMs).OfType<double>()), rate,
             timings.Count(t => slo?.Met(t) ?? true), perRunGoodput.Average(),
             Pricing.BlendedPricePerMillionTokens(instance.PricePerHour, discount, outputTps),
-            runs.Count, Ci95(perRunTps), Ci95(perRunGoodput));
+            runs.Count, Ci95(perRunTps), Ci95(perRunGoodput),
+            timings.Any(t => t.QueueMs is not null) ? Percentiles.Of(timings.Select(t => t.QueueMs).OfType<double>()) : null);
     }
 
     /// <summary>The half-width of a 95 % confidence interval of the mean (Student's t), or null under two samples.</summary>

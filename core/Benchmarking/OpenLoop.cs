@@ -77,7 +77,8 @@ public static class OpenLoop
         {
             var r = await job.Result.Task;
             double e2e = Stopwatch.GetElapsedTime(arrived).TotalMilliseconds;
-            return (new RequestTiming(ttft < 0 ? e2e : ttft, itl, e2e, prompt.Count, r.TokenIds.Count, r.Speculative), null);
+            double? queue = job.Admitted is long admitted ? Stopwatch.GetElapsedTime(arrived, admitted).TotalMilliseconds : null;
+            return (new RequestTiming(ttft < 0 ? e2e : ttft, itl, e2e, prompt.Count, r.TokenIds.Count, r.Speculative, queue), null);
         }
         catch (Exception e) when (e is SioException or InvalidOperationException) { return (null, e.Message); }
     }

@@ -91,6 +91,7 @@ sealed class BatchScheduler : IRowSink
     EngineSlot Open(int r, GenerationJob job)
     {
         var now = DateTime.UtcNow;
+        job.MarkAdmitted();
         _engine.Metrics.Admitted(job.Age);
         ServingTraces.Past("queue", job.Trace, job.ArrivedUtc, now);
         var slot = new EngineSlot(job, _engine.Model, _drafterName).Prepared(_engine.Model);

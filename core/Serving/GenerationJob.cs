@@ -25,4 +25,9 @@ public sealed class GenerationJob(IReadOnlyList<int> prompt, GenerationOptions o
 
     /// <summary>Seconds since the request arrived.</summary>
     public double Age => Stopwatch.GetElapsedTime(Arrived).TotalSeconds;
+
+    /// <summary>When the engine gave the request a row (a <see cref="Stopwatch"/> timestamp); null while it is queued.</summary>
+    public long? Admitted { get; private set; }
+
+    internal void MarkAdmitted() => Admitted = Stopwatch.GetTimestamp();
 }
