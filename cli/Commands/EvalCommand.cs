@@ -28,7 +28,6 @@ public static class EvalCommand
             var data = DatasetReader.Read(p.GetValue(dataset)!, p.GetValue(maxRecords) is > 0 and var m ? m : int.MaxValue);
             var progress = Cli.Progress("eval");
             var result = Perplexity.Evaluate(model, data, p.GetValue(maxTokens), new Progress<int>(n => progress.Report($"{n}/{data.Records.Count} records")));
-            PerplexityResult? baseResult = null;
             AgreementResult? agreement = null;
             DivergenceResult? divergence = null;
             if (p.GetValue(baseline) is string baseDir)
@@ -36,7 +35,6 @@ public static class EvalCommand
                 using var baseModel = Model.Load(baseDir);
                 if (baseModel.Tokenizer.Fingerprint() != model.Tokenizer.Fingerprint())
                     throw SioException.InFile(baseDir, "the baseline's vocabulary differs from the model's; agreement needs the same token ids");
-                baseResult = Perplexity.Evaluate(baseModel, data, p.GetValue(maxTokens));
                 divergence = Divergence.Compare(model, baseModel, data, p.GetValue(maxTokens), new Progress<int>(n => progress.Report($"KL divergence {n}/{data.Records.Count} records")));
                 progress.Report("greedy agreement");
                 agreement = GreedyAgreement.Compare(model, baseModel, data, p.GetValue(prompts), p.GetValue(agreementTokens));
@@ -52,17 +50,17 @@ public static class EvalCommand
                     perplexity = result.Perplexity,
                     skipped = result.Skipped,
                     dataset_sha256 = data.Sha256,
-                    baseline = baseResult is null ? null : new
+                    baseline = divergence is null ? null : new
                     {
                         model = Path.GetFullPath(p.GetValue(baseline)!),
-                        perplexity = baseResult.Perplexity,
-                        perplexity_increase = result.Perplexity - baseResult.Perplexity,
+                        perplexity = divergence.ReferencePerplexity, // the baseline's own, on the same tokens, from the same pass
+                        perplexity_increase = result.Perplexity - divergence.ReferencePerplexity,
                         token_agreement = agreement!.TokenAgreement,
                         exact_match = agreement.ExactMatch,
                         agreement_prompts = agreement.Prompts,
                         agreement_tokens = agreement.TokensPerPrompt,
                         agreement_empty_both = agreement.EmptyBoth,
-                        kld_mean = divergence!.MeanKld,
+                        kld_mean = divergence.MeanKld,
                         kld_p99 = divergence.P99Kld,
                         kld_max = divergence.MaxKld,
                         same_top_token = divergence.SameTopToken,
@@ -72,10 +70,10 @@ public static class EvalCommand
             else
             {
                 output.WriteLine($"perplexity {result.Perplexity:F4} (mean NLL {result.MeanNll:F5}) over {result.TokensScored} tokens in {result.Records} records{(result.Skipped > 0 ? $", {result.Skipped} skipped" : "")}");
-                if (baseResult is not null)
+                if (divergence is not null)
                 {
-                    output.WriteLine($"KL divergence from the baseline: mean {divergence!.MeanKld:G4}, p99 {divergence.P99Kld:G4}, max {divergence.MaxKld:G4} nats per token; same top token {divergence.SameTopToken:P2} over {divergence.Tokens} tokens");
-                    output.WriteLine($"baseline perplexity {baseResult.Perplexity:F4} (+{result.Perplexity - baseResult.Perplexity:F4}); greedy token agreement {agreement!.TokenAgreement:P1}, identical continuations {agreement.ExactMatch:P0} over {agreement.Prompts} prompts × {agreement.TokensPerPrompt} tokens{(agreement.EmptyBoth > 0 ? $" ({agreement.EmptyBoth} prompts both models ended at once left out)" : "")}");
+                    output.WriteLine($"KL divergence from the baseline: mean {divergence.MeanKld:G4}, p99 {divergence.P99Kld:G4}, max {divergence.MaxKld:G4} nats per token; same top token {divergence.SameTopToken:P2} over {divergence.Tokens} tokens");
+                    output.WriteLine($"baseline perplexity {divergence.ReferencePerplexity:F4} (+{result.Perplexity - divergence.ReferencePerplexity:F4}); greedy token agreement {agreement!.TokenAgreement:P1}, identical continuations {agreement.ExactMatch:P0} over {agreement.Prompts} prompts × {agreement.TokensPerPrompt} tokens{(agreement.EmptyBoth > 0 ? $" ({agreement.EmptyBoth} prompts both models ended at once left out)" : "")}");
                 }
             }
             return 0;

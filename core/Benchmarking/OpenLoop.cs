@@ -22,27 +22,20 @@ public static class OpenLoop
         var errors = new ConcurrentBag<string>();
         int done = 0;
         void Report() => progress?.Report($"{rate:0.###} requests/s: {Interlocked.Increment(ref done)}/{config.Requests} requests");
-        Func<int, long, Task> send;
         using var http = config.Endpoint is null ? null : LoadBenchmark.HttpClientFor(config);
         using var engine = config.Endpoint is null
             ? new InferenceEngine(model, new ServeOptions { MaxConcurrent = config.MaxBatch, QueueCapacity = config.Requests, Speculative = config.Speculative })
             : null;
-        if (http is not null)
+        var texts = http is null ? null : LoadBenchmark.PromptTexts(model, prompts);
+        async Task Send(int n, long arrived)
         {
-            var texts = LoadBenchmark.PromptTexts(model, prompts);
-            send = async (n, arrived) =>
-            {
-                var (t, e) = await LoadBenchmark.StreamAsync(http, texts[n % texts.Length], prompts[n % prompts.Count].Count, config, arrived);
-                if (t is not null) timings.Add(t); else errors.Add(e!);
-                Report();
-            };
-        }
-        else send = async (n, arrived) =>
-        {
-            var (t, e) = await InProcessAsync(engine!, prompts[n % prompts.Count], config, arrived);
+            var prompt = prompts[n % prompts.Count];
+            var (t, e) = http is not null
+                ? await LoadBenchmark.StreamAsync(http, texts![n % texts.Length], prompt.Count, config, arrived)
+                : await InProcessAsync(engine!, prompt, config, arrived);
             if (t is not null) timings.Add(t); else errors.Add(e!);
             Report();
-        };
+        }
 
         var start = Stopwatch.GetTimestamp();
         var inFlight = new List<Task>();
@@ -52,7 +45,7 @@ public static class OpenLoop
             if (wait > 0) Thread.Sleep(TimeSpan.FromSeconds(wait));
             long arrived = start + (long)(schedule[n] * Stopwatch.Frequency);
             int i = n;
-            inFlight.Add(Task.Run(() => send(i, arrived)));
+            inFlight.Add(Task.Run(() => Send(i, arrived)));
         }
         Task.WaitAll([.. inFlight]);
         return (timings.ToList(), errors.ToList(), Stopwatch.GetElapsedTime(start).TotalSeconds);

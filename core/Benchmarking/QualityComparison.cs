@@ -21,16 +21,17 @@ public static class QualityComparison
         var refs = prompts.Records.Where(r => r.IsPromptResponse && !string.IsNullOrEmpty(r.Response)).ToList();
         double? ppl = null, basePpl = null;
         DivergenceResult? divergence = null;
-        if (refs.Count > 0)
+        // the distributions on the reference responses, or, for a dataset of plain texts, on the texts themselves
+        var compared = refs.Count > 0 ? refs : prompts.Records.Where(r => !r.IsPromptResponse && !string.IsNullOrEmpty(r.Text)).Take(maxPrompts).ToList();
+        if (compared.Count > 0 && model.Tokenizer.Fingerprint() == baseline.Tokenizer.Fingerprint() && model.Config.VocabSize == baseline.Config.VocabSize)
+            divergence = Divergence.Compare(model, baseline, new Dataset("quality", compared, 0, ""), maxTokensPerRecord: refs.Count > 0 ? 0 : 256);
+        if (refs.Count > 0 && divergence is not null) (ppl, basePpl) = (divergence.Perplexity, divergence.ReferencePerplexity); // both, from the same pass
+        else if (refs.Count > 0)
         {
             var ds = new Dataset("references", refs, 0, "");
             ppl = Perplexity.Evaluate(model, ds).Perplexity;
             basePpl = Perplexity.Evaluate(baseline, ds).Perplexity;
         }
-        // the distributions on the reference responses, or, for a dataset of plain texts, on the texts themselves
-        var compared = refs.Count > 0 ? refs : prompts.Records.Where(r => !r.IsPromptResponse && !string.IsNullOrEmpty(r.Text)).Take(maxPrompts).ToList();
-        if (compared.Count > 0 && model.Tokenizer.Fingerprint() == baseline.Tokenizer.Fingerprint() && model.Config.VocabSize == baseline.Config.VocabSize)
-            divergence = Divergence.Compare(model, baseline, new Dataset("quality", compared, 0, ""), maxTokensPerRecord: refs.Count > 0 ? 0 : 256);
         var options = new GenerationOptions { MaxTokens = maxNewTokens };
         long positions = 0, matches = 0;
         int same = 0, n = 0, empty = 0;

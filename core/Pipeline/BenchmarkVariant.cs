@@ -36,14 +36,14 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
             return JsonSerializer.Deserialize<VariantMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
         var folder = await artifacts.MaterializeAsync(input.Model.Key);
         var reference = input.Reference is { } r && r.Key != input.Model.Key ? await artifacts.MaterializeAsync(r.Key) : null;
-        var dataFile = await artifacts.ArtifactFileAsync(input.Dataset.EvaluationKey);
+        var data = DatasetReader.Read(await artifacts.ArtifactFileAsync(input.Dataset.EvaluationKey));
         await MeasurementLock.WaitAsync(); // building a datastore is heavy work too: never beside a measurement
         VariantMeasurement m;
         try
         {
             if (DrafterSpec.Parse(input.Drafter) is { Kind: DrafterKind.Datastore, Path: null }) input = input with { Drafter = await DatastoreAsync(input.Model, folder, input.Dataset) };
-            m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, dataFile, instance) with { Drafter = input.Drafter };
-            m = m with { FromBaseline = await FromBaselineAsync(input, folder, dataFile, reference) };
+            m = Measure(input with { Drafter = await artifacts.LocalDrafterAsync(input.Drafter) }, folder, data, instance) with { Drafter = input.Drafter };
+            m = m with { FromBaseline = await FromBaselineAsync(input, folder, data, reference) };
         }
         finally { MeasurementLock.Release(); }
         await artifacts.Store.PutTextAsync(Containers.Artifacts, name, JsonSerializer.Serialize(m, OptimizationRequest.Json));
@@ -70,10 +70,9 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
         return new DrafterSpec(DrafterKind.Datastore, $"{Containers.Artifacts}/{name}").ToString();
     }
 
-    VariantMeasurement Measure(BenchmarkInput input, string folder, string dataFile, Instance instance)
+    VariantMeasurement Measure(BenchmarkInput input, string folder, Dataset data, Instance instance)
     {
         var s = input.Settings;
-        var data = DatasetReader.Read(dataFile);
         var speculative = new SpeculativeOptions { Drafter = input.Drafter };
         var modelOptions = artifacts.Options.ModelOptions;
         using var model = Model.Load(folder, modelOptions.ForDrafter(speculative));
@@ -99,14 +98,13 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     /// <summary>KL divergence and same-top-token rate from the baseline on the first evaluation records, stored per model,
     /// baseline and dataset (a speculative variant serves the weights of the variant before it: computed once). A variant
     /// that serves the baseline's own weights (a drafter alone) is 0 and 1 by construction, without a pass.</summary>
-    async Task<BaselineDivergence?> FromBaselineAsync(BenchmarkInput input, string folder, string dataFile, string? referenceFolder)
+    async Task<BaselineDivergence?> FromBaselineAsync(BenchmarkInput input, string folder, Dataset data, string? referenceFolder)
     {
         if (input.Reference is null) return null;
         if (referenceFolder is null) return new BaselineDivergence(0, 0, 1, 0);
         var records = Math.Min(DivergenceRecords, input.Settings.PerplexityRecords);
         var name = $"{ArtifactRepository.MeasurementsPrefix}/{ContentAddress.Of("divergence/1", input.Model.Key, input.Reference.Key, input.Dataset.Sha256, records)}.json";
         if (await artifacts.Store.GetTextAsync(Containers.Artifacts, name) is { } cached) return JsonSerializer.Deserialize<BaselineDivergence>(cached, OptimizationRequest.Json);
-        var data = DatasetReader.Read(dataFile);
         var options = artifacts.Options.ModelOptions;
         using var model = Model.Load(folder, options);
         using var reference = Model.Load(referenceFolder, options);

@@ -13,8 +13,6 @@ sealed class RunLog(TaskOrchestrationContext context, int steps)
     readonly List<RunEvent> _events = [];
     (int Number, string Name, DateTime Since) _current = (0, "", context.CurrentUtcDateTime);
 
-    public int Steps => steps;
-
     /// <summary>Enters step <paramref name="number"/> (ending the one before) or, for the same step, updates its detail.</summary>
     public void Step(string name, int number, string? detail = null)
     {
