@@ -18,6 +18,7 @@ public static class SioCommand
         BenchmarkCommand.Create(),
         ServeCommand.Create(),
         OptimizeCommand.Create(),
+        RecommendCommand.Create(),
         UpCommand.Create(),
         BenchCommand.Create(),
     };

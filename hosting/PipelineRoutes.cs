@@ -28,6 +28,10 @@ sealed class PipelineRoutes(HostServices host)
     public Task Models(HttpContext c) => Run(c, api => api.ModelsAsync(c.RequestAborted));
     public Task Import(HttpContext c) => Run(c, api => api.ImportAsync(c.Request.Body, c.RequestAborted));
     public Task Deployments(HttpContext c) => Run(c, api => api.DeploymentsAsync(c.RequestAborted));
+    public Task Recommend(HttpContext c) => Run(c, api => api.Recommendations.StartAsync(c.Request.Body, BaseUrl(c), c.RequestAborted));
+    public Task Recommendations(HttpContext c) => Run(c, api => api.Recommendations.ListAsync(BaseUrl(c), c.RequestAborted));
+    public Task Recommendation(HttpContext c) => Run(c, api => api.Recommendations.StatusAsync(Id(c), BaseUrl(c), c.RequestAborted));
+    public Task CancelRecommendation(HttpContext c) => Run(c, api => api.Recommendations.CancelAsync(Id(c), c.RequestAborted));
     public static Task Instances(HttpContext c) => ApiResults.Write(c, OptimizationApi.Instances());
 
     public Task Upload(HttpContext c)

@@ -78,7 +78,11 @@ public sealed record LevelResult(int Concurrency, int Requests, int Errors, doub
     int Runs = 1, double? OutputTokensPerSecondCi95 = null, double? GoodputCi95 = null, Percentiles? QueueMs = null);
 
 /// <summary>The prompts a sweep uses, and how many dataset rows could not be used.</summary>
-public sealed record BenchmarkPrompts(IReadOnlyList<List<int>> Prompts, IReadOnlyList<DatasetRecord> Records, int SkippedRows, int OutOfRange);
+public sealed record BenchmarkPrompts(IReadOnlyList<List<int>> Prompts, IReadOnlyList<DatasetRecord> Records, int SkippedRows, int OutOfRange)
+{
+    /// <summary>The answer length each prompt asks for (closed loop in-process); null: every request asks for the config's MaxNewTokens.</summary>
+    public IReadOnlyList<int>? AnswerTokens { get; init; }
+}
 
 /// <summary>
 /// A closed-loop load sweep in-process against the generation engine: at each concurrency level,
@@ -117,15 +121,16 @@ public static class LoadBenchmark
         {
             var runs = new List<(List<RequestTiming> Timings, List<string> Errors, double Wall)>();
             for (int run = 0; run < config.Runs; run++)
-                runs.Add(rate is double r ? OpenLoop.Run(model, prompts.Prompts, config, r, config.Seed + run, progress) : RunLevel(model, prompts.Prompts, config, c, progress));
+                runs.Add(rate is double r ? OpenLoop.Run(model, prompts.Prompts, config, r, config.Seed + run, progress) : RunLevel(model, prompts, config, c, progress));
             results.Add(Summarize(c, runs, instance, discount, config.Slo, rate));
         }
         return results;
     }
 
-    static (List<RequestTiming>, List<string>, double) RunLevel(Model model, IReadOnlyList<List<int>> prompts, LoadBenchmarkConfig config, int concurrency,
+    static (List<RequestTiming>, List<string>, double) RunLevel(Model model, BenchmarkPrompts all, LoadBenchmarkConfig config, int concurrency,
         IProgress<string>? progress)
     {
+        var prompts = all.Prompts;
         if (config.Endpoint is not null) return HttpLevel(model, prompts, config, concurrency, progress);
         var timings = new ConcurrentBag<RequestTiming>();
         var errors = new ConcurrentBag<string>();
@@ -152,12 +157,13 @@ public static class LoadBenchmark
                 int n = Interlocked.Increment(ref next);
                 if (!More(n)) break;
                 var prompt = prompts[n % prompts.Count];
+                var asked = all.AnswerTokens is { } answers ? options with { MaxTokens = answers[n % answers.Count] } : options;
                 var itl = new List<double>();
                 var clock = Stopwatch.StartNew();
                 double ttft = -1, last = 0;
                 try
                 {
-                    var r = TextGeneration.Generate(model, prompt, options, (id, _) =>
+                    var r = TextGeneration.Generate(model, prompt, asked, (id, _) =>
                     {
                         if (id < 0) return; // the flush of held-back bytes is not a token
                         double now = clock.Elapsed.TotalMilliseconds;

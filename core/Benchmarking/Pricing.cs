@@ -4,7 +4,10 @@ using System.Text.Json;
 namespace Sio.Benchmarking;
 
 /// <summary>An instance a deployment could run on, with its price and where the price came from.</summary>
-public sealed record Instance(string Name, string Kind, double PricePerHour, string Currency, string Source, string AsOf, string? Notes);
+/// <param name="Vcpus">Virtual CPUs (null where the offer does not fix them).</param>
+/// <param name="Accelerator">The GPU, or null for a CPU-only instance.</param>
+public sealed record Instance(string Name, string Kind, double PricePerHour, string Currency, string Source, string AsOf, string? Notes,
+    int? Vcpus = null, string? Accelerator = null);
 
 /// <summary>
 /// The blended price as the reference product defines it: total throughput = (1 / p50 ITL) ×

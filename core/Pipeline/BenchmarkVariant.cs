@@ -15,7 +15,7 @@ namespace Sio.Pipeline;
 public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivity<BenchmarkInput, VariantMeasurement>
 {
     // One measurement at a time on this machine: concurrent benchmarks would measure each other.
-    static readonly SemaphoreSlim MeasurementLock = new(1, 1);
+    internal static readonly SemaphoreSlim MeasurementLock = new(1, 1);
 
     /// <summary>Prompts checked for exact speculative output per measurement.</summary>
     public const int ExactnessPrompts = 8;
@@ -54,7 +54,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
     /// The pipeline's retrieval drafter: a self-distilled datastore (the calibration records plus the model's own greedy
     /// continuations of their openings), built once per model and dataset, stored as artifacts/datastores/KEY.jsonl.
     /// </summary>
-    async Task<string> DatastoreAsync(ModelArtifact model, string folder, StagedDataset dataset)
+    internal async Task<string> DatastoreAsync(ModelArtifact model, string folder, StagedDataset dataset)
     {
         var name = $"datastores/{ContentAddress.Of("datastore/1", model.Key, dataset.Sha256)}.jsonl";
         await artifacts.Locked(name, async () =>
@@ -116,7 +116,7 @@ public sealed class BenchmarkVariant(ArtifactRepository artifacts) : TaskActivit
 
     /// <summary>The deployment's promise, checked on the user's own prompts: greedy decoding with the drafter gives the
     /// tokens plain greedy decoding gives.</summary>
-    static (int?, int?) ExactOutputs(Model model, IReadOnlyList<List<int>> prompts, SpeculativeOptions spec, int maxNewTokens)
+    internal static (int?, int?) ExactOutputs(Model model, IReadOnlyList<List<int>> prompts, SpeculativeOptions spec, int maxNewTokens)
     {
         var opts = new GenerationOptions { MaxTokens = maxNewTokens, IgnoreModelStopTokens = true };
         int checkedCount = 0, same = 0;

@@ -18,7 +18,7 @@ public sealed record BenchmarkInput(string Variant, ModelArtifact Model, string 
 /// <summary>One variant measured: throughput and latency per concurrency level, price and quality.</summary>
 public sealed record VariantMeasurement(string Variant, ModelArtifact Model, string Drafter, IReadOnlyList<LevelMeasurement> Levels,
     double Perplexity, double? AcceptanceRate, double? MeanAcceptedLength, string Instance, double PricePerHour, bool Reused,
-    int? ExactChecked = null, int? ExactOutputs = null, string? Worker = null, BaselineDivergence? FromBaseline = null)
+    int? ExactChecked = null, int? ExactOutputs = null, string? Worker = null, BaselineDivergence? FromBaseline = null, ServingSettings? Serving = null)
 {
     /// <summary>The worker process that measured it (host/pid): with several workers on one task hub, the fan-out is spread over them.</summary>
     public static string ThisWorker => $"{Environment.MachineName}/{Environment.ProcessId}";
@@ -29,6 +29,10 @@ public sealed record VariantMeasurement(string Variant, ModelArtifact Model, str
     public double CheapestPricePerMillionTokens => Levels.Where(l => double.IsFinite(l.BlendedPricePerMillionTokens) && l.BlendedPricePerMillionTokens > 0)
         .Select(l => l.BlendedPricePerMillionTokens).DefaultIfEmpty(double.PositiveInfinity).Min();
 }
+
+/// <summary>Serving settings a measured configuration was measured with (a recommendation's entries): the engine, the
+/// concurrency limit and a fixed draft length; null fields keep the server's own settings.</summary>
+public sealed record ServingSettings(string? Engine = null, int? MaxConcurrent = null, int? DraftTokens = null);
 
 /// <summary>A variant's next-token distributions against the baseline's on the evaluation records (llama.cpp's KLD statistics).</summary>
 public sealed record BaselineDivergence(double MeanKld, double P99Kld, double SameTopToken, long Tokens);

@@ -26,6 +26,9 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
     IObjectStore Store => artifacts.Store;
     PipelineOptions Options => artifacts.Options;
 
+    /// <summary>The recommendation jobs on the same task hub and store.</summary>
+    public Recommendation.RecommendationApi Recommendations => new(client, artifacts);
+
     public async Task<ApiResult> StartAsync(Stream body, string baseUrl, CancellationToken ct = default)
     {
         OptimizationRequest? request;

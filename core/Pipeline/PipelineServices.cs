@@ -16,6 +16,9 @@ public static class PipelineServices
         services.AddSingleton<BenchmarkVariant>();
         services.AddSingleton<PublishResult>();
         services.AddSingleton<RaiseDeployment>();
+        services.AddSingleton<Recommendation.ScoreQuality>();
+        services.AddSingleton<Recommendation.MeasureCandidate>();
+        services.AddSingleton<Recommendation.PublishRecommendation>();
         return services;
     }
 }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Sio.Artifacts;
 using Sio.Hosting;
 using Sio.Pipeline;
+using Sio.Recommendation;
 
 namespace Sio.Functions;
 
@@ -75,4 +76,12 @@ public sealed class OptimizerFunctions(IServiceProvider services, RouteDispatche
     [Function(nameof(BenchmarkVariant))] public Task<VariantMeasurement> Benchmark([ActivityTrigger] BenchmarkInput input) => Step<BenchmarkVariant>().RunAsync(input);
     [Function(nameof(PublishResult))] public Task<Published> Publish([ActivityTrigger] PublishInput input) => Step<PublishResult>().RunAsync(input);
     [Function(nameof(RaiseDeployment))] public Task<bool> RaiseDeployment([ActivityTrigger] string manifest) => Step<RaiseDeployment>().RunAsync(manifest);
+
+    [Function(nameof(RecommendConfigurations))]
+    public static Task<RecommendationResult> Recommend([OrchestrationTrigger] TaskOrchestrationContext context) =>
+        new RecommendConfigurations().RunAsync(context, context.GetInput<RecommendationRequest>()!);
+
+    [Function(nameof(ScoreQuality))] public Task<QualityScore> Score([ActivityTrigger] ScoreInput input) => Step<ScoreQuality>().RunAsync(input);
+    [Function(nameof(MeasureCandidate))] public Task<CandidateMeasurement> Measure([ActivityTrigger] MeasureInput input) => Step<MeasureCandidate>().RunAsync(input);
+    [Function(nameof(PublishRecommendation))] public Task<PublishedRecommendation> PublishRecommendation([ActivityTrigger] PublishRecommendationInput input) => Step<PublishRecommendation>().RunAsync(input);
 }
