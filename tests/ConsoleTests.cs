@@ -208,8 +208,35 @@ public class ConsoleTests
         await Expect(page.Locator("#chart-m-requests polyline.series")).ToHaveCountAsync(2);
         await Views(page, shots, "metrics");
 
+        // Recommend: an impossible objective is explained; then a small search, its ranked entries, the Pareto chart, and one deployed.
+        await page.GetByRole(AriaRole.Link, new() { Name = "Recommend" }).ClickAsync();
+        await page.GetByLabel("Model to search for").SelectOptionAsync(storiesOption!);
+        await page.GetByLabel("Dataset (quality is measured on it").SelectOptionAsync("uploads/data/tinystories.jsonl");
+        await page.GetByLabel("Answer tokens").FillAsync("16");
+        await page.GetByLabel("Quantizations searched").FillAsync("none,rtn-int8");
+        await page.GetByLabel("Speculation searched").FillAsync("none");
+        await page.GetByLabel("Engines searched").FillAsync("onnx");
+        await page.GetByLabel("Concurrency limits").FillAsync("1,2");
+        await page.GetByLabel("Budget (e.g. 30m, 1h)").FillAsync("2m");
+        await page.GetByLabel("Latency objectives at p99").FillAsync("ttft=2s,e2e=1s");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Start recommendation" }).ClickAsync();
+        await Expect(page.Locator("#rec-errors")).ToContainTextAsync("slo: ttft 2000 ms is not below e2e 1000 ms");
+        await page.GetByLabel("Latency objectives at p99").FillAsync("ttft=20s");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Start recommendation" }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("#recommendation/rec-"));
+        await Expect(page.Locator("#rec-summary")).ToContainTextAsync("entries for throughput", new() { Timeout = 180_000 });
+        Assert.True(await page.Locator("#rec-ranked tbody tr").CountAsync() >= 1);
+        await Expect(page.Locator("#rec-ranked tbody tr").First.Locator("td").Nth(4)).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d ± \d+\.\d$"));
+        Assert.True(await page.Locator("#chart-pareto polyline.series").CountAsync() >= 2); // a candidate's curve and the front
+        await Expect(page.Locator("#rec-discarded li").First).ToBeVisibleAsync();
+        await Views(page, shots, "recommendation");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Deploy entry 1" }).ClickAsync();
+        await Expect(page).ToHaveURLAsync(root + "#deployments");
+        await Expect(page.Locator("article.deployment .badge.live")).ToHaveCountAsync(1);
+        await Expect(page.Locator("#deployment-current")).ToContainTextAsync("/c", new() { Timeout = 60_000 });
+
         // The other views at both widths.
-        foreach (var view in new[] { "models", "optimize", "runs" })
+        foreach (var view in new[] { "models", "optimize", "recommend", "runs" })
         {
             await page.GotoAsync(root + "#" + view);
             await Views(page, shots, view);

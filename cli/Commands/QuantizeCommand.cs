@@ -28,11 +28,14 @@ public static class QuantizeCommand
         var exclude = new Option<string?>("--exclude") { Description = "Comma-separated node or weight names kept in float32 ('*' wildcards)." };
         var lmHead = new Option<string>("--lm-head") { Description = "Classifier precision: fp32, int8 or int4 (int8 is fast only with --accuracy-level 4: at level 0 ONNX Runtime's 8-bit kernel is several times slower than fp32).", DefaultValueFactory = _ => Defaults.LmHead };
         var embedding = new Option<string>("--embedding") { Description = "Token embedding precision: fp32, int8 or int4 (GatherBlockQuantized; saves memory, not decode time).", DefaultValueFactory = _ => Defaults.Embedding };
+        var eightBit = new Option<string?>("--eight-bit") { Description = "With 4 bits: comma-separated node or weight names raised to 8 bits ('*' wildcards; e.g. '*layers.0/*' for decoder layer 0)." };
+        var mixedKld = new Option<double?>("--mixed-kld") { Description = "Mixed precision: choose 4 or 8 bits (or float) per decoder layer so that the mean KL divergence from this float model on --eval stays within this budget (nats per token) at the smallest size; writes mixed-precision.json beside the model." };
+        var eval = new Option<string?>("--eval") { Description = "With --mixed-kld: the data the KL divergence is measured on (JSONL or text; the first 8 records, up to 256 tokens each; not your calibration data)." };
         var output = new Option<string>("--out") { Description = "The quantized model folder to write.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the quantization report as JSON." };
         var cmd = new Command("quantize", "Int4 (or int8) weight quantization (AWQ or RTN) into ONNX Runtime MatMulNBits, with a quantization-report.json.")
         {
-            dir, method, bits, group, symmetric, bf16Scales, calibration, samples, seqLen, searchRows, duo, rounding, refine, biasCorrection, accuracy, exclude, lmHead, embedding, output, json,
+            dir, method, bits, group, symmetric, bf16Scales, calibration, samples, seqLen, searchRows, duo, rounding, refine, biasCorrection, accuracy, exclude, lmHead, embedding, eightBit, mixedKld, eval, output, json,
         };
         cmd.SetAction(p =>
         {
@@ -43,7 +46,10 @@ public static class QuantizeCommand
                 SearchRows = p.GetValue(searchRows), DuoScaling = p.GetValue(duo), Rounding = p.GetValue(rounding)!, Refine = p.GetValue(refine),
                 BiasCorrection = p.GetValue(biasCorrection), AccuracyLevel = p.GetValue(accuracy), LmHead = p.GetValue(lmHead)!, Embedding = p.GetValue(embedding)!,
                 Exclude = (p.GetValue(exclude) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                EightBit = (p.GetValue(eightBit) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             };
+            if (p.GetValue(mixedKld) is double budget) return Mixed(p, config, budget, p.GetValue(eval), p.GetValue(output)!, p.GetValue(json));
+            if (p.GetValue(eval) is not null) throw new SioException("--eval is the data of a mixed-precision search; give --mixed-kld with it");
             var report = Quantizer.Run(p.GetValue(dir)!, p.GetValue(output)!, config, Cli.Progress("quantize"));
             Cli.EndProgress();
             var o = p.InvocationConfiguration.Output;
@@ -54,5 +60,20 @@ public static class QuantizeCommand
             return 0;
         });
         return cmd;
+    }
+
+    static int Mixed(ParseResult p, QuantizationConfig config, double budget, string? eval, string output, bool json)
+    {
+        if (eval is null) throw new SioException("--mixed-kld needs --eval FILE: the data the KL divergence is measured on");
+        var data = Evaluation.DatasetReader.Read(eval);
+        data = data with { Records = data.Records.Take(8).ToList() };
+        var r = MixedPrecision.Search(p.GetValue<string>("model")!, output, config, data, budget, progress: Cli.Progress("mixed precision"));
+        Cli.EndProgress();
+        var o = p.InvocationConfiguration.Output;
+        if (json) { Cli.WriteJson(o, r); return 0; }
+        o.WriteLine($"mixed precision within KLD {budget}: {r.Layers.Count(l => l.Bits == 4)} layers at 4 bits, {r.Layers.Count(l => l.Bits == 8)} at 8, {r.Layers.Count(l => l.Bits == 32)} float");
+        o.WriteLine($"  all 4-bit: KLD {r.KldAll4:G3}, {r.BytesAll4 / 1e6:F2} MB; all 8-bit: KLD {r.KldAll8:G3}, {r.BytesAll8 / 1e6:F2} MB; chosen: KLD {r.Kld:G3}, {r.Bytes / 1e6:F2} MB ({r.Builds} builds, {r.Seconds:F0} s)");
+        o.WriteLine($"  → {Path.GetFullPath(output)}");
+        return 0;
     }
 }

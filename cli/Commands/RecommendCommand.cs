@@ -104,7 +104,7 @@ public static class RecommendCommand
             {
                 foreach (var d in (s.Done ?? []).Skip(printed)) err.WriteLine($"[{d.Number}/{s.Steps}] {d.Step}: done in {d.Seconds:0.0} s");
                 printed = Math.Max(printed, s.Done?.Count ?? 0);
-                foreach (var e in (s.Events ?? []).Skip(events).Where(e => e.Message.StartsWith("built ") || e.Message.StartsWith("screened ") || e.Message.StartsWith("measured ")))
+                foreach (var e in (s.Events ?? []).Skip(events).Where(e => e.Message.StartsWith("built ") || e.Message.StartsWith("could not build ") || e.Message.StartsWith("screened ") || e.Message.StartsWith("measured ")))
                     err.WriteLine($"  {e.Message}");
                 events = Math.Max(events, s.Events?.Count ?? 0);
                 if (s.Step != "done" && $"{s.Step}{s.Detail}" != last) err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}…");

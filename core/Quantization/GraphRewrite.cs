@@ -86,7 +86,7 @@ sealed class GraphRewrite
     void WriteLinear(LinearLayer l)
     {
         bool head8 = l == _lmHead8;
-        var bq = head8 ? new BlockQuantizer(8, _config.GroupSize, _config.Symmetric) : _q;
+        var bq = head8 || _config.BitsOf(l) != _q.Bits ? new BlockQuantizer(head8 ? 8 : _config.BitsOf(l), _config.GroupSize, _config.Symmetric) : _q;
         var w = _plan.FinalNK(l);
         var rows = head8 ? null : _plan.InputRows(l);
         var rounded = _rounding.Round(l, w, rows, bq, () => _plan.InputMean(l)!);
@@ -96,7 +96,7 @@ sealed class GraphRewrite
         if (head8) { LmHead = new("int8", before, rounded.Packed.Bytes); return; } // the int8 classifier needs no error report
         Fp32Bytes += before;
         QuantizedBytes += rounded.Packed.Bytes;
-        if (l == _plan.Graph.LmHead) LmHead = new($"int{_config.Bits}", before, rounded.Packed.Bytes);
+        if (l == _plan.Graph.LmHead) LmHead = new($"int{_config.BitsOf(l)}", before, rounded.Packed.Bytes);
         Layers.Add(Report(l, w, rows, rounded));
     }
 
@@ -219,7 +219,7 @@ sealed class GraphRewrite
         if (_biased.Contains(name)) inputs.AddRange(_config.Symmetric ? ["", "", name + "_bias"] : ["", name + "_bias"]);
         string[] names = fused is null ? n.Output.ToArray() : [name + "/fused"];
         _g.Node("MatMulNBits", inputs.ToArray(), fused is null ? n.Name + "NBits" : name + "/NBits", "com.microsoft", outputNames: names,
-            attributes: [Attr("K", (long)l.K), Attr("N", outputs), Attr("bits", l == _lmHead8 ? 8L : _config.Bits), Attr("block_size", (long)_config.GroupSize),
+            attributes: [Attr("K", (long)l.K), Attr("N", outputs), Attr("bits", l == _lmHead8 ? 8L : _config.BitsOf(l)), Attr("block_size", (long)_config.GroupSize),
                 Attr("accuracy_level", (long)_config.AccuracyLevel)]);
         if (fused is null) return;
         var sizes = _g.Vector(name + "/split_sizes", fused.Layers.Select(f => (long)f.N).ToArray());
@@ -240,7 +240,7 @@ sealed class GraphRewrite
     /// with its own weight and a single output.</summary>
     List<LinearGroup> FusedGroups() =>
         _plan.Graph.Groups.Where(gr => gr.Layers.Count > 1
-            && gr.Layers.All(l => _quantized.ContainsKey(l.Weight) && l != _lmHead8 && l.Node.Output.Count == 1)
+            && gr.Layers.All(l => _quantized.ContainsKey(l.Weight) && l != _lmHead8 && l.Node.Output.Count == 1 && _config.BitsOf(l) == _config.BitsOf(gr.Layers[0]))
             && gr.Layers.Select(l => l.Weight).Distinct().Count() == gr.Layers.Count).ToList();
 
     static string FusedName(LinearGroup group) => group.Layers[0].Weight + "_fused";

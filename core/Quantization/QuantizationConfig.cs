@@ -29,6 +29,9 @@ public sealed record QuantizationConfig
     public int AccuracyLevel { get; init; }
     /// <summary>Node or weight names to keep in float32; '*' matches any run of characters.</summary>
     public IReadOnlyList<string> Exclude { get; init; } = [];
+    /// <summary>With 4 bits: node or weight names quantized to 8 bits instead (mixed precision, e.g. one decoder layer's
+    /// linears, "/model/layers.3/*"); linears that share an input take one precision. '*' matches any run of characters.</summary>
+    public IReadOnlyList<string> EightBit { get; init; } = [];
     /// <summary>The classifier (lm_head): fp32 (default: it dominates quality at small sizes), int8 or int4.</summary>
     public string LmHead { get; init; } = "fp32";
     /// <summary>The token embedding: fp32 (default), int8 or int4 (GatherBlockQuantized).</summary>
@@ -68,6 +71,7 @@ public sealed record QuantizationConfig
     {
         if (Method is not ("awq" or "rtn")) throw new SioException($"--method must be awq or rtn, got {Method}");
         if (Bits is not (4 or 8)) throw new SioException($"--bits must be 4 or 8, got {Bits}");
+        if (Bits == 8 && EightBit.Count > 0) throw new SioException("--eight-bit names linears to raise from 4 to 8 bits; with --bits 8 every linear already has 8");
         if (Bits == 8 && LmHead == "int4") throw new SioException("--lm-head int4 with --bits 8 would make the classifier the least precise layer; use int8 or fp32");
         if (GroupSize is not (16 or 32 or 64 or 128 or 256)) throw new SioException($"--group-size must be 16, 32, 64, 128 or 256, got {GroupSize}");
         if (AccuracyLevel is not (0 or 1 or 2 or 3 or 4)) throw new SioException($"--accuracy-level must be 0..4, got {AccuracyLevel}");
@@ -85,6 +89,9 @@ public sealed record QuantizationConfig
     public string ContentKey() => System.Text.Json.JsonSerializer.Serialize(this with { Calibration = null });
 
     public bool IsExcluded(string name) => Exclude.Any(p => Glob(p, name));
+
+    /// <summary>The bits a linear is quantized to: 8 where <see cref="EightBit"/> names it, else <see cref="Bits"/>.</summary>
+    public int BitsOf(LinearLayer l) => EightBit.Any(p => Glob(p, l.Name) || Glob(p, l.Weight)) ? 8 : Bits;
 
     static bool Glob(string pattern, string text)
     {

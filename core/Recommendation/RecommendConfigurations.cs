@@ -4,13 +4,13 @@ using Sio.Pipeline;
 namespace Sio.Recommendation;
 
 /// <summary>
-/// The recommendation job: validate → import → build each quantization of the search space (cheapest first, every model
-/// content-addressed and reused) → screen every candidate cheaply (quality against the float model, then one request at
-/// a time) → prune (quality budget, engines that cannot run a graph, candidates beaten at batch 1 on both quality and
+/// The recommendation job: validate → import → search: build each quantization of the search space (cheapest first, every
+/// model content-addressed and reused) and screen its candidates cheaply at once (quality against the float model, then
+/// one request at a time) → prune (quality budget, engines that cannot run a graph, candidates beaten at batch 1 on both quality and
 /// speed, speculative candidates slower than their plain twin or not exact) → measure the finalists under load at every
 /// concurrency limit, as long as the budget allows → rank, publish and (when asked) deploy the top entry.
-/// Builds and screens may take half the budget; the load stage measures a finalist only when its estimated time fits
-/// what is left.
+/// Building may start while half the budget is left and screening while 40 % is; the load stage measures a finalist only
+/// when an upper bound of its time fits what is left.
 /// </summary>
 public sealed class RecommendConfigurations : TaskOrchestrator<RecommendationRequest, RecommendationResult>
 {
@@ -18,8 +18,7 @@ public sealed class RecommendConfigurations : TaskOrchestrator<RecommendationReq
     {
         var space = request.Space;
         var plain = Candidate.Plain(space);
-        var models = plain.Select(c => c.Quantization).Distinct().Where(q => q != "none").ToList();
-        var log = new RunLog(context, 6 + (request.Deploy ? 1 : 0));
+        var log = new RunLog(context, 5 + (request.Deploy ? 1 : 0));
         var start = context.CurrentUtcDateTime;
         var budget = request.BudgetTime;
         TimeSpan Left() => budget - (context.CurrentUtcDateTime - start);
@@ -38,16 +37,19 @@ public sealed class RecommendConfigurations : TaskOrchestrator<RecommendationReq
         step = 2;
         var baseline = await Run<ModelArtifact>("import", nameof(ImportModel), new ImportInput(request.Model, request.Tokenizer));
 
-        // Build and score: each quantization of the space, as a plain model (accuracy level 4 and each classifier).
-        step = 3;
+        // Build, score and screen each quantization of the space in turn (the float model first, RTN before AWQ), so that
+        // every model built is screened at once: building may go on while half the budget is left, screening while 40 %.
         var built = new Dictionary<string, ModelArtifact> { ["fp32"] = baseline };
-        var quality = new Dictionary<string, QualityScore>();
+        var quality = new Dictionary<string, QualityScore> { ["fp32"] = new QualityScore(0, 0, 1, 0, 0, 0, baseline.Bytes) };
         var screenWork = new Workload([1], Math.Min(4, request.Requests), 1, request.OutputLengths, request.InputLengths, request.Slo);
+        var limits = request.QualityLimits;
+        var screened = new List<(Candidate C, CandidateMeasurement M)>();
         async Task<ModelArtifact?> Build(Candidate c, string detail)
         {
             if (built.TryGetValue(c.ModelName, out var m)) return m;
-            if (Left() < budget / 2) { discarded.Add(new Discarded(c.ModelName, "budget", $"not built: half the budget ({request.Budget}) went to building and screening")); return null; }
-            log.Step("build", step, detail);
+            if (Left() < budget / 2) { discarded.Add(new Discarded(c.ModelName, "budget", $"not built: half the budget ({request.Budget}) was spent")); return null; }
+            step = 3;
+            log.Step("search", step, $"building {detail}");
             try { m = await context.CallActivityAsync<ModelArtifact>(nameof(QuantizeModel), new QuantizeInput(baseline, c.Config()!, dataset, c.ModelName), OptimizeModel.Retry); }
             catch (TaskFailedException e) when (e.FailureDetails.ErrorType == typeof(SioException).FullName)
             {
@@ -57,34 +59,32 @@ public sealed class RecommendConfigurations : TaskOrchestrator<RecommendationReq
                 return null;
             }
             built[c.ModelName] = m;
-            quality[c.ModelName] = await Run<QualityScore>("build", nameof(ScoreQuality), new ScoreInput(m, baseline, dataset), detail);
-            log.Event($"built {c.ModelName}: {m.Bytes / 1e6:0.##} MB, KL divergence {quality[c.ModelName].MeanKld:G3}, perplexity +{quality[c.ModelName].PerplexityIncreasePercent:0.##} %{(m.Reused ? " (reused)" : "")}");
+            var q = quality[c.ModelName] = await Run<QualityScore>("search", nameof(ScoreQuality), new ScoreInput(m, baseline, dataset), $"scoring {detail}");
+            if (quality["fp32"].Tokens == 0) // the float model's own perplexity, from the first comparison
+                quality["fp32"] = quality["fp32"] with { Perplexity = q.BaselinePerplexity, BaselinePerplexity = q.BaselinePerplexity, Tokens = q.Tokens };
+            log.Event($"built {c.ModelName}: {m.Bytes / 1e6:0.##} MB, KL divergence {q.MeanKld:G3}, perplexity +{q.PerplexityIncreasePercent:0.##} %{(m.Reused ? " (reused)" : "")}");
             return m;
         }
-        quality["fp32"] = new QualityScore(0, 0, 1, 0, 0, 0, baseline.Bytes);
-        var toBuild = plain.Where(c => c.Quantization != "none").DistinctBy(c => c.ModelName).ToList();
-        for (int i = 0; i < toBuild.Count; i++) await Build(toBuild[i], $"{i + 1}/{toBuild.Count}: {toBuild[i].ModelName}");
-
-        if (quality.Values.FirstOrDefault(q => q.BaselinePerplexity > 0) is { } any) // the float model's own perplexity, from any comparison
-            quality["fp32"] = quality["fp32"] with { Perplexity = any.BaselinePerplexity, BaselinePerplexity = any.BaselinePerplexity, Tokens = any.Tokens };
-
-        // Screen: quality budget, then one request at a time.
-        step = 4;
-        var limits = request.QualityLimits;
-        var screened = new List<(Candidate C, CandidateMeasurement M)>();
         async Task<CandidateMeasurement?> Screen(Candidate c, string detail)
         {
             if (!built.TryGetValue(c.ModelName, out var model)) return null;
             if (limits.Failures(quality[c.ModelName]).ToList() is { Count: > 0 } f) { discarded.Add(new Discarded(c.Name, "quality", string.Join("; ", f))); return null; }
-            if (Left() < budget / 2) { discarded.Add(new Discarded(c.Name, "budget", "not screened: half the budget went to building and screening")); return null; }
-            var m = await Run<CandidateMeasurement>("screen", nameof(MeasureCandidate), new MeasureInput(c, model, dataset, screenWork), detail);
+            if (Left() < budget * 0.4) { discarded.Add(new Discarded(c.Name, "budget", "not screened: 60 % of the budget was spent")); return null; }
+            step = 3;
+            var m = await Run<CandidateMeasurement>("search", nameof(MeasureCandidate), new MeasureInput(c, model, dataset, screenWork), $"screening {detail}");
             if (m.Error is not null) { discarded.Add(new Discarded(c.Name, "screen", m.Error)); return null; }
             if (m.ExactChecked is int n && m.ExactOutputs < n) { discarded.Add(new Discarded(c.Name, "exactness", $"speculative output differed from plain decoding on {n - m.ExactOutputs} of {n} prompts")); return null; }
             log.Event($"screened {c.Name}: {m.Levels[0].OutputTokensPerSecond:0.#} tok/s, TTFT {m.Levels[0].TtftP50Ms:0.#} ms at concurrency 1");
             screened.Add((c, m));
             return m;
         }
-        for (int i = 0; i < plain.Count; i++) await Screen(plain[i], $"{i + 1}/{plain.Count}: {plain[i].Name}");
+        var byModel = plain.GroupBy(c => c.ModelName).ToList();
+        for (int i = 0; i < byModel.Count; i++)
+        {
+            var first = byModel[i].First();
+            if (first.Quantization != "none" && await Build(first, $"{i}/{byModel.Count - 1}: {first.ModelName}") is null) continue;
+            foreach (var c in byModel[i]) await Screen(c, $"{c.Name} ({i + 1}/{byModel.Count} models)");
+        }
         var finalists = Screening.Prune(screened, quality, request.Target, space.Finalists, discarded);
 
         // Speculative candidates on the float model and on the best quantization that kept the budget (rebuilt exact).
@@ -102,7 +102,7 @@ public sealed class RecommendConfigurations : TaskOrchestrator<RecommendationReq
         }
 
         // Load: every concurrency limit, the workload's runs, while the estimate fits the budget.
-        step = 5;
+        step = 4;
         var load = new Workload(space.Concurrency, request.Requests, request.Runs, request.OutputLengths, request.InputLengths, request.Slo);
         var measured = new List<Finalist>();
         for (int i = 0; i < finalists.Count; i++)
@@ -116,11 +116,11 @@ public sealed class RecommendConfigurations : TaskOrchestrator<RecommendationReq
             measured.Add(new Finalist(c, quality[c.ModelName], m));
         }
 
-        step = 6;
+        step = 5;
         var seconds = (context.CurrentUtcDateTime - start).TotalSeconds;
         var published = await Run<PublishedRecommendation>("publish", nameof(PublishRecommendation), new PublishRecommendationInput(context.InstanceId, request, measured, discarded, seconds));
         bool deployed = false;
-        if (request.Deploy && published.DeploymentManifest is { } manifest) { step = 7; deployed = await Run<bool>("deploy", nameof(RaiseDeployment), manifest); }
+        if (request.Deploy && published.DeploymentManifest is { } manifest) { step = 6; deployed = await Run<bool>("deploy", nameof(RaiseDeployment), manifest); }
         log.Finish(published.Top is null ? "no configuration met the objectives" : $"recommended {published.Top} ({published.Entries} entries){(deployed ? "; deployed it" : "")}");
         return new RecommendationResult(context.InstanceId, published.Top, published.Entries, published.Report, deployed);
     }

@@ -43,14 +43,15 @@ async function api(path, options = {}) {
 }
 
 // ---- navigation -------------------------------------------------------------------------------
-const views = ["models", "optimize", "runs", "run", "results", "deployments", "metrics", "playground"];
+const views = ["models", "optimize", "recommend", "recommendation", "runs", "run", "results", "deployments", "metrics", "playground"];
 let poller = null;
 function show() {
   const [view, arg] = (location.hash.slice(1) || "models").split("/");
   for (const v of views) $("#view-" + v).hidden = v !== view;
-  for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.dataset.view === ({ run: "runs", results: "runs" }[view] ?? view)) && a.setAttribute("aria-current", "page");
+  for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.dataset.view === ({ run: "runs", results: "runs", recommendation: "recommend" }[view] ?? view)) && a.setAttribute("aria-current", "page");
   clearInterval(poller);
-  ({ models: loadModels, optimize: loadOptimize, runs: () => { loadRuns(); poller = setInterval(loadRuns, 1000); },
+  ({ models: loadModels, optimize: loadOptimize, recommend: () => { loadRecommend(); poller = setInterval(loadRecommendations, 2000); },
+     recommendation: () => { const id = decodeURIComponent(arg || ""); loadRecommendation(id); poller = setInterval(() => loadRecommendation(id), 1500); }, runs: () => { loadRuns(); poller = setInterval(loadRuns, 1000); },
      run: () => { const id = decodeURIComponent(arg || ""); loadRun(id); poller = setInterval(() => loadRun(id), 1000); },
      results: () => loadResults(decodeURIComponent(arg || "")), deployments: loadDeployments,
      metrics: () => { drawMetrics(); poller = setInterval(drawMetrics, 2000); }, playground: loadPlayground })[view]?.();
@@ -110,13 +111,14 @@ $("#upload-form").addEventListener("submit", (ev) => {
 
 // ---- new optimization -------------------------------------------------------------------------
 let instancesLoaded = false;
+const fill = (sel, options) => { const keep = sel.value; sel.replaceChildren(...options.map(([v, t]) => el("option", { value: v, text: t }))); if ([...sel.options].some(o => o.value === keep)) sel.value = keep; };
+const modelChoices = () => [...uploads.filter(u => isModelUpload(u.name)).map(u => ["uploads/" + u.name, "upload: " + u.name]), ...models.map(m => [m.reference, `imported: ${m.name} (${m.dtype})`])];
+const datasetChoices = () => uploads.filter(u => isDataset(u.name)).map(u => ["uploads/" + u.name, u.name]);
 async function loadOptimize() {
   await refreshLists();
-  const fill = (sel, options) => { const keep = sel.value; sel.replaceChildren(...options.map(([v, t]) => el("option", { value: v, text: t }))); if ([...sel.options].some(o => o.value === keep)) sel.value = keep; };
-  fill($("#opt-model"), [...uploads.filter(u => isModelUpload(u.name)).map(u => ["uploads/" + u.name, "upload: " + u.name]),
-                         ...models.map(m => [m.reference, `imported: ${m.name} (${m.dtype})`])]);
+  fill($("#opt-model"), modelChoices());
   fill($("#opt-draft"), models.map(m => [m.reference, `${m.name} (${m.dtype}, ${m.vocabSize ?? "?"} tokens)`]));
-  fill($("#opt-dataset"), uploads.filter(u => isDataset(u.name)).map(u => ["uploads/" + u.name, u.name]));
+  fill($("#opt-dataset"), datasetChoices());
   if (!instancesLoaded) {
     const { instances } = await api("/api/instances");
     fill($("#opt-instance"), instances.map(i => [i.name, `${i.name} (${i.kind}, $${i.pricePerHour}/h)`]));
@@ -173,6 +175,87 @@ $("#optimize-form").addEventListener("submit", async (ev) => {
     location.hash = "#runs";
   } catch (e) { $("#opt-errors").replaceChildren(el("p", { class: "error", text: e.message })); }
 });
+
+// ---- recommendations: a search over what sio can build, ranked for a target ---------------------
+async function loadRecommend() {
+  await refreshLists();
+  fill($("#rec-model"), modelChoices());
+  fill($("#rec-dataset"), datasetChoices());
+  await loadRecommendations();
+}
+async function loadRecommendations() {
+  const { recommendations } = await api("/api/recommendations");
+  recommendations.sort((a, b) => (b.createdAt ?? "").localeCompare(a.createdAt ?? ""));
+  $("#recs-table tbody").replaceChildren(...recommendations.map(r => {
+    const actions = el("td", { class: "actions" }, el("a", { href: `#recommendation/${encodeURIComponent(r.id)}`, text: "View", "aria-label": `View recommendation ${r.id}` }));
+    if (isRunning(r)) {
+      const b = el("button", { type: "button", class: "secondary", text: "Cancel", "aria-label": `Cancel recommendation ${r.id}` });
+      b.onclick = async () => { b.disabled = true; await api(`/api/recommendations/${r.id}`, { method: "DELETE" }).catch(() => {}); loadRecommendations(); };
+      actions.append(b);
+    }
+    return el("tr", { "data-recommendation": r.id }, el("td", {}, el("code", { text: r.id })), el("td", { text: r.input?.model ?? "" }), el("td", { text: r.input?.target ?? "" }),
+      el("td", { class: statusClass(r), text: r.runtimeStatus }), el("td", { class: "nowrap", text: fmtTime(r.createdAt) }),
+      el("td", { class: "nowrap", text: fmtDuration(r.durationSeconds) }), el("td", { class: r.failedStep ? "error" : "", text: stepText(r) }), actions);
+  }));
+}
+function recommendationRequest() {
+  const list = (id) => $(id).value.split(",").map(x => x.trim()).filter(x => x);
+  const text = (id) => $(id).value.trim() || null;
+  return {
+    model: $("#rec-model").value, dataset: $("#rec-dataset").value, target: $("#rec-target").value, inputTokens: text("#rec-input"), outputTokens: text("#rec-output"),
+    slo: text("#rec-slo"), quality: text("#rec-quality") ?? "none", requestRate: $("#rec-rate").value === "" ? null : Number($("#rec-rate").value), budget: text("#rec-budget") ?? "30m",
+    space: { quantization: list("#rec-quant"), drafters: list("#rec-drafters"), engines: list("#rec-engines"), concurrency: list("#rec-concurrency").map(Number) },
+  };
+}
+$("#recommend-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const box = $("#rec-errors"); box.replaceChildren();
+  try {
+    const started = await api("/api/recommendations", { method: "POST", body: JSON.stringify(recommendationRequest()) });
+    location.hash = `#recommendation/${encodeURIComponent(started.id)}`;
+  } catch (e) {
+    const errors = Object.entries(e.body?.errors ?? { request: [e.message] });
+    box.append(el("p", { class: "error", text: "Fix these before starting:" }), el("ul", {}, ...errors.flatMap(([f, ms]) => ms.map(m => el("li", { class: "error", text: `${f}: ${m}` })))));
+  }
+});
+const metric = (e, name, statistic) => e.expected.find(m => m.metric === name && (!statistic || m.statistic === statistic));
+async function loadRecommendation(id) {
+  const r = await api(`/api/recommendations/${encodeURIComponent(id)}`);
+  $("#rec-id").textContent = id;
+  const rec = r.recommendation;
+  $("#rec-summary").textContent = isRunning(r) ? `Searching: ${stepText(r)} · ${fmtDuration(r.durationSeconds)} of ${r.input?.budget ?? "?"}`
+    : r.runtimeStatus !== "Completed" ? `${r.runtimeStatus}: ${r.error ?? ""}`
+    : rec.ranked.length ? `${rec.ranked.length} entries for ${rec.target} in ${fmtDuration(rec.seconds)}; workload: ${rec.workload}; objectives: ${rec.slo}; quality: ${rec.quality}; measured on ${rec.measuredOn}.`
+    : "No configuration met the objectives; the list below says why each candidate lost.";
+  $("#rec-summary").className = r.runtimeStatus === "Completed" ? (rec.ranked.length ? "pass" : "fail") : statusClass(r);
+  $("#rec-events").replaceChildren(...r.events.map(e => el("li", { class: /failed|could not/.test(e.message) ? "error" : "" }, el("time", { datetime: e.at, text: fmtClock(e.at) }), " ", e.message)));
+  if (isRunning(r)) return;
+  clearInterval(poller);
+  if (!rec) return;
+  $("#rec-ranked tbody").replaceChildren(...rec.ranked.map(e => {
+    const t = metric(e, "output_throughput"), price = metric(e, "price_per_1m_output_tokens");
+    const deploy = el("button", { type: "button", class: "secondary", text: "Deploy", "aria-label": `Deploy entry ${e.rank}` });
+    deploy.onclick = async () => {
+      deploy.disabled = true; deploy.textContent = "Deploying…";
+      try { await api("/api/deployments", { method: "POST", body: JSON.stringify({ runId: id, variant: e.variant }) }); deploy.textContent = "Deployed"; location.hash = "#deployments"; }
+      catch (err) { deploy.textContent = "Failed: " + err.message; }
+    };
+    return el("tr", { "data-rank": e.rank }, el("td", { text: e.rank }), el("td", {}, el("span", { text: e.candidate.name }), el("br"), el("code", { class: "muted", text: e.serve })),
+      el("td", { text: e.concurrency }), el("td", { class: "nowrap", text: `${e.instance} × ${e.replicas}` }),
+      el("td", { class: "nowrap", text: `${t.value.toFixed(1)}${t.ci95 == null ? "" : " ± " + t.ci95.toFixed(1)}` }),
+      el("td", { text: ms(metric(e, "ttft", "p99").value) }), el("td", { text: ms(metric(e, "tpot", "p99").value) }),
+      el("td", { text: price ? price.value.toPrecision(4) : "–" }), el("td", { text: e.quality.meanKld.toPrecision(3) }), el("td", {}, deploy));
+  }));
+  const byCandidate = {};
+  for (const p of rec.pareto) (byCandidate[p.candidate] ??= []).push([p.perUserTokensPerSecond, p.perInstanceTokensPerSecond]);
+  const series = [...Object.entries(byCandidate).map(([name, points]) => ({ name, points })),
+    { name: "Pareto front", points: rec.pareto.filter(p => p.onFront).map(p => [p.perUserTokensPerSecond, p.perInstanceTokensPerSecond]) }];
+  const xmax = Math.max(1, ...rec.pareto.map(p => p.perUserTokensPerSecond)) * 1.05;
+  plot($("#chart-pareto"), series, "tokens/s per instance",
+    { label: "tokens/s per user", ticks: [0, 1, 2, 3, 4].map(i => xmax * i / 4), pos: (v) => v / xmax, format: (v) => v.toFixed(0) });
+  $("#rec-discarded").replaceChildren(...[...rec.discarded.map(d => el("li", {}, el("strong", { text: d.candidate }), ` (${d.stage}): ${d.reason}`)),
+    ...rec.instancesNotMeasured.map(i => el("li", { class: "muted", text: `instance not measured: ${i}` }))]);
+}
 
 // ---- runs -------------------------------------------------------------------------------------
 const isRunning = (r) => ["Running", "Pending", "Suspended"].includes(r.runtimeStatus);
