@@ -110,6 +110,7 @@ public class RankingTests
     [InlineData("target", "speed", "target must be ttft")]
     [InlineData("space.quantization", "gptq-int4", "is not a quantization")]
     [InlineData("space.", "", "the search space is empty")]
+    [InlineData("space.quantization", "rtn-mixed", "give quality kld=")]
     public void BadRequestsNameTheirField(string field, string value, string why)
     {
         var r = new RecommendationRequest { Model = "m.bin", Dataset = "d.jsonl", OutputTokens = "64" };
@@ -122,7 +123,7 @@ public class RankingTests
             "outputTokens" => r with { OutputTokens = value },
             "quality" => r with { Quality = value },
             "target" => r with { Target = value },
-            "space.quantization" => r with { Space = r.Space with { Quantization = [value] } },
+            "space.quantization" => r with { Space = r.Space with { Quantization = [value] }, Quality = "ppl=+10%" },
             _ => r with { Space = r.Space with { Engines = [] } },
         };
         var problems = r.Problems();
@@ -157,7 +158,7 @@ public class RecommendationTests
         var root = TestPaths.TempDir("recommend");
         var outDir = Path.Combine(root, "out");
         var (exit, output, err) = CliTests.Sio("recommend", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev,
-            "--quantization", "none,rtn-int8,rtn-int4:g128", "--drafters", "none,ngram", "--engines", "onnx,native", "--concurrency", "1,2",
+            "--quantization", "none,rtn-int8,rtn-int4:g128,rtn-mixed", "--drafters", "none,ngram", "--engines", "onnx,native", "--concurrency", "1,2",
             "--requests", "3", "--runs", "2", "--finalists", "2", "--output-tokens", "24±8", "--budget", "4m", "--json",
             "--store", Path.Combine(root, "store"), "--work-dir", Path.Combine(root, "work"), "--out", outDir);
         Assert.True(exit == 0, err + output);
@@ -172,7 +173,7 @@ public class RecommendationTests
         Assert.All(ranked, e => Assert.Equal("Standard_D2s_v5", e!["instance"]!.GetValue<string>()));
         // every candidate of the space is either ranked or discarded with a reason
         var named = ranked.Select(e => e!["candidate"]!).Select(Name).Concat(r["discarded"]!.AsArray().Select(d => d!["candidate"]!.GetValue<string>())).ToList();
-        foreach (var expected in new[] { "fp32@onnx", "fp32@native", "rtn-int8/head-int8/a4@onnx", "rtn-int8/head-int8/a4@native", "fp32+ngram@onnx" })
+        foreach (var expected in new[] { "fp32@onnx", "fp32@native", "rtn-int8/head-int8/a4@onnx", "rtn-int8/head-int8/a4@native", "rtn-mixed/head-int8/a4@onnx", "fp32+ngram@onnx" })
             Assert.True(named.Any(n => n.StartsWith(expected)), $"{expected} is neither ranked nor discarded: {string.Join(", ", named)}");
         // a group wider than stories260K's 64-wide layers cannot be built: discarded at the build, the search went on
         Assert.Contains(r["discarded"]!.AsArray(), d => d!["candidate"]!.GetValue<string>().StartsWith("rtn-int4:g128") && d["stage"]!.GetValue<string>() == "build"

@@ -25,5 +25,6 @@ public static class PipelineTasks
         registry.AddActivity<Recommendation.ScoreQuality>();
         registry.AddActivity<Recommendation.MeasureCandidate>();
         registry.AddActivity<Recommendation.PublishRecommendation>();
+        registry.AddActivity<Recommendation.SearchMixedPrecision>();
     }
 }

@@ -19,6 +19,7 @@ public static class PipelineServices
         services.AddSingleton<Recommendation.ScoreQuality>();
         services.AddSingleton<Recommendation.MeasureCandidate>();
         services.AddSingleton<Recommendation.PublishRecommendation>();
+        services.AddSingleton<Recommendation.SearchMixedPrecision>();
         return services;
     }
 }

@@ -11,7 +11,7 @@ using Sio.Speculative;
 namespace Sio.Recommendation;
 
 /// <summary>
-/// Measures one candidate on the workload: a closed-loop sweep of its concurrency limits on the dataset's evaluation
+/// Measures one candidate on the workload, after one untimed warm-up request: a closed-loop sweep of its concurrency limits on the dataset's evaluation
 /// prompts (or prompts of the workload's lengths cut from them), each level run the workload's number of times, and for a
 /// speculative candidate whether its greedy output is exactly the plain model's. Stored by input and reused. A candidate
 /// the engine cannot run (the native engine on a graph it does not know) comes back with the reason, not as a failure.
@@ -22,7 +22,7 @@ public sealed class MeasureCandidate(ArtifactRepository artifacts) : TaskActivit
 
     public async Task<CandidateMeasurement> RunAsync(MeasureInput input)
     {
-        var name = $"{ArtifactRepository.MeasurementsPrefix}/{ContentAddress.Of("candidate/1", JsonSerializer.Serialize(input.Candidate), input.Model.Key, input.Dataset.Sha256, JsonSerializer.Serialize(input.Workload))}.json";
+        var name = $"{ArtifactRepository.MeasurementsPrefix}/{ContentAddress.Of("candidate/2", JsonSerializer.Serialize(input.Candidate), input.Model.Key, input.Dataset.Sha256, JsonSerializer.Serialize(input.Workload))}.json";
         if (await artifacts.Store.GetTextAsync(Containers.Artifacts, name) is { } cached)
             return JsonSerializer.Deserialize<CandidateMeasurement>(cached, OptimizationRequest.Json)! with { Reused = true };
         var folder = await artifacts.MaterializeAsync(input.Model.Key);
@@ -64,6 +64,8 @@ public sealed class MeasureCandidate(ArtifactRepository artifacts) : TaskActivit
                 PromptTokensMin = 1, PromptTokensMax = int.MaxValue, ModelOptions = options, Speculative = speculative,
                 Slo = w.Slo is null ? null : LatencySlo.Parse(w.Slo),
             }.Validate();
+            // one untimed request first: a session's first runs pay for allocations and kernel setup that serving pays once
+            TextGeneration.Generate(model, prompts.Prompts[0], new GenerationOptions { MaxTokens = 4, IgnoreModelStopTokens = true });
             var levels = LoadBenchmark.Sweep(model, prompts, config, Pricing.Catalogue()[0], 0);
             var (exactChecked, exact) = speculative.Enabled ? BenchmarkVariant.ExactOutputs(model, prompts.Prompts, speculative, Math.Min(64, config.MaxNewTokens)) : (null, null);
             return new CandidateMeasurement(c, input.Model.Key, levels.Select(Level).ToList(), Math.Round(clock.Elapsed.TotalSeconds, 2), false, exactChecked, exact);

@@ -10,6 +10,9 @@ public sealed record QualityScore(double MeanKld, double P99Kld, double SameTopT
     public double PerplexityIncreasePercent => BaselinePerplexity > 0 ? Math.Round((Perplexity / BaselinePerplexity - 1) * 100, 3) : 0;
 }
 
+/// <summary>A mixed-precision search of <paramref name="Model"/> within <paramref name="MaxKld"/> (the evaluation half's first records).</summary>
+public sealed record MixedInput(ModelArtifact Model, Quantization.QuantizationConfig Config, StagedDataset Dataset, string Name, double MaxKld);
+
 public sealed record ScoreInput(ModelArtifact Model, ModelArtifact Baseline, StagedDataset Dataset);
 
 /// <summary>How the load stage measures: the workload's shape, levels, runs and objectives.</summary>

@@ -81,6 +81,8 @@ public sealed record RecommendationRequest
             Check("instances", () => Pricing.Resolve(name, null));
         if (Instances is { Length: 0 }) Add("instances", "instances is empty; leave it out to consider every catalogue entry");
         foreach (var (field, message) in Space.Problems()) Add($"space.{field}", message);
+        if (Space.Quantization.FirstOrDefault(q => q.Contains("-mixed")) is { } mixed && !p.ContainsKey("quality") && QualityLimits.MaxKld is null)
+            Add("space.quantization", $"'{mixed}' chooses bits per layer within the quality budget's KL divergence; give quality kld=…");
         return p.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
     }
 

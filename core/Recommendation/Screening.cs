@@ -31,6 +31,11 @@ public static class Screening
         return ordered.Take(finalists).ToList();
     }
 
+    /// <summary>An upper bound of the time to build the self-distilled datastore drafter (<see cref="Pipeline.BenchmarkVariant"/>'s:
+    /// three openings of each calibration record continued greedily for up to 256 tokens) at the speed the model screened at.</summary>
+    public static double DatastoreSeconds(Pipeline.StagedDataset dataset, LoadLevel screen) =>
+        screen.OutputTokensPerSecond > 0 ? (dataset.Records + 1) / 2 * 3 * 256 / screen.OutputTokensPerSecond : double.PositiveInfinity;
+
     /// <summary>An upper bound of the load stage's time for a candidate: a closed-loop level of c clients takes at most as
     /// long as its requests one after another (batching only shortens it), from the screen's end-to-end latency, plus the
     /// exactness check of a speculative candidate.</summary>

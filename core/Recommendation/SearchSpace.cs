@@ -11,7 +11,8 @@ namespace Sio.Recommendation;
 /// </summary>
 public sealed record SearchSpace
 {
-    /// <summary>none, or METHOD-intBITS[:gGROUP] with METHOD rtn or awq, BITS 4 or 8, GROUP 32, 64 or 128.</summary>
+    /// <summary>none, METHOD-intBITS[:gGROUP] with METHOD rtn or awq, BITS 4 or 8, GROUP 32, 64 or 128, or METHOD-mixed[:gGROUP]:
+    /// 4 or 8 bits (or float) per decoder layer, the smallest mix within the quality budget's KL divergence (<see cref="MixedPrecision"/>).</summary>
     public string[] Quantization { get; init; } = ["none", "rtn-int8:g32", "rtn-int4:g32", "rtn-int4:g128", "awq-int4:g32", "awq-int4:g128"];
     /// <summary>Classifier (lm_head) precision of the plain quantized candidates: int8 or fp32.</summary>
     public string[] Classifiers { get; init; } = ["int8"];
@@ -56,14 +57,15 @@ public sealed record SearchSpace
             yield return ("", "the search space is empty: every dimension (quantization, classifiers, drafters, draftLengths, engines, concurrency) needs at least one value");
     }
 
-    /// <summary>"none" → null; "awq-int4:g128" → its config (accuracy level and classifier are set per candidate).</summary>
+    /// <summary>"none" → null; "awq-int4:g128" → its config (accuracy level and classifier are set per candidate);
+    /// "rtn-mixed:g32" → 4 bits, with 8 (or float) per decoder layer where the quality budget's KL divergence needs it.</summary>
     public static QuantizationConfig? ParseQuantization(string spec)
     {
         if (spec == "none") return null;
         var parts = spec.Split(':', 2);
-        var head = parts[0].Split("-int");
+        var head = parts[0].EndsWith("-mixed") ? [parts[0][..^6], "4"] : parts[0].Split("-int");
         if (head.Length != 2 || head[0] is not ("rtn" or "awq") || !int.TryParse(head[1], out var bits) || bits is not (4 or 8))
-            throw new SioException($"'{spec}' is not a quantization; write none or METHOD-intBITS[:gGROUP], e.g. rtn-int8, awq-int4:g128");
+            throw new SioException($"'{spec}' is not a quantization; write none, METHOD-intBITS[:gGROUP] or METHOD-mixed[:gGROUP], e.g. rtn-int8, awq-int4:g128, rtn-mixed");
         int group = 32;
         if (parts.Length == 2 && !(parts[1].StartsWith('g') && int.TryParse(parts[1][1..], out group) && group is 32 or 64 or 128))
             throw new SioException($"'{spec}' has a bad group size; write :g32, :g64 or :g128");
@@ -78,6 +80,9 @@ public sealed record SearchSpace
 public sealed record Candidate(string Quantization, string Classifier, int AccuracyLevel, string Drafter, string DraftLength, string Engine)
 {
     public bool Speculative => Drafter != "none";
+
+    /// <summary>A mixed-precision model: built by a search within the request's KL divergence budget.</summary>
+    public bool Mixed => Quantization.Contains("-mixed");
 
     public string ModelName => Quantization == "none" ? "fp32" : $"{Quantization}/head-{Classifier}/a{AccuracyLevel}";
 

@@ -82,6 +82,7 @@ public sealed class OptimizerFunctions(IServiceProvider services, RouteDispatche
         new RecommendConfigurations().RunAsync(context, context.GetInput<RecommendationRequest>()!);
 
     [Function(nameof(ScoreQuality))] public Task<QualityScore> Score([ActivityTrigger] ScoreInput input) => Step<ScoreQuality>().RunAsync(input);
+    [Function(nameof(SearchMixedPrecision))] public Task<ModelArtifact> SearchMixed([ActivityTrigger] MixedInput input) => Step<SearchMixedPrecision>().RunAsync(input);
     [Function(nameof(MeasureCandidate))] public Task<CandidateMeasurement> Measure([ActivityTrigger] MeasureInput input) => Step<MeasureCandidate>().RunAsync(input);
     [Function(nameof(PublishRecommendation))] public Task<PublishedRecommendation> PublishRecommendation([ActivityTrigger] PublishRecommendationInput input) => Step<PublishRecommendation>().RunAsync(input);
 }

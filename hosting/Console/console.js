@@ -225,7 +225,7 @@ async function loadRecommendation(id) {
   const rec = r.recommendation;
   $("#rec-summary").textContent = isRunning(r) ? `Searching: ${stepText(r)} · ${fmtDuration(r.durationSeconds)} of ${r.input?.budget ?? "?"}`
     : r.runtimeStatus !== "Completed" ? `${r.runtimeStatus}: ${r.error ?? ""}`
-    : rec.ranked.length ? `${rec.ranked.length} entries for ${rec.target} in ${fmtDuration(rec.seconds)}; workload: ${rec.workload}; objectives: ${rec.slo}; quality: ${rec.quality}; measured on ${rec.measuredOn}.`
+    : rec.ranked.length ? `${rec.ranked.length} ${rec.ranked.length === 1 ? "entry" : "entries"} for ${rec.target} in ${fmtDuration(rec.seconds)}; workload: ${rec.workload}; objectives: ${rec.slo}; quality: ${rec.quality}; measured on ${rec.measuredOn}.`
     : "No configuration met the objectives; the list below says why each candidate lost.";
   $("#rec-summary").className = r.runtimeStatus === "Completed" ? (rec.ranked.length ? "pass" : "fail") : statusClass(r);
   $("#rec-events").replaceChildren(...r.events.map(e => el("li", { class: /failed|could not/.test(e.message) ? "error" : "" }, el("time", { datetime: e.at, text: fmtClock(e.at) }), " ", e.message)));
