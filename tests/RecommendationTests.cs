@@ -139,6 +139,7 @@ public class RankingTests
         Assert.Equal(new TokenLengths(550, 150), TokenLengths.Parse("550±150", "x"));
         Assert.Equal(new TokenLengths(550, 150), TokenLengths.Parse("550+-150", "x"));
         Assert.Equal(TimeSpan.FromMinutes(90), RecommendationRequest.ParseDuration("1h30m"));
+        Assert.Equal(new LatencySlo(500, 30), LatencySlo.Parse("ttft-p99=500ms,tpot-p99=30ms")); // the spelling; p99 is what a recommendation holds
         var random = new Random(3);
         var draws = Enumerable.Range(0, 4000).Select(_ => new TokenLengths(100, 20).Draw(random, 1000)).ToList();
         Assert.InRange(draws.Average(), 98, 102);

@@ -68,7 +68,12 @@ public static class RecommendCommand
             var api = app.Services.GetRequiredService<OptimizationApi>().Recommendations;
             var started = await api.StartAsync(request, "", ct);
             if (started.Status != 202) throw new SioException(System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(started.Body))?["detail"]?.GetValue<string>() ?? $"HTTP {started.Status}");
-            var m = await Follow(app.Services.GetRequiredService<DurableTaskClient>(), request.InstanceId(), err, ct);
+            // Ctrl+C or SIGTERM stops the host; the command stops following at once (what was built and measured is stored:
+            // the same command again resumes from it) instead of waiting for the step under way
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping);
+            OrchestrationMetadata m;
+            try { m = await Follow(app.Services.GetRequiredService<DurableTaskClient>(), request.InstanceId(), err, stop.Token); }
+            catch (OperationCanceledException) { throw new SioException($"recommendation {request.InstanceId()} interrupted; run the same command again to continue from what is stored"); }
             if (m.RuntimeStatus != OrchestrationRuntimeStatus.Completed) throw new SioException($"recommendation {m.InstanceId} {m.RuntimeStatus}: {m.FailureDetails?.ErrorMessage}");
             var storeApi = app.Services.GetRequiredService<IObjectStore>();
             var text = (await storeApi.GetTextAsync(Containers.Reports, $"{m.InstanceId}/recommendation.json", ct))!;

@@ -14,7 +14,8 @@ public sealed record LatencySlo(double? TtftMs = null, double? TpotMs = null, do
     public bool Met(RequestTiming t) =>
         !(TtftMs is double a && t.TtftMs > a) && !(TpotMs is double b && t.TpotMs is double tp && tp > b) && !(E2eMs is double c && t.E2eMs > c);
 
-    /// <summary>"ttft=500ms,tpot=30ms,e2e=20s": names ttft, tpot and e2e; values in ms or s (a bare number is ms).</summary>
+    /// <summary>"ttft=500ms,tpot=30ms,e2e=20s": names ttft, tpot and e2e (also written ttft-p99 and so on: a recommendation
+    /// holds them at p99); values in ms or s (a bare number is ms).</summary>
     public static LatencySlo Parse(string spec)
     {
         var slo = new LatencySlo();
@@ -25,9 +26,9 @@ public sealed record LatencySlo(double? TtftMs = null, double? TpotMs = null, do
             double ms = Milliseconds(kv[1], part);
             slo = kv[0] switch
             {
-                "ttft" => slo with { TtftMs = ms },
-                "tpot" => slo with { TpotMs = ms },
-                "e2e" => slo with { E2eMs = ms },
+                "ttft" or "ttft-p99" => slo with { TtftMs = ms },
+                "tpot" or "tpot-p99" => slo with { TpotMs = ms },
+                "e2e" or "e2e-p99" => slo with { E2eMs = ms },
                 _ => throw new SioException($"--slo: unknown objective '{kv[0]}'; use ttft, tpot or e2e"),
             };
         }

@@ -41,8 +41,10 @@ public static class OpenLoop
         var inFlight = new List<Task>();
         for (int n = 0; n < schedule.Length; n++)
         {
-            var wait = schedule[n] - Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (wait > 0) Thread.Sleep(TimeSpan.FromSeconds(wait));
+            // never early: a sleep rounded down to whole milliseconds would send a request before its arrival, and its
+            // queue time would come out negative
+            double wait;
+            while ((wait = schedule[n] - Stopwatch.GetElapsedTime(start).TotalSeconds) > 0) Thread.Sleep(TimeSpan.FromMilliseconds(Math.Ceiling(wait * 1000)));
             long arrived = start + (long)(schedule[n] * Stopwatch.Frequency);
             int i = n;
             inFlight.Add(Task.Run(() => Send(i, arrived)));
