@@ -30,7 +30,7 @@ public static class RecommendCommand
         var budget = new Option<string>("--budget") { Description = "Wall-clock budget of the search (e.g. 30m, 90s, 1h).", DefaultValueFactory = _ => Defaults.Budget };
         var requests = new Option<int>("--requests") { Description = "Requests per concurrency limit and run in the load stage.", DefaultValueFactory = _ => Defaults.Requests };
         var runs = new Option<int>("--runs") { Description = "Runs of each load level (2 or more: 95 % confidence intervals).", DefaultValueFactory = _ => Defaults.Runs };
-        var quant = new Option<string>("--quantization") { Description = "Quantizations searched: none, rtn-int8, rtn-int4:g128, awq-int4:g32, … (METHOD-intBITS[:gGROUP]).", DefaultValueFactory = _ => string.Join(",", Defaults.Space.Quantization) };
+        var quant = new Option<string>("--quantization") { Description = "Quantizations searched: none, METHOD-intBITS[:gGROUP] (rtn-int8, rtn-int4:g128, awq-int4:g32, …), or METHOD-mixed[:gGROUP] (4 or 8 bits per decoder layer, the smallest mix within --quality's kld).", DefaultValueFactory = _ => string.Join(",", Defaults.Space.Quantization) };
         var drafters = new Option<string>("--drafters") { Description = "Drafters searched: none, ngram, datastore, draft:PATH.", DefaultValueFactory = _ => string.Join(",", Defaults.Space.Drafters) };
         var engines = new Option<string>("--engines") { Description = "Engines searched: onnx, native.", DefaultValueFactory = _ => string.Join(",", Defaults.Space.Engines) };
         var concurrency = new Option<string>("--concurrency") { Description = "Concurrency limits searched.", DefaultValueFactory = _ => string.Join(",", Defaults.Space.Concurrency) };
