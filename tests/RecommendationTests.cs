@@ -248,6 +248,27 @@ public class RecommendationTests
     }
 
     [Fact]
+    public void CtrlCStopsARecommendationAtOnceAndTheSameCommandContinues()
+    {
+        var root = TestPaths.TempDir("recommend-interrupt");
+        string[] args = ["recommend", TestPaths.Stories260K, "--dataset", TestPaths.TinyStoriesDev, "--quantization", "none,rtn-int8,awq-int4:g32", "--drafters", "none",
+            "--engines", "onnx", "--concurrency", "1,2", "--requests", "3", "--budget", "3m", "--store", Path.Combine(root, "store"), "--work-dir", Path.Combine(root, "work")];
+        using (var sio = new SioProcess(args))
+        {
+            var deadline = DateTime.UtcNow.AddMinutes(2);
+            while (!sio.Output.Contains("search (") && DateTime.UtcNow < deadline) Thread.Sleep(50);
+            Assert.Contains("search (", sio.Output);
+            sio.Interrupt();
+            Assert.True(sio.WaitForExit(TimeSpan.FromSeconds(20)), "sio recommend went on after Ctrl+C: " + sio.Output);
+            Assert.Equal(1, sio.ExitCode);
+            Assert.Contains("interrupted; run the same command again to continue from what is stored", sio.Output);
+        }
+        var (exit, output, err) = CliTests.Sio([.. args, "--json"]);
+        Assert.True(exit == 0, err + output);
+        Assert.NotEmpty(JsonNode.Parse(output)!["ranked"]!.AsArray());
+    }
+
+    [Fact]
     public async Task BadRecommendationsAreRefusedBeforeAnyWork()
     {
         await using var up = new UpServer();

@@ -76,6 +76,13 @@ public sealed class SioProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>Sends SIGINT, as Ctrl+C in a terminal does.</summary>
+    public void Interrupt()
+    {
+        using var kill = Process.Start("kill", ["-INT", _process.Id.ToString(CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
+
     public void Dispose()
     {
         try { if (!_process.HasExited) _process.Kill(true); _process.WaitForExit(); } catch (InvalidOperationException) { }

@@ -45,20 +45,27 @@ public static class OptimizeCommand
             string last = "";
             int printed = 0;
             OrchestrationMetadata? m;
-            while (true)
+            // Ctrl+C or SIGTERM stops the host; stop following at once rather than wait for the step under way (what was
+            // built and measured is stored: the same command again continues from it)
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping);
+            try
             {
-                m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
-                if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s)
+                while (true)
                 {
-                    // every finished step with its duration (also those that began and ended between two polls), then the current one
-                    foreach (var d in (s.Done ?? []).Skip(printed)) err.WriteLine($"[{d.Number}/{s.Steps}] {d.Step}: done in {d.Seconds:0.0} s");
-                    printed = Math.Max(printed, s.Done?.Count ?? 0);
-                    if (s.Step != "done" && $"{s.Step}{s.Detail}" != last) err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}…");
-                    last = $"{s.Step}{s.Detail}";
+                    m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, stop.Token);
+                    if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s)
+                    {
+                        // every finished step with its duration (also those that began and ended between two polls), then the current one
+                        foreach (var d in (s.Done ?? []).Skip(printed)) err.WriteLine($"[{d.Number}/{s.Steps}] {d.Step}: done in {d.Seconds:0.0} s");
+                        printed = Math.Max(printed, s.Done?.Count ?? 0);
+                        if (s.Step != "done" && $"{s.Step}{s.Detail}" != last) err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}…");
+                        last = $"{s.Step}{s.Detail}";
+                    }
+                    if (m?.IsCompleted == true) break;
+                    await Task.Delay(300, stop.Token);
                 }
-                if (m?.IsCompleted == true) break;
-                await Task.Delay(300, ct);
             }
+            catch (OperationCanceledException) { throw new SioException($"optimization {id} interrupted; run the same command again to continue from what is stored"); }
             if (m.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
                 throw new SioException($"optimization {id} {m.RuntimeStatus}: {m.FailureDetails?.ErrorMessage}");
             var result = m.ReadOutputAs<OptimizationResult>()!;
