@@ -37,35 +37,11 @@ public static class OptimizeCommand
             var err = p.InvocationConfiguration.Error;
             await using var app = PipelineHost.Build(new PipelineHostConfig { Api = false, AllowLocalPaths = true, Store = p.GetValue(shared.Store), WorkDir = p.GetValue(shared.WorkDir) });
             await app.StartAsync(ct);
-            var client = app.Services.GetRequiredService<DurableTaskClient>();
             var api = app.Services.GetRequiredService<OptimizationApi>();
             var started = await api.StartAsync(request, "", ct: ct);
             if (started.Status != 202) throw new SioException(JsonSerializer.Serialize(started.Body));
             var id = request.InstanceId();
-            string last = "";
-            int printed = 0;
-            OrchestrationMetadata? m;
-            // Ctrl+C or SIGTERM stops the host; stop following at once rather than wait for the step under way (what was
-            // built and measured is stored: the same command again continues from it)
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping);
-            try
-            {
-                while (true)
-                {
-                    m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, stop.Token);
-                    if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s)
-                    {
-                        // every finished step with its duration (also those that began and ended between two polls), then the current one
-                        foreach (var d in (s.Done ?? []).Skip(printed)) err.WriteLine($"[{d.Number}/{s.Steps}] {d.Step}: done in {d.Seconds:0.0} s");
-                        printed = Math.Max(printed, s.Done?.Count ?? 0);
-                        if (s.Step != "done" && $"{s.Step}{s.Detail}" != last) err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}…");
-                        last = $"{s.Step}{s.Detail}";
-                    }
-                    if (m?.IsCompleted == true) break;
-                    await Task.Delay(300, stop.Token);
-                }
-            }
-            catch (OperationCanceledException) { throw new SioException($"optimization {id} interrupted; run the same command again to continue from what is stored"); }
+            var m = await RunFollower.FollowAsync(app.Services, id, "optimization", err, null, ct);
             if (m.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
                 throw new SioException($"optimization {id} {m.RuntimeStatus}: {m.FailureDetails?.ErrorMessage}");
             var result = m.ReadOutputAs<OptimizationResult>()!;

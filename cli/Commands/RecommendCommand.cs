@@ -68,12 +68,8 @@ public static class RecommendCommand
             var api = app.Services.GetRequiredService<OptimizationApi>().Recommendations;
             var started = await api.StartAsync(request, "", ct);
             if (started.Status != 202) throw new SioException(System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(started.Body))?["detail"]?.GetValue<string>() ?? $"HTTP {started.Status}");
-            // Ctrl+C or SIGTERM stops the host; the command stops following at once (what was built and measured is stored:
-            // the same command again resumes from it) instead of waiting for the step under way
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, app.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().ApplicationStopping);
-            OrchestrationMetadata m;
-            try { m = await Follow(app.Services.GetRequiredService<DurableTaskClient>(), request.InstanceId(), err, stop.Token); }
-            catch (OperationCanceledException) { throw new SioException($"recommendation {request.InstanceId()} interrupted; run the same command again to continue from what is stored"); }
+            string[] progress = ["built ", "could not build ", "screened ", "measured "];
+            var m = await RunFollower.FollowAsync(app.Services, request.InstanceId(), "recommendation", err, e => progress.Any(e.StartsWith), ct);
             if (m.RuntimeStatus != OrchestrationRuntimeStatus.Completed) throw new SioException($"recommendation {m.InstanceId} {m.RuntimeStatus}: {m.FailureDetails?.ErrorMessage}");
             var storeApi = app.Services.GetRequiredService<IObjectStore>();
             var text = (await storeApi.GetTextAsync(Containers.Reports, $"{m.InstanceId}/recommendation.json", ct))!;
@@ -95,29 +91,6 @@ public static class RecommendCommand
             return rec.Ranked.Count > 0 ? 0 : 3;
         });
         return cmd;
-    }
-
-    /// <summary>Prints every finished step and the current one as the run goes; returns the ended run.</summary>
-    static async Task<OrchestrationMetadata> Follow(DurableTaskClient client, string id, TextWriter err, CancellationToken ct)
-    {
-        int printed = 0, events = 0;
-        string last = "";
-        while (true)
-        {
-            var m = await client.GetInstanceAsync(id, getInputsAndOutputs: true, ct);
-            if (m?.ReadCustomStatusAs<PipelineStatus>() is { } s)
-            {
-                foreach (var d in (s.Done ?? []).Skip(printed)) err.WriteLine($"[{d.Number}/{s.Steps}] {d.Step}: done in {d.Seconds:0.0} s");
-                printed = Math.Max(printed, s.Done?.Count ?? 0);
-                foreach (var e in (s.Events ?? []).Skip(events).Where(e => e.Message.StartsWith("built ") || e.Message.StartsWith("could not build ") || e.Message.StartsWith("screened ") || e.Message.StartsWith("measured ")))
-                    err.WriteLine($"  {e.Message}");
-                events = Math.Max(events, s.Events?.Count ?? 0);
-                if (s.Step != "done" && $"{s.Step}{s.Detail}" != last) err.WriteLine($"[{s.StepNumber}/{s.Steps}] {s.Step}{(s.Detail is null ? "" : $" ({s.Detail})")}…");
-                last = $"{s.Step}{s.Detail}";
-            }
-            if (m?.IsCompleted == true) return m;
-            await Task.Delay(300, ct);
-        }
     }
 
     static void Write(string dir, string json, string markdown)

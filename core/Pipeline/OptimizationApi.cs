@@ -31,15 +31,21 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
 
     public async Task<ApiResult> StartAsync(Stream body, string baseUrl, CancellationToken ct = default)
     {
-        OptimizationRequest? request;
-        try { request = await JsonSerializer.DeserializeAsync<OptimizationRequest>(body, OptimizationRequest.Json, ct); }
+        var (request, problem) = await ReadAsync<OptimizationRequest>(body, "an optimization", ct);
+        return problem ?? await StartAsync(request!, baseUrl, ct: ct);
+    }
+
+    /// <summary>A request body as <typeparamref name="T"/>, or the 400 that names what is wrong with it (the field where the JSON breaks).</summary>
+    internal static async Task<(T? Request, ApiResult? Problem)> ReadAsync<T>(Stream body, string what, CancellationToken ct) where T : class
+    {
+        T? request;
+        try { request = await JsonSerializer.DeserializeAsync<T>(body, OptimizationRequest.Json, ct); }
         catch (JsonException e)
         {
             var field = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "body";
-            return ApiResult.Fail(400, "The request is not valid JSON for an optimization", e.Message, new() { [field] = [e.Message] });
+            return (null, ApiResult.Fail(400, $"The request is not valid JSON for {what}", e.Message, new() { [field] = [e.Message] }));
         }
-        if (request is null) return ApiResult.Fail(400, "The request body is empty", "send a JSON optimization request", new() { ["body"] = ["required"] });
-        return await StartAsync(request, baseUrl, ct: ct);
+        return request is null ? (null, ApiResult.Fail(400, "The request body is empty", $"send a JSON {what[(what.IndexOf(' ') + 1)..]} request", new() { ["body"] = ["required"] })) : (request, null);
     }
 
     /// <summary>Starts (or finds) the run of a request; the id is derived from the request, so a duplicate does not start a second run.</summary>
@@ -136,11 +142,14 @@ public sealed class OptimizationApi(DurableTaskClient client, ArtifactRepository
         return new ApiResult(200, new { optimizations = list });
     }
 
-    public async Task<ApiResult> CancelAsync(string id, CancellationToken ct = default)
+    public Task<ApiResult> CancelAsync(string id, CancellationToken ct = default) => CancelAsync(client, id, "optimization", null, ct);
+
+    /// <summary>Terminates a running orchestration (of <paramref name="orchestrator"/> when given): 202, 404 when there is none, 409 when it has ended.</summary>
+    internal static async Task<ApiResult> CancelAsync(DurableTaskClient client, string id, string kind, string? orchestrator, CancellationToken ct)
     {
         var m = await client.GetInstanceAsync(id, ct);
-        if (m is null) return ApiResult.Fail(404, "No such optimization", $"no optimization has the id '{id}'");
-        if (m.IsCompleted) return ApiResult.Fail(409, "The optimization has already ended", $"'{id}' is {m.RuntimeStatus}");
+        if (m is null || (orchestrator is not null && m.Name != orchestrator)) return ApiResult.Fail(404, $"No such {kind}", $"no {kind} has the id '{id}'");
+        if (m.IsCompleted) return ApiResult.Fail(409, $"The {kind} has already ended", $"'{id}' is {m.RuntimeStatus}");
         await client.TerminateInstanceAsync(id, "cancelled", ct);
         return new ApiResult(202, new { id, cancelling = true });
     }

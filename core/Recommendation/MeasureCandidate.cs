@@ -16,7 +16,7 @@ namespace Sio.Recommendation;
 /// speculative candidate whether its greedy output is exactly the plain model's. Stored by input and reused. A candidate
 /// the engine cannot run (the native engine on a graph it does not know) comes back with the reason, not as a failure.
 /// </summary>
-public sealed class MeasureCandidate(ArtifactRepository artifacts) : TaskActivity<MeasureInput, CandidateMeasurement>
+public sealed class MeasureCandidate(ArtifactRepository artifacts, BenchmarkVariant benchmark) : TaskActivity<MeasureInput, CandidateMeasurement>
 {
     public override Task<CandidateMeasurement> RunAsync(TaskActivityContext context, MeasureInput input) => PipelineTraces.Step("measure", context, input.Candidate.Name, () => RunAsync(input));
 
@@ -32,12 +32,8 @@ public sealed class MeasureCandidate(ArtifactRepository artifacts) : TaskActivit
         CandidateMeasurement m;
         try
         {
-            if (DrafterSpec.Parse(drafter) is { Kind: DrafterKind.Datastore, Path: null })
-            {
-                BenchmarkVariant.MeasurementLock.Release(); // the datastore build takes the lock itself
-                try { drafter = await new BenchmarkVariant(artifacts).DatastoreAsync(input.Model, folder, input.Dataset); }
-                finally { await BenchmarkVariant.MeasurementLock.WaitAsync(); }
-            }
+            // the pipeline's own datastore drafter, built (once per model and dataset) under the same lock: never beside a measurement
+            if (DrafterSpec.Parse(drafter) is { Kind: DrafterKind.Datastore, Path: null }) drafter = await benchmark.DatastoreAsync(input.Model, folder, input.Dataset);
             m = Measure(input, folder, data, await artifacts.LocalDrafterAsync(drafter)) with { Drafter = drafter };
         }
         finally { BenchmarkVariant.MeasurementLock.Release(); }

@@ -16,7 +16,7 @@ public static class Ranking
         IReadOnlyList<Instance> instances)
     {
         var slo = request.Objectives;
-        var entries = new List<RankedEntry>();
+        var entries = new List<(RankedEntry Entry, double Score)>();
         var discarded = new List<Discarded>();
         var points = new List<(Finalist F, LoadLevel L)>();
         foreach (var f in finalists)
@@ -32,11 +32,11 @@ public static class Ranking
             foreach (var instance in instances)
             {
                 var best = kept.OrderBy(l => Score(request.Target, l, instance.PricePerHour)).ThenByDescending(l => l.OutputTokensPerSecond).First();
-                entries.Add(Entry(request, f, best, instance));
+                entries.Add((Entry(request, f, best, instance), Score(request.Target, best, instance.PricePerHour)));
             }
         }
-        var ranked = entries.OrderBy(e => Score(request.Target, e.Candidate, e, e.PricePerHour)).ThenBy(e => e.Quality.Bytes).ThenBy(e => e.Variant, StringComparer.Ordinal)
-            .Select((e, i) => e with { Rank = i + 1 }).ToList();
+        var ranked = entries.OrderBy(e => e.Score).ThenBy(e => e.Entry.Quality.Bytes).ThenBy(e => e.Entry.Variant, StringComparer.Ordinal)
+            .Select((e, i) => e.Entry with { Rank = i + 1 }).ToList();
         var pareto = points.Select(p => new ParetoPoint(p.F.Candidate.Name, p.L.Concurrency, p.L.PerUserTokensPerSecond, p.L.OutputTokensPerSecond,
             !points.Any(o => o.L.PerUserTokensPerSecond >= p.L.PerUserTokensPerSecond && o.L.OutputTokensPerSecond >= p.L.OutputTokensPerSecond
                 && (o.L.PerUserTokensPerSecond > p.L.PerUserTokensPerSecond || o.L.OutputTokensPerSecond > p.L.OutputTokensPerSecond)))).ToList();
@@ -61,13 +61,6 @@ public static class Ranking
         "ttft" => l.TtftP99Ms,
         "cost" => PricePerMillion(pricePerHour, l.OutputTokensPerSecond),
         _ => -l.OutputTokensPerSecond,
-    };
-
-    static double Score(string target, Candidate _, RankedEntry e, double pricePerHour) => target switch
-    {
-        "ttft" => e.Metric("ttft")!.Value,
-        "cost" => e.Metric("price_per_1m_output_tokens")?.Value ?? double.PositiveInfinity,
-        _ => -e.Metric("output_throughput")!.Value,
     };
 
     public static double PricePerMillion(double pricePerHour, double outputTokensPerSecond) =>

@@ -16,15 +16,8 @@ public sealed class RecommendationApi(DurableTaskClient client, ArtifactReposito
 {
     public async Task<ApiResult> StartAsync(Stream body, string baseUrl, CancellationToken ct = default)
     {
-        RecommendationRequest? request;
-        try { request = await JsonSerializer.DeserializeAsync<RecommendationRequest>(body, RecommendationRequest.Json, ct); }
-        catch (JsonException e)
-        {
-            var field = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "body";
-            return ApiResult.Fail(400, "The request is not valid JSON for a recommendation", e.Message, new() { [field] = [e.Message] });
-        }
-        if (request is null) return ApiResult.Fail(400, "The request body is empty", "send a JSON recommendation request", new() { ["body"] = ["required"] });
-        return await StartAsync(request, baseUrl, ct);
+        var (request, problem) = await OptimizationApi.ReadAsync<RecommendationRequest>(body, "a recommendation", ct);
+        return problem ?? await StartAsync(request!, baseUrl, ct);
     }
 
     /// <summary>Problems of the request that depend on this worker: the instances its measurements can stand for.</summary>
@@ -70,14 +63,8 @@ public sealed class RecommendationApi(DurableTaskClient client, ArtifactReposito
         return new ApiResult(200, new { recommendations = list });
     }
 
-    public async Task<ApiResult> CancelAsync(string id, CancellationToken ct = default)
-    {
-        var m = await client.GetInstanceAsync(id, ct);
-        if (m is null || m.Name != nameof(RecommendConfigurations)) return ApiResult.Fail(404, "No such recommendation", $"no recommendation has the id '{id}'");
-        if (m.IsCompleted) return ApiResult.Fail(409, "The recommendation has already ended", $"'{id}' is {m.RuntimeStatus}");
-        await client.TerminateInstanceAsync(id, "cancelled", ct);
-        return new ApiResult(202, new { id, cancelling = true });
-    }
+    public Task<ApiResult> CancelAsync(string id, CancellationToken ct = default) =>
+        OptimizationApi.CancelAsync(client, id, "recommendation", nameof(RecommendConfigurations), ct);
 
     async Task<object> DescribeAsync(OrchestrationMetadata m, string baseUrl, CancellationToken ct, bool withResult = true)
     {
