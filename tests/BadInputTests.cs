@@ -97,7 +97,7 @@ public class BadInputTests : IDisposable
 
     [Theory]
     [InlineData("{\"rope_type\": \"yarn\", \"factor\": 4}", "unsupported rope_scaling type \"yarn\"")]
-    [InlineData("{\"rope_type\": \"longrope\", \"short_factor\": [1], \"long_factor\": [1]}", "unsupported rope_scaling type \"longrope\"")]
+    [InlineData("{\"rope_type\": \"longrope\", \"short_factor\": [1], \"long_factor\": [1]}", "unsupported rope_scaling type \"longrope\" for LlamaForCausalLM")]
     [InlineData("{\"rope_type\": \"llama3\", \"factor\": \"32\"}", "\"rope_scaling.factor\" must be a positive number")]
     [InlineData("{\"rope_type\": \"llama3\", \"factor\": 32, \"low_freq_factor\": 4, \"high_freq_factor\": 1}", "high_freq_factor 1 must exceed low_freq_factor 4")]
     [InlineData("[1, 2]", "\"rope_scaling\" must be an object")]
@@ -107,6 +107,23 @@ public class BadInputTests : IDisposable
         var config = Path.Combine(hf, "config.json");
         var j = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!;
         j["rope_scaling"] = System.Text.Json.Nodes.JsonNode.Parse(scaling);
+        File.WriteAllText(config, j.ToJsonString());
+        AssertRefused(["import", hf, "--out", Out], config, problem);
+    }
+
+    /// <summary>Phi-3's longrope, malformed: the config is read before any tensor, so a Phi-3 config over Llama weights shows it.</summary>
+    [Theory]
+    [InlineData("{\"type\": \"longrope\", \"short_factor\": [1, 1], \"long_factor\": [1, 1]}", 128, "\"rope_scaling.short_factor\" must be a list of")]
+    [InlineData("{\"type\": \"su\", \"short_factor\": \"1\", \"long_factor\": [1]}", 128, "\"rope_scaling.short_factor\" must be a list of")]
+    [InlineData("{\"type\": \"longrope\", \"short_factor\": [1], \"long_factor\": [1]}", null, "\"rope_scaling.original_max_position_embeddings\" is missing")]
+    [InlineData("{\"type\": \"longrope\", \"short_factor\": [1], \"long_factor\": [1]}", 1 << 20, "original_max_position_embeddings 1048576 exceeds max_position_embeddings")]
+    public void MalformedLongRope(string scaling, int? original, string problem)
+    {
+        var hf = HfFolder();
+        var config = Path.Combine(hf, "config.json");
+        var j = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config).Replace("LlamaForCausalLM", "Phi3ForCausalLM"))!;
+        j["rope_scaling"] = System.Text.Json.Nodes.JsonNode.Parse(scaling);
+        if (original is { } o) j["original_max_position_embeddings"] = o;
         File.WriteAllText(config, j.ToJsonString());
         AssertRefused(["import", hf, "--out", Out], config, problem);
     }

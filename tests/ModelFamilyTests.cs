@@ -55,6 +55,18 @@ public class ModelFamilyTests
     };
 
     /// <summary>
+    /// Phi-3-mini-128k's quirks on top of Phi-3's: longrope scaling, a short and a long factor per rotary pair (the long
+    /// ones up to ~50, as Phi-3's), switching at the original context (shrunk to 256 of 1,024 positions), and cos and sin
+    /// scaled by the attention factor √(1 + ln 4 / ln 256) that the two contexts imply.
+    /// </summary>
+    static DecoderConfig Phi3LongRope() => Phi3() with
+    {
+        ContextLength = 1024,
+        RopeScaling = new RopeScaling("longrope", 4, OriginalContext: 256, AttentionFactor: RopeScaling.LongRopeAttentionFactor(1024, 256),
+            ShortFactors: [1.0, 1.01, 1.03, 1.07, 1.12, 1.2, 1.31, 1.45], LongFactors: [1.0, 1.2, 1.9, 3.4, 7.5, 16.0, 31.0, 49.5]),
+    };
+
+    /// <summary>
     /// Gemma 3 1B's quirks: √hidden-scaled embeddings, (1 + w) RMSNorms before and after attention and the feed-forward,
     /// per-head q/k norms, tanh-GELU GeGLU, query_pre_attn_scalar, 5 sliding-window layers (rotary base 10,000) to each
     /// global one (base 1,000,000), 262,144 tokens. The window is shrunk to 12 so the prompts cross it.
@@ -98,6 +110,7 @@ public class ModelFamilyTests
         { "gemma3", "onnx" }, { "gemma3", "native" },
         { "llama3.2", "onnx" }, { "llama3.2", "native" }, { "qwen2.5", "onnx" }, { "qwen2.5", "native" }, { "qwen3", "onnx" }, { "qwen3", "native" },
         { "phi3", "onnx" }, { "phi3", "native" },
+        { "phi3-longrope", "onnx" }, { "phi3-longrope", "native" }, { "phi3-longrope-long", "onnx" },
     };
 
     static (DecoderConfig Config, string[] TokenizerFiles) Family(string family) => family switch
@@ -110,6 +123,7 @@ public class ModelFamilyTests
         "mixtral" => (Mixtral(), new[] { Path.Combine(TestPaths.RepoRoot, "samples", "llama2-tokenizer-32k", "tokenizer.model") }),
         "qwen3moe" => (Qwen3Moe(), RealTokenizer("qwen3")),
         "phi3" => (Phi3(), new[] { Path.Combine(TestPaths.RepoRoot, "samples", "llama2-tokenizer-32k", "tokenizer.model") }),
+        "phi3-longrope" or "phi3-longrope-long" => (Phi3LongRope(), Family("phi3").TokenizerFiles),
         _ => throw new ArgumentException(family),
     };
 
@@ -142,6 +156,26 @@ public class ModelFamilyTests
             var gguf = Path.Combine(dir, "model.gguf");
             var (exit, _, err) = CliTests.Sio("export", "gguf", modelDir, "--out", gguf);
             Assert.True(exit == 0, err);
+            // longrope: llama.cpp takes the short factors within the original context and the long ones beyond it, for
+            // every position; sio switches at the position. In a context of the original length both take the short ones; for
+            // the long ones, sio runs the same weights imported with the long factors in both places, llama.cpp its GGUF
+            // in the whole context (llama.cpp pads a context to 256 positions, so the original one is 256 here).
+            int contextSize = family == "phi3-longrope" ? config.RopeScaling!.OriginalContext : config.ContextLength;
+            if (family == "phi3-longrope-long")
+            {
+                var j = JsonNode.Parse(File.ReadAllText(Path.Combine(hf, "config.json")))!;
+                j["rope_scaling"]!["short_factor"] = j["rope_scaling"]!["long_factor"]!.DeepClone();
+                File.WriteAllText(Path.Combine(hf, "config.json"), j.ToJsonString());
+                var longDir = Path.Combine(dir, "model-long");
+                ModelImporter.Import(new ImportRequest { Source = hf }, longDir);
+                // sio's own table: the short factors below the original context, the long ones from it on
+                float[] Cos(string folder) => Sio.Onnx.OnnxModelFile.ReadFloats(Sio.Onnx.OnnxModelFile.Read(Path.Combine(folder, DecoderGraph.ModelFile)).Graph.Initializer.Single(t => t.Name == "cos_cache"), folder);
+                int half = config.HeadDim / 2, original = config.RopeScaling!.OriginalContext;
+                var (mixed, allLong) = (Cos(modelDir), Cos(longDir));
+                Assert.Equal(allLong.AsSpan(original * half), mixed.AsSpan(original * half));
+                Assert.NotEqual(allLong.AsSpan(half, half).ToArray(), mixed.AsSpan(half, half).ToArray());
+                modelDir = longDir;
+            }
 
             if (engine == "native" && family is "gemma3" or "mixtral")
             {
@@ -152,7 +186,7 @@ public class ModelFamilyTests
             }
             using var model = Model.Load(modelDir, new ModelOptions { Engine = engine });
             // a float32 KV cache, as sio keeps it
-            var parameters = new ModelParams(gguf) { ContextSize = 256, GpuLayerCount = 0, Threads = 2, BatchSize = 256, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32 };
+            var parameters = new ModelParams(gguf) { ContextSize = (uint)contextSize, GpuLayerCount = 0, Threads = 2, BatchSize = (uint)contextSize, TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32 };
             using var weights = LLamaWeights.LoadFromFile(parameters);
             using var context = weights.CreateContext(parameters);
             foreach (var text in Prompts)

@@ -46,6 +46,18 @@ public sealed class ConfigJson
         return d;
     }
 
+    /// <summary>A list of exactly <paramref name="count"/> finite positive numbers, each at most max (longrope's factors).</summary>
+    public double[] Numbers(string key, int count, double max = double.MaxValue)
+    {
+        var need = $"a list of {count} positive numbers up to {max:G}";
+        if (_root[key] is not JsonArray a || a.Count != count) throw Bad(key, need);
+        var values = new double[count];
+        for (int i = 0; i < count; i++)
+            if (a[i] is not JsonValue v || v.GetValueKind() != JsonValueKind.Number || !v.TryGetValue(out values[i]) || !double.IsFinite(values[i]) || values[i] <= 0 || values[i] > max)
+                throw Bad(key, need);
+        return values;
+    }
+
     public bool Bool(string key, bool fallback)
     {
         if (!Has(key)) return fallback;

@@ -58,13 +58,19 @@ public static class DecoderGraph
             var cos = new float[c.ContextLength * half];
             var sin = new float[c.ContextLength * half];
             var frequencies = RopeScaling.InverseFrequencies(theta, c.HeadDim, scaling);
+            // longrope: the long factors from the original context on (Hugging Face's choice for tokens decoded there)
+            var beyond = scaling is { Type: "longrope" } ? RopeScaling.InverseFrequencies(theta, c.HeadDim, scaling, scaling.OriginalContext) : frequencies;
+            double magnitude = scaling?.Magnitude ?? 1;
             for (int p = 0; p < c.ContextLength; p++)
+            {
+                var f = scaling is { Type: "longrope" } && p >= scaling.OriginalContext ? beyond : frequencies;
                 for (int i = 0; i < half; i++)
                 {
-                    double angle = p * frequencies[i];
-                    cos[p * half + i] = (float)Math.Cos(angle);
-                    sin[p * half + i] = (float)Math.Sin(angle);
+                    double angle = p * f[i];
+                    cos[p * half + i] = (float)(Math.Cos(angle) * magnitude);
+                    sin[p * half + i] = (float)(Math.Sin(angle) * magnitude);
                 }
+            }
             return (g.Initializer<float>($"{prefix}cos_cache", cos, DT.Float, c.ContextLength, half), g.Initializer<float>($"{prefix}sin_cache", sin, DT.Float, c.ContextLength, half));
         }
         var (globalCos, globalSin) = RotaryTables("", c.RopeTheta, c.RopeScaling);

@@ -7,7 +7,7 @@ namespace Sio.Models;
 
 /// <summary>
 /// Writes a float32 sio model folder as a GGUF file (version 3) that llama.cpp runs: architecture metadata (llama.cpp's
-/// llama, qwen2, qwen3, gemma2 or gemma3), the tokenizer (<see cref="GgufTokenizer"/>), and the tensors as F32, Q8_0 or
+/// llama, qwen2, qwen3, phi3, gemma2 or gemma3), the tokenizer (<see cref="GgufTokenizer"/>), and the tensors as F32, Q8_0 or
 /// Q4_0 (32-element blocks with an fp16 scale). q and k are written in the rotary layout llama.cpp expects for the
 /// architecture: interleaved for llama (Hugging Face half-split weights are permuted back), half-split for the others.
 /// </summary>
@@ -35,6 +35,7 @@ public static class GgufExporter
         {
             ("token_embd.weight", [c.Dim, c.VocabSize], () => Read("model.embed_tokens.weight"), true),
         };
+        bool phi3 = ArchitectureName(c) == "phi3";
         for (int l = 0; l < c.Layers; l++)
         {
             int li = l;
@@ -43,9 +44,15 @@ public static class GgufExporter
             float[] Rotary(float[] w, int heads) => Neox(c) == c.RotaryInterleaved
                 ? (Neox(c) ? HuggingFaceExporter.InterleavedToHalfSplit(w, heads, c.HeadDim, c.Dim) : HalfSplitToInterleaved(w, heads, c.HeadDim, c.Dim)) : w;
             tensors.Add(($"blk.{l}.attn_norm.weight", [c.Dim], () => Read(P("input_layernorm")), false));
-            tensors.Add(($"blk.{l}.attn_q.weight", [c.Dim, c.QDim], () => Rotary(Linear(P("attn.q_proj"), c.QDim, c.Dim), c.Heads), true));
-            tensors.Add(($"blk.{l}.attn_k.weight", [c.Dim, c.KvDim], () => Rotary(Linear(P("attn.k_proj"), c.KvDim, c.Dim), c.KvHeads), true));
-            tensors.Add(($"blk.{l}.attn_v.weight", [c.Dim, c.KvDim], () => Linear(P("attn.v_proj"), c.KvDim, c.Dim), true));
+            if (phi3) // llama.cpp's phi3 reads q, k and v as one fused tensor, as Phi-3 stores them
+                tensors.Add(($"blk.{l}.attn_qkv.weight", [c.Dim, c.QDim + 2 * c.KvDim], () =>
+                    [.. Linear(P("attn.q_proj"), c.QDim, c.Dim), .. Linear(P("attn.k_proj"), c.KvDim, c.Dim), .. Linear(P("attn.v_proj"), c.KvDim, c.Dim)], true));
+            else
+            {
+                tensors.Add(($"blk.{l}.attn_q.weight", [c.Dim, c.QDim], () => Rotary(Linear(P("attn.q_proj"), c.QDim, c.Dim), c.Heads), true));
+                tensors.Add(($"blk.{l}.attn_k.weight", [c.Dim, c.KvDim], () => Rotary(Linear(P("attn.k_proj"), c.KvDim, c.Dim), c.KvHeads), true));
+                tensors.Add(($"blk.{l}.attn_v.weight", [c.Dim, c.KvDim], () => Linear(P("attn.v_proj"), c.KvDim, c.Dim), true));
+            }
             if (c.AttentionBias)
                 foreach (var (t, module, n) in new[] { ("q", "q_proj", c.QDim), ("k", "k_proj", c.KvDim), ("v", "v_proj", c.KvDim) })
                     tensors.Add(($"blk.{l}.attn_{t}.bias", [n], () => Read($"model.layers.{li}.attn.{module}.bias"), false));
@@ -71,13 +78,24 @@ public static class GgufExporter
                 tensors.Add(($"blk.{l}.ffn_down_exps.weight", [c.HiddenDim, c.Dim, c.Experts], () => Stacked("down_proj", c.Dim, c.HiddenDim), true));
                 continue;
             }
-            tensors.Add(($"blk.{l}.ffn_gate.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), true));
-            tensors.Add(($"blk.{l}.ffn_up.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.up_proj"), c.HiddenDim, c.Dim), true));
+            if (phi3) // gate then up in one tensor, as Phi-3's gate_up_proj
+                tensors.Add(($"blk.{l}.ffn_up.weight", [c.Dim, 2 * c.HiddenDim], () =>
+                    [.. Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), .. Linear(P("mlp.up_proj"), c.HiddenDim, c.Dim)], true));
+            else
+            {
+                tensors.Add(($"blk.{l}.ffn_gate.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.gate_proj"), c.HiddenDim, c.Dim), true));
+                tensors.Add(($"blk.{l}.ffn_up.weight", [c.Dim, c.HiddenDim], () => Linear(P("mlp.up_proj"), c.HiddenDim, c.Dim), true));
+            }
             tensors.Add(($"blk.{l}.ffn_down.weight", [c.HiddenDim, c.Dim], () => Linear(P("mlp.down_proj"), c.Dim, c.HiddenDim), true));
         }
         tensors.Add(("output_norm.weight", [c.Dim], () => Read("model.norm.weight"), false));
         if (c.RopeScaling is { Type: "llama3" })
             tensors.Add(("rope_freqs.weight", [c.HeadDim / 2], () => RopeFrequencyFactors(c), false));
+        if (c.RopeScaling is { Type: "longrope" } longRope)
+        {
+            tensors.Add(("rope_factors_long.weight", [c.HeadDim / 2], () => longRope.LongFactors!.Select(f => (float)f).ToArray(), false));
+            tensors.Add(("rope_factors_short.weight", [c.HeadDim / 2], () => longRope.ShortFactors!.Select(f => (float)f).ToArray(), false));
+        }
         // a tied classifier is token_embd itself, as llama.cpp reads it (Gemma 2 accepts no output.weight at all)
         if (!c.TiedEmbeddings) tensors.Add(("output.weight", [c.Dim, c.VocabSize], () => Linear("lm_head.weight", c.VocabSize, c.Dim), true));
 
@@ -143,6 +161,7 @@ public static class GgufExporter
         "Qwen3ForCausalLM" => "qwen3",
         "Gemma2ForCausalLM" => "gemma2",
         "Gemma3ForCausalLM" => "gemma3",
+        "Phi3ForCausalLM" => "phi3",
         "Qwen3MoeForCausalLM" => "qwen3moe",
         _ => "llama",
     };
@@ -192,6 +211,12 @@ public static class GgufExporter
         {
             meta.Str($"{arch}.rope.scaling.type", "linear");
             meta.F32($"{arch}.rope.scaling.factor", (float)linear.Factor);
+        }
+        if (c.RopeScaling is { Type: "longrope" } longRope)
+        {
+            // llama.cpp takes the long factors when its context exceeds the original one, the short ones otherwise
+            meta.F32($"{arch}.rope.scaling.attn_factor", (float)longRope.AttentionFactor);
+            meta.U32($"{arch}.rope.scaling.original_context_length", (uint)longRope.OriginalContext);
         }
         meta.U32($"{arch}.vocab_size", (uint)c.VocabSize);
         if (c.Experts > 0)

@@ -35,7 +35,8 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             throw SioException.InFile(configPath, $"{multimodal} is a multimodal checkpoint whose language model sio cannot separate from it; import a text-only {string.Join(", ", SupportedArchitectures)} folder");
         if (arch is null)
             throw SioException.InFile(configPath, $"unsupported architecture {(archs.Length == 0 ? "(none given)" : string.Join(", ", archs))}; sio imports {string.Join(" and ", SupportedArchitectures)}");
-        var ropeScaling = ReadRopeScaling(cfg);
+        int heads = cfg.Int("num_attention_heads", max: 1 << 12);
+        var ropeScaling = ReadRopeScaling(cfg, arch, cfg.Int("head_dim", cfg.Int("hidden_size", max: 1 << 16) / heads, min: 1, max: 1 << 12));
         foreach (var biasFlag in new[] { "attention_bias", "mlp_bias" })
             if (cfg.Bool(biasFlag, false)) throw SioException.InFile(configPath, $"unsupported {biasFlag}=true: sio builds q/k/v biases for Qwen2 only, and no output or feed-forward biases");
         if (cfg.Bool("use_sliding_window", false))
@@ -50,7 +51,6 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
             foreach (var cap in new[] { "attn_logit_softcapping", "final_logit_softcapping" })
                 if (cfg.Has(cap)) throw SioException.InFile(configPath, $"unsupported {cap}: sio builds logit soft-capping for Gemma 2 only");
 
-        int heads = cfg.Int("num_attention_heads", max: 1 << 12);
         int vocab = cfg.Int("vocab_size", max: 1 << 22);
         EosTokenIds = cfg.Ids("eos_token_id", vocab);
         Config = new DecoderConfig
@@ -253,19 +253,43 @@ public sealed class HuggingFaceCheckpoint : ICheckpoint
         return every;
     }
 
-    /// <summary>rope_scaling: null, "linear" or "llama3" (Llama 3.1–3.3); any other kind is refused by name.</summary>
-    static RopeScaling? ReadRopeScaling(ConfigJson cfg)
+    /// <summary>rope_scaling: null, "linear", "llama3" (Llama 3.1–3.3) or "longrope" (Phi-3/3.5); any other kind is refused by name.</summary>
+    static RopeScaling? ReadRopeScaling(ConfigJson cfg, string arch, int headDim)
     {
         if (cfg.Nested("rope_scaling") is not { } s) return null;
         var type = s.String("rope_scaling.rope_type") ?? s.String("rope_scaling.type");
         if (type is null or "default") return null;
+        if (type == "su") type = "longrope"; // the name the first Phi-3 128k configs gave it
         if (!RopeScaling.Types.Contains(type))
-            throw SioException.InFile(cfg.Path, $"unsupported rope_scaling type \"{type}\" (sio builds {string.Join(" and ", RopeScaling.Types)})");
+            throw SioException.InFile(cfg.Path, $"unsupported rope_scaling type \"{type}\" (sio builds {string.Join(", ", RopeScaling.Types)})");
+        if (type == "longrope") return ReadLongRope(cfg, s, arch, headDim);
         double factor = s.Number("rope_scaling.factor", 1, max: 1024);
         if (type == "linear") return new RopeScaling(type, factor);
         var (low, high) = (s.Number("rope_scaling.low_freq_factor", 1, max: 1024), s.Number("rope_scaling.high_freq_factor", 4, max: 1024));
         if (high <= low) throw SioException.InFile(cfg.Path, $"rope_scaling: high_freq_factor {high} must exceed low_freq_factor {low}");
         return new RopeScaling(type, factor, low, high, s.Int("rope_scaling.original_max_position_embeddings", 8192, max: 1 << 24));
+    }
+
+    /// <summary>
+    /// Phi-3/3.5's longrope: a short and a long factor per rotary pair, the original context they switch at (top-level
+    /// original_max_position_embeddings, as Phi-3 writes it, or inside rope_scaling) and the attention factor (given, or
+    /// computed from the two contexts as Hugging Face and llama.cpp compute it).
+    /// </summary>
+    static RopeScaling ReadLongRope(ConfigJson cfg, ConfigJson s, string arch, int headDim)
+    {
+        if (arch != "Phi3ForCausalLM")
+            throw SioException.InFile(cfg.Path, $"unsupported rope_scaling type \"longrope\" for {arch}: sio builds it for Phi3ForCausalLM");
+        int maxPositions = cfg.Int("max_position_embeddings", 2048, max: 1 << 24);
+        int original = cfg.Has("original_max_position_embeddings")
+            ? cfg.Int("original_max_position_embeddings", max: 1 << 24)
+            : s.Int("rope_scaling.original_max_position_embeddings", max: 1 << 24);
+        if (original > maxPositions)
+            throw SioException.InFile(cfg.Path, $"original_max_position_embeddings {original} exceeds max_position_embeddings {maxPositions}");
+        var shortFactors = s.Numbers("rope_scaling.short_factor", headDim / 2, max: 1e6);
+        var longFactors = s.Numbers("rope_scaling.long_factor", headDim / 2, max: 1e6);
+        double attention = s.Number("rope_scaling.attention_factor", RopeScaling.LongRopeAttentionFactor(maxPositions, original), max: 100);
+        return new RopeScaling("longrope", (double)maxPositions / original, OriginalContext: original,
+            ShortFactors: shortFactors, LongFactors: longFactors, AttentionFactor: attention);
     }
 
     public void Dispose()

@@ -76,15 +76,14 @@ public static class HuggingFaceExporter
             ["max_position_embeddings"] = c.ContextLength,
             ["rms_norm_eps"] = c.NormEpsilon,
             ["rope_theta"] = c.RopeTheta,
-            ["rope_scaling"] = c.RopeScaling is not { } r ? null : r.Type == "linear"
-                ? new JsonObject { ["rope_type"] = "linear", ["factor"] = r.Factor }
-                : new JsonObject { ["rope_type"] = r.Type, ["factor"] = r.Factor, ["low_freq_factor"] = r.LowFreqFactor, ["high_freq_factor"] = r.HighFreqFactor, ["original_max_position_embeddings"] = r.OriginalContext },
+            ["rope_scaling"] = RopeScalingJson(c),
             ["tie_word_embeddings"] = c.TiedEmbeddings,
             ["bos_token_id"] = c.BosTokenId,
             ["eos_token_id"] = c.EosTokenId,
             ["hidden_act"] = c.Activation == "gelu_tanh" ? "gelu_pytorch_tanh" : "silu",
             ["torch_dtype"] = dtype switch { "F16" => "float16", "BF16" => "bfloat16", _ => "float32" },
         };
+        if (c.RopeScaling is { Type: "longrope" } longRope) config["original_max_position_embeddings"] = longRope.OriginalContext;
         if (c.SandwichNorms)
         {
             config["hidden_activation"] = config["hidden_act"]!.DeepClone();
@@ -107,6 +106,26 @@ public static class HuggingFaceExporter
             config["final_logit_softcapping"] = c.FinalSoftcap > 0 ? c.FinalSoftcap : null;
         }
         File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new() { WriteIndented = true }));
+    }
+
+    /// <summary>rope_scaling as each family writes it (Phi-3's longrope with its factor lists; the attention factor only when it is not the one implied by the contexts).</summary>
+    static JsonObject? RopeScalingJson(DecoderConfig c) => c.RopeScaling switch
+    {
+        null => null,
+        { Type: "linear" } r => new JsonObject { ["rope_type"] = "linear", ["factor"] = r.Factor },
+        { Type: "longrope" } r => WithAttentionFactor(new JsonObject
+        {
+            ["type"] = "longrope",
+            ["short_factor"] = new JsonArray(r.ShortFactors!.Select(f => (JsonNode)f).ToArray()),
+            ["long_factor"] = new JsonArray(r.LongFactors!.Select(f => (JsonNode)f).ToArray()),
+        }, r, c.ContextLength),
+        { } r => new JsonObject { ["rope_type"] = r.Type, ["factor"] = r.Factor, ["low_freq_factor"] = r.LowFreqFactor, ["high_freq_factor"] = r.HighFreqFactor, ["original_max_position_embeddings"] = r.OriginalContext },
+    };
+
+    static JsonObject WithAttentionFactor(JsonObject o, RopeScaling r, int maxPositions)
+    {
+        if (r.AttentionFactor != RopeScaling.LongRopeAttentionFactor(maxPositions, r.OriginalContext)) o["attention_factor"] = r.AttentionFactor;
+        return o;
     }
 
     /// <summary>Row 2i+p of each head moves to p*head/2+i: the permutation Hugging Face applies to Meta's q and k.</summary>
