@@ -19,11 +19,13 @@ public static class ImportCommand
         var vocab = new Option<int>("--vocab") { Description = "Synthetic: vocabulary size.", DefaultValueFactory = _ => 32000 };
         var context = new Option<int>("--context") { Description = "Synthetic: context length.", DefaultValueFactory = _ => 1024 };
         var tied = new Option<bool>("--tie-embeddings") { Description = "Synthetic: share the classifier with the token embedding (as llama2.c's stories models do).", DefaultValueFactory = _ => true };
+        var experts = new Option<int>("--experts") { Description = "Synthetic: a sparse mixture of this many experts per layer (Mixtral's layout; 0: a dense feed-forward, whose width --hidden then is each expert's).", DefaultValueFactory = _ => 0 };
+        var expertsPerToken = new Option<int>("--experts-per-token") { Description = "Synthetic: experts each token is routed to (top k, renormalized).", DefaultValueFactory = _ => 2 };
         var seed = new Option<int>("--seed") { Description = "Synthetic: weight seed.", DefaultValueFactory = _ => 1234 };
         var json = new Option<bool>("--json") { Description = "Print the manifest as JSON." };
         var cmd = new Command("import", "Turn a checkpoint into a sio model folder: model.onnx (+ external data), genai_config.json, tokenizer, sio.json.")
         {
-            source, tokenizer, output, synthetic, dim, hidden, layers, heads, kvHeads, vocab, context, tied, seed, json,
+            source, tokenizer, output, synthetic, dim, hidden, layers, heads, kvHeads, vocab, context, tied, experts, expertsPerToken, seed, json,
         };
         cmd.SetAction(p =>
         {
@@ -38,6 +40,8 @@ public static class ImportCommand
                         Dim = p.GetValue(dim), HiddenDim = p.GetValue(hidden), Layers = p.GetValue(layers), Heads = p.GetValue(heads),
                         KvHeads = p.GetValue(kvHeads) ?? p.GetValue(heads), VocabSize = p.GetValue(vocab), ContextLength = p.GetValue(context),
                         TiedEmbeddings = p.GetValue(tied),
+                        Experts = p.GetValue(experts), ExpertsPerToken = p.GetValue(experts) > 0 ? p.GetValue(expertsPerToken) : 0,
+                        Architecture = p.GetValue(experts) > 0 ? "MixtralForCausalLM" : "LlamaForCausalLM",
                     },
                 };
             }
@@ -50,7 +54,7 @@ public static class ImportCommand
             {
                 var c = manifest.Config;
                 p.InvocationConfiguration.Output.WriteLine(
-                    $"imported {manifest.Source.Kind} {manifest.Architecture} ({c.ParameterCount / 1e6:F2}M parameters: dim {c.Dim}, hidden {c.HiddenDim}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, vocab {c.VocabSize}, context {c.ContextLength}) → {Path.GetFullPath(outDir)}");
+                    $"imported {manifest.Source.Kind} {manifest.Architecture} ({c.ParameterCount / 1e6:F2}M parameters: dim {c.Dim}, hidden {c.HiddenDim}{(c.Experts > 0 ? $" × {c.Experts} experts, top {c.ExpertsPerToken}" : "")}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, vocab {c.VocabSize}, context {c.ContextLength}) → {Path.GetFullPath(outDir)}");
             }
             return 0;
         });

@@ -66,6 +66,8 @@ public sealed record DecoderConfig
         Require(Dim > 0 && HiddenDim > 0 && Layers > 0 && Heads > 0 && KvHeads > 0 && VocabSize > 0 && ContextLength > 0,
             $"every dimension must be positive (dim {Dim}, hidden {HiddenDim}, layers {Layers}, heads {Heads}, kv heads {KvHeads}, vocab {VocabSize}, context {ContextLength})");
         Require(HeadSize > 0 || Dim % Heads == 0, $"dim {Dim} is not a multiple of heads {Heads}");
+        Require(Experts >= 0 && (Experts == 0 || (ExpertsPerToken >= 1 && ExpertsPerToken <= Experts)),
+            $"a mixture of {Experts} experts routes each token to 1 to {Experts} of them, not {ExpertsPerToken}");
         Require(Heads % KvHeads == 0, $"heads {Heads} is not a multiple of kv heads {KvHeads}");
         Require(HeadDim % 2 == 0, $"head size {HeadDim} must be even for rotary embeddings");
         Require(Layers <= 1024 && Dim <= 65536 && HiddenDim <= 262144 && VocabSize <= 1 << 22 && ContextLength <= 1 << 20,
@@ -73,9 +75,9 @@ public sealed record DecoderConfig
         return this;
     }
 
-    /// <summary>Parameters in the weights, counting a tied classifier once.</summary>
+    /// <summary>Parameters in the weights, counting a tied classifier once (and every expert of a mixture).</summary>
     public long ParameterCount =>
         (long)VocabSize * Dim * (TiedEmbeddings ? 1 : 2)
-        + Layers * ((long)Dim * QDim * 2 + 2L * Dim * KvDim + 3L * Dim * HiddenDim + 2L * Dim)
+        + Layers * ((long)Dim * QDim * 2 + 2L * Dim * KvDim + 3L * Dim * HiddenDim * Math.Max(1, Experts) + (long)Dim * Experts + 2L * Dim)
         + Dim;
 }

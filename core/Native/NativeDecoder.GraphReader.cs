@@ -37,7 +37,6 @@ public sealed unsafe partial class NativeDecoder
         public NativeDecoder Build(int threads, bool spin)
         {
             var c = _c;
-            if (_graph.Node.Any(n => n.OpType == "TopK")) throw Unsupported("mixture-of-experts layers");
             var gather = _graph.Node.FirstOrDefault(n => n.Input.Contains("input_ids")) ?? throw Unsupported("nothing reads input_ids");
             if (gather.OpType != "Gather") throw Unsupported($"the embedding is a {gather.OpType} (float32 embeddings only)");
             _embedding = Float32Matrix.FromOutputMajor(c.VocabSize, c.Dim, Floats(gather.Input[0]));
@@ -67,25 +66,57 @@ public sealed unsafe partial class NativeDecoder
             var p = $"/model/layers.{l}";
             var gqa = Named($"{p}/attn/GroupQueryAttention");
             interleaved = RotaryInterleaved(gqa);
-            var mlp = Named($"{p}/mlp/Mul");
-            var act = Producer(mlp.Input[0]);   // SiLU(gate) = gate · Sigmoid(gate)
-            if (act.OpType != "Mul" || act.Input.Count != 2 || !_producer.TryGetValue(act.Input[1], out var sigmoid) || sigmoid.OpType != "Sigmoid" || sigmoid.Input[0] != act.Input[0])
-                throw Unsupported($"{act.Name}: the feed-forward activation is not SiLU");
             var nextNorm = l + 1 < c.Layers ? Named($"/model/layers.{l + 1}/input_layernorm") : Named("/model/norm");
             var (qInput, qNorm) = Unnormed(Unrotated(gqa.Input[0]));
             var (kInput, kNorm) = Unnormed(Unrotated(gqa.Input[1]));
             if ((qNorm is null) != (kNorm is null)) throw Unsupported($"layer {l} normalizes only one of q and k");
+            var experts = c.Experts > 0 ? ReadMixture(l) : null;
+            var (gate, up) = experts is null ? GatedPair(Named($"{p}/mlp/Mul")) : default;
             var x = new Layer(
                 NormWeight($"{p}/input_layernorm", out eps), NormWeight($"{p}/post_attention_layernorm", out _),
                 ProjectionOf(qInput), ProjectionOf(kInput), ProjectionOf(gqa.Input[2]),
                 ProjectionOf(Named($"{p}/post_attention_layernorm").Input[0]),
-                ProjectionOf(act.Input[0]), ProjectionOf(mlp.Input[1]), ProjectionOf(nextNorm.Input[0]), qNorm, kNorm);
-            if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim || x.Gate.Length != c.HiddenDim
-                || x.Up.Length != c.HiddenDim || x.Down.Length != c.Dim
+                gate, up, experts is null ? ProjectionOf(nextNorm.Input[0]) : default, qNorm, kNorm, experts);
+            if (x.Q.Length != c.QDim || x.K.Length != c.KvDim || x.V.Length != c.KvDim || x.O.Length != c.Dim
                 || x.Q.Linear.K != c.Dim || x.K.Linear.K != c.Dim || x.V.Linear.K != c.Dim || x.O.Linear.K != c.QDim
-                || x.Gate.Linear.K != c.Dim || x.Up.Linear.K != c.Dim || x.Down.Linear.K != c.HiddenDim)
+                || (experts is null && !IsFeedForward(x.Gate, x.Up, x.Down)))
                 throw Unsupported($"layer {l}'s projections do not have the manifest's shapes");
             return x;
+        }
+
+        /// <summary>The gate and up projections a SiLU-gated product reads: Mul(gate · Sigmoid(gate), up).</summary>
+        (Projection Gate, Projection Up) GatedPair(NodeProto mul)
+        {
+            var act = Producer(mul.Input[0]);
+            if (act.OpType != "Mul" || act.Input.Count != 2 || !_producer.TryGetValue(act.Input[1], out var sigmoid) || sigmoid.OpType != "Sigmoid" || sigmoid.Input[0] != act.Input[0])
+                throw Unsupported($"{act.Name}: the feed-forward activation is not SiLU");
+            return (ProjectionOf(act.Input[0]), ProjectionOf(mul.Input[1]));
+        }
+
+        bool IsFeedForward(Projection gate, Projection up, Projection down) =>
+            gate.Length == _c.HiddenDim && up.Length == _c.HiddenDim && down.Length == _c.Dim
+            && gate.Linear.K == _c.Dim && up.Linear.K == _c.Dim && down.Linear.K == _c.HiddenDim;
+
+        /// <summary>
+        /// Layer <paramref name="l"/>'s mixture as DecoderGraph decomposes it: the router's Softmax and TopK (with a Div when
+        /// the family renormalizes), and per expert the SiLU-gated product whose down projection a "weighted" Mul scales.
+        /// </summary>
+        Mixture ReadMixture(int l)
+        {
+            var p = $"/model/layers.{l}/mlp";
+            var router = ProjectionOf(Named($"{p}/router/Softmax").Input[0]);
+            var topK = Named($"{p}/router/TopK");
+            int k = (int)MemoryMarshal.Cast<byte, long>(OnnxModelFile.ReadBytes(Initializer(topK.Input[1]), _folder))[0];
+            if (router.Length != _c.Experts || router.Linear.K != _c.Dim || k < 1 || k > _c.Experts)
+                throw Unsupported($"{p}/router does not route {_c.Dim} values to {_c.Experts} experts, top {k}");
+            var (gate, up, down) = (new Projection[_c.Experts], new Projection[_c.Experts], new Projection[_c.Experts]);
+            for (int e = 0; e < _c.Experts; e++)
+            {
+                (gate[e], up[e]) = GatedPair(Named($"/model/layers.{l}/mlp.experts.{e}/Mul"));
+                down[e] = ProjectionOf(Named($"{p}/experts.{e}/weighted").Input[0]);
+                if (!IsFeedForward(gate[e], up[e], down[e])) throw Unsupported($"expert {e} of layer {l} does not have the manifest's shapes");
+            }
+            return new Mixture(router, gate, up, down, k, _byName.ContainsKey($"{p}/router/Div"));
         }
 
         /// <summary>Whether the layer's rotary embedding is interleaved (inside GQA or as a RotaryEmbedding node); refuses attention it cannot run.</summary>

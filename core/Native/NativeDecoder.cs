@@ -16,7 +16,8 @@ namespace Sio.Native;
 /// prefilled by ONNX Runtime continues here and the other way round.
 ///
 /// Per layer: x = RMSNorm(residual) → q,k,v → rotary → attention over the cache → o → residual += o →
-/// RMSNorm → SiLU(gate)·up → down → residual += down. Then RMSNorm and the classifier.
+/// RMSNorm → SiLU(gate)·up → down → residual += down (in a mixture of experts, only the router's top k experts, each
+/// weighted). Then RMSNorm and the classifier.
 /// </summary>
 public sealed unsafe partial class NativeDecoder : IDisposable
 {
@@ -39,9 +40,14 @@ public sealed unsafe partial class NativeDecoder : IDisposable
         public float* Values => Linear.Output + Offset;
     }
 
-    /// <summary>A layer's weights; QNorm/KNorm are Qwen3's per-head RMSNorm weights of q and k (null when absent).</summary>
+    /// <summary>A layer's weights; QNorm/KNorm are Qwen3's per-head RMSNorm weights of q and k (null when absent); a
+    /// mixture-of-experts layer has <paramref name="Experts"/> in place of the dense Gate, Up and Down.</summary>
     sealed record Layer(float[] AttnNorm, float[] FfnNorm, Projection Q, Projection K, Projection V, Projection O, Projection Gate, Projection Up, Projection Down,
-        float[]? QNorm = null, float[]? KNorm = null);
+        float[]? QNorm = null, float[]? KNorm = null, Mixture? Experts = null);
+
+    /// <summary>A sparse mixture's feed-forward (Mixtral, Qwen3-MoE): the router, and each expert's gate, up and down; a
+    /// step runs only the <paramref name="TopK"/> experts the router picks (their weights renormalized when the family does).</summary>
+    sealed record Mixture(Projection Router, Projection[] Gate, Projection[] Up, Projection[] Down, int TopK, bool Normalize);
 
     readonly DecoderConfig _c;
     readonly Float32Matrix _embedding;
@@ -54,14 +60,14 @@ public sealed unsafe partial class NativeDecoder : IDisposable
     readonly float _eps;
     readonly WorkerTeam _team;
     readonly Int8Activation _activation;
-    readonly float* _residual, _normed, _scaled, _attention, _hidden, _scores;
+    readonly float* _residual, _normed, _scaled, _attention, _hidden, _scores, _routerWeights;
     readonly object _stepLock = new();
     /// <summary>Attention reads bfloat16 copies of the keys and values (models with quantized weights, whose activations
     /// the native decoder rounds to int8 anyway); float models read the float entries.</summary>
     readonly bool _bf16KeysValues;
 
-    /// <summary>Weight bytes one step streams.</summary>
-    public long WeightBytes => _linears.Sum(l => l.Bytes);
+    /// <summary>Weight bytes one step streams (of a mixture's experts, the share of the k it runs).</summary>
+    public long WeightBytes { get; }
     /// <summary>How the linears are stored, e.g. "int4 g32 ×85, fp32 ×1".</summary>
     public string Description { get; }
 
@@ -82,9 +88,14 @@ public sealed unsafe partial class NativeDecoder : IDisposable
         }
         _residual = Buffer(c.Dim); _normed = Buffer(widest); _scaled = Buffer(widest); _attention = Buffer(c.QDim); _hidden = Buffer(c.HiddenDim);
         _scores = Buffer(c.ContextLength * c.Heads);
+        _routerWeights = Buffer(Math.Max(1, c.Experts));
         foreach (var l in linears) l.Output = Buffer(l.N);
         var kinds = linears.GroupBy(l => l.Quantized is { } q ? $"int{q.Bits} g{q.BlockSize}{(q.Bf16Scales ? " bf16 scales" : "")}" : "fp32").Select(g => $"{g.Key} ×{g.Count()}");
         _bf16KeysValues = linears.Any(l => l.Quantized is not null);
+        var expertLinears = layers.Where(l => l.Experts is not null)
+            .SelectMany(l => l.Experts!.Gate.Concat(l.Experts.Up).Concat(l.Experts.Down)).Select(p => p.Linear).ToHashSet();
+        double expertShare = c.Experts > 0 ? (double)c.ExpertsPerToken / c.Experts : 1;
+        WeightBytes = linears.Sum(l => expertLinears.Contains(l) ? (long)(l.Bytes * expertShare) : l.Bytes);
         Description = string.Join(", ", kinds) + (_bf16KeysValues ? ", bf16 keys/values" : "")
             + (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported ? "" : "; scalar kernels: this CPU has no AVX-512BW, expect it slower than ONNX Runtime");
     }
@@ -129,6 +140,11 @@ public sealed unsafe partial class NativeDecoder : IDisposable
                 Multiply(_attention, layer.O);
                 Add(_residual, layer.O.Values, dim);
                 RmsNorm(_residual, layer.FfnNorm, _normed, dim, _eps);
+                if (layer.Experts is { } experts)
+                {
+                    MixtureOfExperts(experts);
+                    continue;
+                }
                 Multiply(_normed, layer.Gate, layer.Up);
                 SwiGlu(layer.Gate.Values, layer.Up.Values, _hidden, _c.HiddenDim);
                 Multiply(_hidden, layer.Down);
@@ -146,6 +162,42 @@ public sealed unsafe partial class NativeDecoder : IDisposable
         for (int i = 0; i < n; i++) into[i] += add[i];
     }
 
+    /// <summary>
+    /// residual += Σ over the router's top k experts of weight · down(SiLU(gate) · up), with the weights the router's
+    /// softmax gives them (renormalized over the k when the family does). Only those experts' rows are computed: a
+    /// decode step streams k of the experts' weights, not all of them as the exact decomposition in the graph does.
+    /// </summary>
+    void MixtureOfExperts(Mixture m)
+    {
+        Multiply(_normed, m.Router);
+        int count = m.Router.Length;
+        var probabilities = new Span<float>(_routerWeights, count);
+        new ReadOnlySpan<float>(m.Router.Values, count).CopyTo(probabilities);
+        SoftMax(_routerWeights, count);
+        Span<int> chosen = stackalloc int[m.TopK];
+        Span<float> weights = stackalloc float[m.TopK];
+        float total = 0;
+        for (int j = 0; j < m.TopK; j++)
+        {
+            int best = -1;   // the largest not yet chosen; the lower index on a tie, as ONNX's TopK orders them
+            for (int e = 0; e < count; e++)
+                if (!chosen[..j].Contains(e) && (best < 0 || probabilities[e] > probabilities[best])) best = e;
+            chosen[j] = best;
+            total += weights[j] = probabilities[best];
+        }
+        for (int j = 0; j < m.TopK; j++)
+        {
+            int e = chosen[j];
+            Run(_normed, m.Gate[e].Linear, m.Gate[e].Offset, m.Gate[e].Length);
+            Run(_normed, m.Up[e].Linear, m.Up[e].Offset, m.Up[e].Length);
+            SwiGlu(m.Gate[e].Values, m.Up[e].Values, _hidden, _c.HiddenDim);
+            Multiply(_hidden, m.Down[e]);
+            float w = m.Normalize ? weights[j] / total : weights[j];
+            float* down = m.Down[e].Values;
+            for (int i = 0; i < _c.Dim; i++) _residual[i] += w * down[i];
+        }
+    }
+
     /// <summary>Runs each distinct linear behind the projections once on <paramref name="input"/>.</summary>
     void Multiply(float* input, Projection a, Projection? b = null, Projection? c = null)
     {
@@ -154,8 +206,11 @@ public sealed unsafe partial class NativeDecoder : IDisposable
         if (c is { } pc && pc.Linear != a.Linear && pc.Linear != b?.Linear) Run(input, pc.Linear);
     }
 
+    void Run(float* input, Linear linear) => Run(input, linear, 0, linear.N);
+
+    /// <summary>Rows [first, first + count) of <paramref name="linear"/> (one expert's part of a fused linear) into its output.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void Run(float* input, Linear linear)
+    void Run(float* input, Linear linear, int first, int count)
     {
         if (linear.InputScale is { } s)
         {
@@ -167,12 +222,12 @@ public sealed unsafe partial class NativeDecoder : IDisposable
         {
             _activation.Quantize(new ReadOnlySpan<float>(input, linear.K));
             _activation.BlockSums(q.BlockSize);
-            _team.For(linear.N, 16, (start, end) => q.Multiply(_activation, (float*)output, start, end));
+            _team.For(count, 16, (start, end) => q.Multiply(_activation, (float*)output, first + start, first + end));
         }
         else
         {
             nint x = (nint)input;
-            _team.For(linear.N, 16, (start, end) => linear.Fp32!.Multiply((float*)x, (float*)output, start, end));
+            _team.For(count, 16, (start, end) => linear.Fp32!.Multiply((float*)x, (float*)output, first + start, first + end));
         }
     }
 
@@ -399,6 +454,6 @@ public sealed unsafe partial class NativeDecoder : IDisposable
         _activation.Dispose();
         _embedding.Dispose();
         foreach (var l in _linears) { l.Dispose(); NativeMemory.AlignedFree(l.Output); }
-        foreach (var p in new[] { (nint)_residual, (nint)_normed, (nint)_scaled, (nint)_attention, (nint)_hidden, (nint)_scores }) NativeMemory.AlignedFree((void*)p);
+        foreach (var p in new[] { (nint)_residual, (nint)_normed, (nint)_scaled, (nint)_attention, (nint)_hidden, (nint)_scores, (nint)_routerWeights }) NativeMemory.AlignedFree((void*)p);
     }
 }

@@ -57,12 +57,17 @@ public sealed class GraphBuilder : IDisposable
     public string Initializer<T>(string name, ReadOnlySpan<T> values, TensorProto.Types.DataType type, params long[] dims) where T : unmanaged
         => Initializer(name, MemoryMarshal.AsBytes(values), type, dims);
 
-    public string Initializer(string name, ReadOnlySpan<byte> bytes, TensorProto.Types.DataType type, params long[] dims)
+    public string Initializer(string name, ReadOnlySpan<byte> bytes, TensorProto.Types.DataType type, params long[] dims) =>
+        Initializer(name, bytes, type, inline: false, dims);
+
+    /// <param name="inline">Keep the values in model.onnx whatever their size: shapes, split sizes and slice bounds, which
+    /// ONNX Runtime's shape inference reads and cannot read from external data.</param>
+    string Initializer(string name, ReadOnlySpan<byte> bytes, TensorProto.Types.DataType type, bool inline, long[] dims)
     {
         if (!_names.Add(name)) throw new InvalidOperationException($"duplicate initializer {name}");
         var t = new TensorProto { Name = name, DataType = (int)type };
         t.Dims.AddRange(dims);
-        if (_data is null || bytes.Length < ExternalThreshold)
+        if (_data is null || inline || bytes.Length < ExternalThreshold)
         {
             t.RawData = ByteString.CopyFrom(bytes);
         }
@@ -82,7 +87,9 @@ public sealed class GraphBuilder : IDisposable
     }
 
     public string Scalar(string name, long value) => Initializer<long>(name, [value], TensorProto.Types.DataType.Int64);
-    public string Vector(string name, params long[] values) => Initializer<long>(name, values, TensorProto.Types.DataType.Int64, values.Length);
+    /// <summary>An int64 vector kept in model.onnx (a shape, split sizes, slice bounds).</summary>
+    public string Vector(string name, params long[] values) =>
+        Initializer(name, MemoryMarshal.AsBytes(values.AsSpan()), TensorProto.Types.DataType.Int64, inline: true, [values.Length]);
 
     /// <summary>Writes model.onnx (and closes the external data file).</summary>
     public void Save(string modelPath, IEnumerable<(string Key, string Value)>? metadata = null)
